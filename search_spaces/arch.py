@@ -1,0 +1,60 @@
+"""`DraftArch`: one point of a search space, the architecture half of specdec's `DraftConfig`.
+
+A plain frozen dataclass so that `search_spaces` imports nothing from the rest of draftnas:
+the supernet and export copy these fields into a `DraftConfig` one to one.
+
+Units are concrete (already resolved against one target):
+- `interaction`: one of `INTERACTIONS`.
+- `injected_layers`: sorted, unique target tap ids in transformers' `output_hidden_states`
+  indexing (0 = embeddings, l = output of decoder layer l-1, num_layers = the last layer).
+  For `interaction="none"` the draft reads no target feature and the taps are carried unused.
+- `num_layers`, `num_heads`, `intermediate_size`: the draft's depth, attention heads (they divide
+  the draft hidden size, which is the target's hidden size) and FFN width.
+- `vision_keep_ratio`: fraction of image positions kept in the draft's context, in (0, 1].
+- `draft_vocab_size`: size of a reduced draft vocabulary, or None for the target's full one.
+"""
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from search_spaces.errors import SpaceError
+
+# Ordered from the least to the most draft-side capacity: `largest()` and `smallest()` and the
+# gene order of a resolved space follow this order.
+INTERACTIONS = ("none", "add", "concat", "cross_attention")
+
+
+@dataclass(frozen=True)
+class DraftArch:
+    interaction: str
+    injected_layers: tuple[int, ...]
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    vision_keep_ratio: float
+    draft_vocab_size: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (taps as a list), for reports, `best.json` and provenance."""
+        data = asdict(self)
+        data["injected_layers"] = list(self.injected_layers)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DraftArch":
+        unknown = sorted(set(data) - set(DIMENSIONS))
+        if unknown:
+            raise SpaceError(
+                f"arch key {unknown[0]!r} is unknown; use only {', '.join(DIMENSIONS)}"
+            )
+        missing = [name for name in DIMENSIONS if name not in data]
+        if missing:
+            raise SpaceError(f"arch lacks key {missing[0]!r}; give all of {', '.join(DIMENSIONS)}")
+        fields_ = dict(data)
+        fields_["injected_layers"] = tuple(fields_["injected_layers"])
+        return cls(**fields_)
+
+
+# The dimensions of every space, in gene order.
+DIMENSIONS: tuple[str, ...] = tuple(field.name for field in fields(DraftArch))

@@ -1,0 +1,173 @@
+"""`ResolvedSpace`: a space resolved against one target, with concrete integer choices.
+
+This is what the supernet, the profiler and the searchers work with:
+- `choices()`: dimension -> tuple of concrete values, each sorted from the smallest to the
+  largest draft (interaction in `INTERACTIONS` order, injected sets by size then taps, a
+  reduced vocabulary before the full one, None).
+- genes: a flat tuple of ints, one per dimension in `DIMENSIONS` order, each the index of the
+  chosen value in `choices()`; `gene_sizes()` bounds them. Larger genes mean larger drafts.
+- `categorical_choices()` / `from_params()`: the same choices as Optuna-compatible values
+  (None, int, float, str; an injected set is written "2,15,27") for `suggest_categorical`.
+- `sample(rng)` (uniform per dimension, `random.Random`), `largest()`, `smallest()`,
+  `validate(arch)`, `size()` (the product of the choice counts) and iteration over every point.
+- `to_dict()` / `from_dict()`: JSON form recorded with supernet checkpoints so that a resume
+  against another space or target is caught.
+
+For `interaction="none"` the injected set is carried but unused (see `DraftArch`), so such
+points differ only in genes: `size()` stays the plain product that every searcher expects.
+"""
+
+import itertools
+import math
+import random
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from search_spaces.arch import DIMENSIONS, INTERACTIONS, DraftArch
+from search_spaces.errors import SpaceError
+from search_spaces.target_dims import TargetDims
+
+CategoricalValue = None | int | float | str
+
+
+def capacity_key(dimension: str, value: Any) -> tuple:
+    """Sort key that orders a dimension's values from the smallest to the largest draft."""
+    if dimension == "interaction":
+        return (INTERACTIONS.index(value),)
+    if dimension == "injected_layers":
+        return (len(value), value)
+    if dimension == "draft_vocab_size":
+        return (value is None, value or 0)
+    return (value,)
+
+
+@dataclass(frozen=True)
+class ResolvedSpace:
+    name: str
+    target: TargetDims
+    interaction: tuple[str, ...]
+    injected_layers: tuple[tuple[int, ...], ...]
+    num_layers: tuple[int, ...]
+    num_heads: tuple[int, ...]
+    intermediate_size: tuple[int, ...]
+    vision_keep_ratio: tuple[float, ...]
+    draft_vocab_size: tuple[int | None, ...]
+
+    def __post_init__(self) -> None:
+        for dimension in DIMENSIONS:
+            values = getattr(self, dimension)
+            if not values:
+                raise SpaceError(f"space {self.name!r} has no choice for {dimension}; list one")
+            ordered = tuple(sorted(set(values), key=lambda v, d=dimension: capacity_key(d, v)))
+            object.__setattr__(self, dimension, ordered)
+        for heads in self.num_heads:
+            if self.target.hidden_size % heads:
+                raise SpaceError(
+                    f"space {self.name!r} num_heads={heads} does not divide hidden size "
+                    f"{self.target.hidden_size}; pick a divisor"
+                )
+
+    def choices(self) -> dict[str, tuple]:
+        return {dimension: getattr(self, dimension) for dimension in DIMENSIONS}
+
+    def gene_sizes(self) -> tuple[int, ...]:
+        return tuple(len(values) for values in self.choices().values())
+
+    def size(self) -> int:
+        return math.prod(self.gene_sizes())
+
+    def __iter__(self) -> Iterator[DraftArch]:
+        for point in itertools.product(*self.choices().values()):
+            yield DraftArch(*point)
+
+    def sample(self, rng: random.Random) -> DraftArch:
+        return DraftArch(*(rng.choice(values) for values in self.choices().values()))
+
+    def largest(self) -> DraftArch:
+        return DraftArch(*(values[-1] for values in self.choices().values()))
+
+    def smallest(self) -> DraftArch:
+        return DraftArch(*(values[0] for values in self.choices().values()))
+
+    def validate(self, arch: DraftArch) -> None:
+        if not isinstance(arch, DraftArch):
+            raise SpaceError(f"expected a DraftArch, got {type(arch).__name__}; decode genes first")
+        for dimension, values in self.choices().items():
+            value = getattr(arch, dimension)
+            if value not in values:
+                listed = ", ".join(str(v) for v in values)
+                raise SpaceError(
+                    f"arch {dimension}={value!r} is not in space {self.name!r}; "
+                    f"pick one of {listed}"
+                )
+
+    def encode(self, arch: DraftArch) -> tuple[int, ...]:
+        self.validate(arch)
+        return tuple(
+            values.index(getattr(arch, dimension)) for dimension, values in self.choices().items()
+        )
+
+    def decode(self, genes: Sequence[int]) -> DraftArch:
+        if len(genes) != len(DIMENSIONS):
+            raise SpaceError(
+                f"genes have {len(genes)} entries; space {self.name!r} needs {len(DIMENSIONS)} "
+                f"({', '.join(DIMENSIONS)})"
+            )
+        point = []
+        for gene, (dimension, values) in zip(genes, self.choices().items(), strict=True):
+            if isinstance(gene, bool) or not isinstance(gene, int) or not 0 <= gene < len(values):
+                raise SpaceError(
+                    f"gene {dimension}={gene!r} is out of range; use an int in 0..{len(values) - 1}"
+                )
+            point.append(values[gene])
+        return DraftArch(*point)
+
+    def categorical_choices(self) -> dict[str, list[CategoricalValue]]:
+        return {
+            dimension: [to_categorical(value) for value in values]
+            for dimension, values in self.choices().items()
+        }
+
+    def from_params(self, params: Mapping[str, CategoricalValue]) -> DraftArch:
+        """The arch of an Optuna trial's params (as given by `categorical_choices()`)."""
+        missing = [dimension for dimension in DIMENSIONS if dimension not in params]
+        if missing:
+            raise SpaceError(f"params lack {missing[0]!r}; suggest every dimension of the space")
+        arch_fields = {dimension: params[dimension] for dimension in DIMENSIONS}
+        taps = arch_fields["injected_layers"]
+        if not isinstance(taps, str):
+            raise SpaceError(f"params injected_layers={taps!r} is not a tap list like '2,15,27'")
+        arch_fields["injected_layers"] = tuple(int(tap) for tap in taps.split(","))
+        arch = DraftArch(**arch_fields)
+        self.validate(arch)
+        return arch
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "target": asdict(self.target)}
+        for dimension, values in self.choices().items():
+            data[dimension] = [list(v) if isinstance(v, tuple) else v for v in values]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ResolvedSpace":
+        expected = {"name", "target", *DIMENSIONS}
+        unknown = sorted(set(data) - expected)
+        missing = sorted(expected - set(data))
+        if unknown or missing:
+            key = (unknown or missing)[0]
+            problem = "is unknown" if unknown else "is missing"
+            raise SpaceError(f"resolved space key {key!r} {problem}; write it with to_dict()")
+        target_keys = {field.name for field in fields(TargetDims)}
+        if not isinstance(data["target"], Mapping) or set(data["target"]) != target_keys:
+            listed = ", ".join(sorted(target_keys))
+            raise SpaceError(f"resolved space target must have keys {listed}; use to_dict()")
+        values = {dimension: tuple(data[dimension]) for dimension in DIMENSIONS}
+        values["injected_layers"] = tuple(tuple(taps) for taps in values["injected_layers"])
+        return cls(name=data["name"], target=TargetDims(**data["target"]), **values)
+
+
+def to_categorical(value: Any) -> CategoricalValue:
+    if isinstance(value, tuple):
+        return ",".join(str(tap) for tap in value)
+    return value

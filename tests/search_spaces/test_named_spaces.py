@@ -1,0 +1,104 @@
+"""The shipped YAML spaces load, resolve for both target shapes and keep their promises."""
+
+import math
+import random
+from dataclasses import dataclass
+
+import pytest
+
+from search_spaces import DIMENSIONS, SpaceError, TargetDims, available_spaces, load_space
+
+# A small LLaVA like `shapes` and SmolLM2-135M, the two sizes one named space must fit.
+SHAPES = TargetDims(hidden_size=256, num_layers=4, num_heads=4, vocab_size=300)
+SMOLLM2 = TargetDims(hidden_size=576, num_layers=30, num_heads=9, vocab_size=49152)
+
+
+@dataclass(frozen=True)
+class FakeCalibration:
+    candidate_taps: tuple[int, ...]
+
+
+CALIBRATIONS = {SHAPES: FakeCalibration((3, 2)), SMOLLM2: FakeCalibration((12, 7, 20, 3))}
+
+
+def resolved(name: str, dims: TargetDims):
+    return load_space(name).resolve(dims, CALIBRATIONS[dims])
+
+
+def test_available_spaces_are_the_three_named_ones():
+    assert available_spaces() == ["dream", "dream_s", "eagle"]
+
+
+@pytest.mark.parametrize("dims", [SHAPES, SMOLLM2])
+@pytest.mark.parametrize("name", ["dream_s", "eagle", "dream"])
+def test_every_point_respects_the_target(name, dims):
+    space = resolved(name, dims)
+    for arch in space:
+        space.validate(arch)
+        assert dims.hidden_size % arch.num_heads == 0
+        assert 1 <= arch.num_heads <= dims.num_heads
+        assert all(1 <= tap <= dims.num_layers for tap in arch.injected_layers)
+        assert list(arch.injected_layers) == sorted(set(arch.injected_layers))
+
+
+def test_dream_s_resolves_widths_relative_to_smollm2():
+    choices = resolved("dream_s", SMOLLM2).choices()
+    # 9 heads x (0.25, 0.5, 0.75, 1): 2.25 -> 2, 4.5 -> 5 -> 4 (divides 576), 6.75 -> 7 -> 6, 9.
+    assert choices["num_heads"] == (2, 4, 6, 9)
+    assert choices["intermediate_size"] == (576, 1152, 1728)
+    assert choices["draft_vocab_size"] == (12288, None)
+    # top = 30, entropy:1 = 12, entropy:2 = {12, 7}, eagle3 = 2, 15, 27.
+    assert choices["injected_layers"] == ((12,), (30,), (12, 30), (2, 15, 27), (7, 12, 30))
+
+
+def test_dream_s_collapses_coinciding_choices_on_shapes():
+    choices = resolved("dream_s", SHAPES).choices()
+    # 4 heads x (0.25, 0.5, 0.75, 1) = 1, 2, 3 -> 2 (3 does not divide 256), 4.
+    assert choices["num_heads"] == (1, 2, 4)
+    # eagle3 on 4 layers: 2, 4 // 2 = 2, 4 - 3 = 1 -> (1, 2).
+    assert (1, 2) in choices["injected_layers"]
+    assert len(choices["injected_layers"]) == 5
+    assert resolved("dream_s", SHAPES).size() == math.prod(len(v) for v in choices.values())
+
+
+@pytest.mark.parametrize("dims", [SHAPES, SMOLLM2])
+def test_fixed_points_are_single_points_of_dream_s(dims):
+    full = resolved("dream_s", dims)
+    for name in ("eagle", "dream"):
+        point = resolved(name, dims)
+        assert point.size() == 1
+        assert point.largest() == point.smallest()
+        full.validate(point.largest())
+
+
+def test_fixed_points_match_design():
+    eagle = resolved("eagle", SMOLLM2).largest()
+    assert (eagle.num_layers, eagle.interaction, eagle.injected_layers) == (1, "concat", (30,))
+    dream = resolved("dream", SMOLLM2).largest()
+    assert dream.interaction == "cross_attention"
+    assert dream.injected_layers == (12, 30)  # the lowest-entropy candidate and the top
+    assert dream.vision_keep_ratio == 0.75
+
+
+def test_entropy_spaces_need_a_calibration():
+    assert load_space("dream").needs_calibration
+    assert not load_space("eagle").needs_calibration
+    with pytest.raises(SpaceError, match="entropy:1"):
+        load_space("dream").resolve(SMOLLM2)
+    load_space("eagle").resolve(SMOLLM2)
+
+
+def test_calibration_of_a_deeper_target_is_refused():
+    with pytest.raises(SpaceError, match="tap 12"):
+        load_space("dream").resolve(SHAPES, CALIBRATIONS[SMOLLM2])
+
+
+def test_sample_covers_every_choice():
+    space = resolved("dream_s", SMOLLM2)
+    rng = random.Random(0)
+    seen = {dimension: set() for dimension in DIMENSIONS}
+    for _ in range(500):
+        arch = space.sample(rng)
+        for dimension in DIMENSIONS:
+            seen[dimension].add(getattr(arch, dimension))
+    assert seen == {dimension: set(values) for dimension, values in space.choices().items()}
