@@ -136,7 +136,7 @@ class ResolvedSpace:
             raise SpaceError(f"params lack {missing[0]!r}; suggest every dimension of the space")
         arch_fields = {dimension: params[dimension] for dimension in DIMENSIONS}
         taps = arch_fields["injected_layers"]
-        if not isinstance(taps, str):
+        if not isinstance(taps, str) or not all(tap.isdigit() for tap in taps.split(",")):
             raise SpaceError(f"params injected_layers={taps!r} is not a tap list like '2,15,27'")
         arch_fields["injected_layers"] = tuple(int(tap) for tap in taps.split(","))
         arch = DraftArch(**arch_fields)

@@ -64,6 +64,8 @@ def test_optuna_params_round_trip(space):
         trial = optuna.trial.FixedTrial(values)
         params = {d: trial.suggest_categorical(d, values) for d, values in choices.items()}
         assert space.from_params(params) == arch
+    with pytest.raises(SpaceError, match="injected_layers='2;15' is not a tap list"):
+        space.from_params({**params, "injected_layers": "2;15"})
 
 
 def test_validate_names_the_bad_key(space):
