@@ -7,7 +7,7 @@ Units are concrete (already resolved against one target):
 - `interaction`: one of `INTERACTIONS`.
 - `injected_layers`: sorted, unique target tap ids in transformers' `output_hidden_states`
   indexing (0 = embeddings, l = output of decoder layer l-1, num_layers = the last layer).
-  For `interaction="none"` the draft reads no target feature and the taps are carried unused.
+  Always () for `interaction="none"`: a tokens-only draft reads no target layer.
 - `num_layers`, `num_heads`, `intermediate_size`: the draft's depth, attention heads (they divide
   the draft hidden size, which is the target's hidden size) and FFN width.
 - `vision_keep_ratio`: fraction of image positions kept in the draft's context, in (0, 1].

@@ -13,15 +13,18 @@ This is what the supernet, the profiler and the searchers work with:
 - `to_dict()` / `from_dict()`: JSON form recorded with supernet checkpoints so that a resume
   against another space or target is caught.
 
-For `interaction="none"` the injected set is carried but unused (see `DraftArch`), so such
-points differ only in genes: `size()` stays the plain product that every searcher expects.
+A tokens-only draft (`interaction="none"`) reads no target layer, so its `injected_layers` is
+always () (as specdec's `DraftConfig` requires): such points do not multiply by the injected
+choices. `size()` counts distinct points, iteration yields each once, `decode` ignores the
+injected gene of a "none" point and `encode` writes 0 there, and `from_params` ignores the
+injected param. Every gene vector in range still decodes, so searchers need no special case.
 """
 
 import itertools
 import math
 import random
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from search_spaces.arch import DIMENSIONS, INTERACTIONS, DraftArch
@@ -29,6 +32,8 @@ from search_spaces.errors import SpaceError
 from search_spaces.target_dims import TargetDims
 
 CategoricalValue = None | int | float | str
+
+NO_FEATURES = "none"  # the interaction of a tokens-only draft
 
 
 def capacity_key(dimension: str, value: Any) -> tuple:
@@ -62,10 +67,11 @@ class ResolvedSpace:
             ordered = tuple(sorted(set(values), key=lambda v, d=dimension: capacity_key(d, v)))
             object.__setattr__(self, dimension, ordered)
         for heads in self.num_heads:
-            if self.target.hidden_size % heads:
+            hidden = self.target.hidden_size
+            if hidden % heads or (hidden // heads) % 2:
                 raise SpaceError(
-                    f"space {self.name!r} num_heads={heads} does not divide hidden size "
-                    f"{self.target.hidden_size}; pick a divisor"
+                    f"space {self.name!r} num_heads={heads} does not split hidden size {hidden} "
+                    "into even head sizes; pick a divisor that does"
                 )
 
     def choices(self) -> dict[str, tuple]:
@@ -75,26 +81,40 @@ class ResolvedSpace:
         return tuple(len(values) for values in self.choices().values())
 
     def size(self) -> int:
-        return math.prod(self.gene_sizes())
+        others = math.prod(self.gene_sizes()) // (len(self.interaction) * len(self.injected_layers))
+        reading = sum(interaction != NO_FEATURES for interaction in self.interaction)
+        tokens_only = len(self.interaction) - reading
+        return others * (reading * len(self.injected_layers) + tokens_only)
 
     def __iter__(self) -> Iterator[DraftArch]:
+        first_taps = self.injected_layers[0]
         for point in itertools.product(*self.choices().values()):
-            yield DraftArch(*point)
+            arch = make_arch(point)
+            # A tokens-only point is the same for every injected choice: yield it once.
+            if arch.interaction != NO_FEATURES or point[1] == first_taps:
+                yield arch
 
     def sample(self, rng: random.Random) -> DraftArch:
-        return DraftArch(*(rng.choice(values) for values in self.choices().values()))
+        return make_arch([rng.choice(values) for values in self.choices().values()])
 
     def largest(self) -> DraftArch:
-        return DraftArch(*(values[-1] for values in self.choices().values()))
+        return make_arch([values[-1] for values in self.choices().values()])
 
     def smallest(self) -> DraftArch:
-        return DraftArch(*(values[0] for values in self.choices().values()))
+        return make_arch([values[0] for values in self.choices().values()])
 
     def validate(self, arch: DraftArch) -> None:
         if not isinstance(arch, DraftArch):
             raise SpaceError(f"expected a DraftArch, got {type(arch).__name__}; decode genes first")
+        if arch.interaction == NO_FEATURES and arch.injected_layers != ():
+            raise SpaceError(
+                f"arch injected_layers={arch.injected_layers!r} must be () for interaction "
+                "'none', which reads no target layer"
+            )
         for dimension, values in self.choices().items():
             value = getattr(arch, dimension)
+            if dimension == "injected_layers" and arch.interaction == NO_FEATURES:
+                continue
             if value not in values:
                 listed = ", ".join(str(v) for v in values)
                 raise SpaceError(
@@ -104,9 +124,11 @@ class ResolvedSpace:
 
     def encode(self, arch: DraftArch) -> tuple[int, ...]:
         self.validate(arch)
-        return tuple(
-            values.index(getattr(arch, dimension)) for dimension, values in self.choices().items()
-        )
+        genes = []
+        for dimension, values in self.choices().items():
+            value = getattr(arch, dimension)
+            genes.append(0 if value == () else values.index(value))  # () only for tokens-only
+        return tuple(genes)
 
     def decode(self, genes: Sequence[int]) -> DraftArch:
         if len(genes) != len(DIMENSIONS):
@@ -121,7 +143,7 @@ class ResolvedSpace:
                     f"gene {dimension}={gene!r} is out of range; use an int in 0..{len(values) - 1}"
                 )
             point.append(values[gene])
-        return DraftArch(*point)
+        return make_arch(point)
 
     def categorical_choices(self) -> dict[str, list[CategoricalValue]]:
         return {
@@ -139,7 +161,7 @@ class ResolvedSpace:
         if not isinstance(taps, str) or not all(tap.isdigit() for tap in taps.split(",")):
             raise SpaceError(f"params injected_layers={taps!r} is not a tap list like '2,15,27'")
         arch_fields["injected_layers"] = tuple(int(tap) for tap in taps.split(","))
-        arch = DraftArch(**arch_fields)
+        arch = make_arch(list(arch_fields.values()))
         self.validate(arch)
         return arch
 
@@ -165,6 +187,14 @@ class ResolvedSpace:
         values = {dimension: tuple(data[dimension]) for dimension in DIMENSIONS}
         values["injected_layers"] = tuple(tuple(taps) for taps in values["injected_layers"])
         return cls(name=data["name"], target=TargetDims(**data["target"]), **values)
+
+
+def make_arch(point: Sequence[Any]) -> DraftArch:
+    """The arch of one value per dimension (in `DIMENSIONS` order), tokens-only taps cleared."""
+    arch = DraftArch(*point)
+    if arch.interaction == NO_FEATURES:
+        return replace(arch, injected_layers=())
+    return arch
 
 
 def to_categorical(value: Any) -> CategoricalValue:

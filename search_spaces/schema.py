@@ -8,8 +8,8 @@ of every dimension of `DraftArch`:
 
     num_layers:        draft decoder layers, positive ints
     num_heads:         fractions in (0, 1] of the target's heads; rounded half up, then lowered
-                       to the nearest divisor of the hidden size (the draft is as wide as the
-                       target, so heads must divide it)
+                       until they split the hidden size into even head sizes (the draft is as
+                       wide as the target; rotary embeddings need even heads)
     intermediate_size: FFN width as a positive multiple of the target's hidden size
     interaction:       none, add, concat, cross_attention
     injected_layers:   a list of choices, each a list of tap tokens (see `search_spaces.taps`):
@@ -108,7 +108,7 @@ class SearchSpace:
             ),
             num_layers=self.num_layers,
             num_heads=tuple(
-                largest_divisor_at_most(hidden, round_half_up(f * target.num_heads))
+                heads_at_most(hidden, round_half_up(f * target.num_heads))
                 for f in self.num_heads
             ),
             intermediate_size=tuple(
@@ -134,8 +134,15 @@ def reduced_vocab_size(fraction: float | None, vocab_size: int) -> int | None:
     return None if size >= vocab_size else size
 
 
-def largest_divisor_at_most(number: int, limit: int) -> int:
-    return next(d for d in range(max(limit, 1), 0, -1) if number % d == 0)
+def heads_at_most(hidden_size: int, limit: int) -> int:
+    """The most heads <= limit that split hidden_size into even head sizes.
+
+    Even, because rotary embeddings rotate pairs of channels (specdec's DraftConfig asks it).
+    """
+    for heads in range(max(limit, 1), 0, -1):
+        if hidden_size % heads == 0 and (hidden_size // heads) % 2 == 0:
+            return heads
+    raise SpaceError(f"target hidden_size={hidden_size} is odd; no head count gives even heads")
 
 
 def is_number(value: object) -> bool:

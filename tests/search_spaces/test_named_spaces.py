@@ -36,6 +36,7 @@ def test_every_point_respects_the_target(name, dims):
     for arch in space:
         space.validate(arch)
         assert dims.hidden_size % arch.num_heads == 0
+        assert (dims.hidden_size // arch.num_heads) % 2 == 0  # rotary needs even heads
         assert 1 <= arch.num_heads <= dims.num_heads
         assert all(1 <= tap <= dims.num_layers for tap in arch.injected_layers)
         assert list(arch.injected_layers) == sorted(set(arch.injected_layers))
@@ -58,7 +59,11 @@ def test_dream_s_collapses_coinciding_choices_on_shapes():
     # eagle3 on 4 layers: 2, 4 // 2 = 2, 4 - 3 = 1 -> (1, 2).
     assert (1, 2) in choices["injected_layers"]
     assert len(choices["injected_layers"]) == 5
-    assert resolved("dream_s", SHAPES).size() == math.prod(len(v) for v in choices.values())
+    # Tokens-only points (interaction none) have no taps, so they do not multiply by the
+    # 5 injected choices: 3 interactions x 5 injected sets + 1.
+    paired = ("interaction", "injected_layers")
+    others = math.prod(len(values) for key, values in choices.items() if key not in paired)
+    assert resolved("dream_s", SHAPES).size() == others * (3 * 5 + 1)
 
 
 @pytest.mark.parametrize("dims", [SHAPES, SMOLLM2])
@@ -101,4 +106,14 @@ def test_sample_covers_every_choice():
         arch = space.sample(rng)
         for dimension in DIMENSIONS:
             seen[dimension].add(getattr(arch, dimension))
-    assert seen == {dimension: set(values) for dimension, values in space.choices().items()}
+    expected = {dimension: set(values) for dimension, values in space.choices().items()}
+    expected["injected_layers"].add(())  # the taps of every tokens-only point
+    assert seen == expected
+
+
+def test_heads_are_lowered_to_even_head_sizes():
+    dims = TargetDims(hidden_size=90, num_layers=4, num_heads=9, vocab_size=50)
+    # Of 9 heads: 0.25 -> 2 heads 45 wide (odd) -> 1 head of 90; 0.5 -> 5 heads of 18;
+    # 0.75 -> 7 (no divisor) -> 6 heads of 15 (odd) -> 5; 1.0 -> 9 heads of 10.
+    choices = load_space("dream_s").resolve(dims, FakeCalibration((2,))).choices()
+    assert choices["num_heads"] == (1, 5, 9)

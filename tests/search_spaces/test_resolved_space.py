@@ -29,13 +29,27 @@ def test_encode_decode_round_trip(space):
     for _ in range(300):
         arch = space.sample(rng)
         genes = space.encode(arch)
-        assert all(isinstance(g, int) and 0 <= g < n for g, n in zip(genes, space.gene_sizes()))
+        bounds = zip(genes, space.gene_sizes(), strict=True)
+        assert all(isinstance(gene, int) and 0 <= gene < size for gene, size in bounds)
         assert space.decode(genes) == arch
+
+
+def test_tokens_only_points_read_no_taps(space):
+    genes = list(space.encode(space.largest()))
+    genes[0] = 0  # interaction none
+    arch = space.decode(genes)
+    assert arch.interaction == "none" and arch.injected_layers == ()
+    assert space.encode(arch)[1] == 0
+    with pytest.raises(SpaceError, match=r"injected_layers=\(30,\) must be \(\) for interaction"):
+        space.validate(replace(arch, injected_layers=(30,)))
+    tokens_only = [arch for arch in space if arch.interaction == "none"]
+    assert len(tokens_only) == space.size() // (3 * 5 + 1)
 
 
 def test_largest_and_smallest_are_the_extreme_genes(space):
     assert space.encode(space.largest()) == tuple(n - 1 for n in space.gene_sizes())
     assert space.encode(space.smallest()) == (0,) * len(space.gene_sizes())
+    assert space.smallest().injected_layers == ()
     largest, smallest = space.largest(), space.smallest()
     assert (largest.num_layers, largest.num_heads, largest.intermediate_size) == (3, 9, 1728)
     assert largest.interaction == "cross_attention" and largest.draft_vocab_size is None
@@ -59,7 +73,7 @@ def test_optuna_params_round_trip(space):
     rng = random.Random(2)
     for _ in range(50):
         arch = space.sample(rng)
-        values = {d: choices[d][gene] for d, gene in zip(choices, space.encode(arch))}
+        values = {d: choices[d][gene] for d, gene in zip(choices, space.encode(arch), strict=True)}
         # FixedTrial checks each value against the choices as Optuna's samplers would.
         trial = optuna.trial.FixedTrial(values)
         params = {d: trial.suggest_categorical(d, values) for d, values in choices.items()}
