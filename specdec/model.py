@@ -1,0 +1,364 @@
+"""The draft model, read top to bottom: config -> small modules -> DraftModel.
+
+Alignment (the EAGLE convention; training must follow it exactly)
+-----------------------------------------------------------------
+The draft runs over *slots*. For a sequence x_0 .. x_T whose target features are g_0 .. g_{T-1}
+(g_j = `DraftModel.fuse` of the target's tapped hidden states at position j, i.e. the state from
+which the target predicted x_{j+1}):
+
+    slot j = (token x_{j+1}, feature g_j), rotary position j + 1,      j = 0 .. T-1
+
+The draft's output hidden state h_j at slot j stands in for g_{j+1}, and `logits(h_j)` predicts
+x_{j+2}. So the draft predicts token t+1's successor from (embedding of token t+1, feature at t).
+Beyond the verified prefix the draft feeds its own h_j where the target feature g_{j+1} is missing:
+the slot after j is (x_{j+2}, h_j). For `cross_attention`, slot j's memory entry is g_j and a slot
+attends to the memory entries of the slots it sees (itself and earlier): token x_{j+1} sees target
+features up to its predecessor's, g_0 .. g_j.
+
+Parameter names (stable: the supernet slices them by front slicing; D = hidden_size,
+H = target_hidden_size, n = num_heads, d = head_dim, F = intermediate_size, V' = draft_vocab_size)
+    fusion.norms.{i}.weight [H], fusion.projs.{i}.weight [D, H]       one per injected layer i
+    embed_proj.weight [D, H]                                            only if D != H
+    input_fc.weight [D, 2D]                                             concat only
+    layers.{l}.attn_norm.weight [D], layers.{l}.mlp_norm.weight [D]
+    layers.{l}.self_attn.{q,k,v}_proj.weight [n*d, D], .o_proj.weight [D, n*d]
+    layers.{l}.mlp.{gate,up}_proj.weight [F, D], .down_proj.weight [D, F]
+    layers.{l}.cross.{norm,memory_norm,mlp_norm}.weight [D]             cross_attention only
+    layers.{l}.cross.attn.{q,k,v}_proj / o_proj (as self_attn), .attn.{q,k}_norm.weight [d]
+    layers.{l}.cross.mlp.*, layers.{l}.cross.{attn_gate,mlp_gate} [1]   tanh gates, init 0
+    norm.weight [D]                                                     final norm before the head
+    head_proj.weight [H, D]                                             full vocab and D != H only
+    lm_head.weight [V', D], d2t [V'] (int64), t2d [vocab] (bool)        reduced vocabulary only
+The target's embed_tokens and lm_head are shared, frozen, and never part of the state dict.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from specdec.config import DraftConfig
+from specdec.errors import DraftError
+from specdec.vocab import vocab_maps
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, size: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x32 = x.float()
+        normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + self.eps)
+        return normed.to(x.dtype) * self.weight
+
+
+def apply_rotary(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.Tensor:
+    """Rotate x [B, n, T, d] by positions [B, T] (half-split rotary, as in Llama)."""
+    half = x.shape[-1] // 2
+    inv_freq = theta ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    angles = positions.float()[:, None, :, None] * inv_freq  # [B, 1, T, d/2]
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+class KVCache:
+    """Keys and values [B, n, L, d] of one attention, grown by concatenation, cut by `crop`."""
+
+    def __init__(self) -> None:
+        self.keys: torch.Tensor | None = None
+        self.values: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return 0 if self.keys is None else self.keys.shape[2]
+
+    def append(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.keys is not None:
+            keys, values = torch.cat((self.keys, keys), 2), torch.cat((self.values, values), 2)
+        self.keys, self.values = keys, values
+        return keys, values
+
+    def crop(self, length: int) -> None:
+        if self.keys is not None:
+            self.keys, self.values = self.keys[:, :, :length], self.values[:, :, :length]
+
+
+class DraftCache:
+    """The draft's KV: one self-attention cache per layer, plus one memory cache per
+    cross-attention block. Entries are slots, in the order the decoder fed them."""
+
+    def __init__(self, num_layers: int, cross: bool):
+        self.self_attn = [KVCache() for _ in range(num_layers)]
+        self.cross_attn = [KVCache() for _ in range(num_layers)] if cross else []
+
+    @property
+    def length(self) -> int:
+        return self.self_attn[0].length
+
+    def crop(self, length: int) -> None:
+        for kv in self.self_attn + self.cross_attn:
+            kv.crop(length)
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """SDPA over [B, n, T, d]; mask: bool [B, T, S] (True = may attend) or None (sees all)."""
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else mask[:, None])
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: DraftConfig):
+        super().__init__()
+        inner = cfg.num_heads * cfg.head_dim
+        self.q_proj = nn.Linear(cfg.hidden_size, inner, bias=False)
+        self.k_proj = nn.Linear(cfg.hidden_size, inner, bias=False)
+        self.v_proj = nn.Linear(cfg.hidden_size, inner, bias=False)
+        self.o_proj = nn.Linear(inner, cfg.hidden_size, bias=False)
+        self.head_dim, self.rope_theta = cfg.head_dim, cfg.rope_theta
+
+    def heads(self, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(-1, (-1, self.head_dim)).transpose(1, 2)
+
+    def forward(self, x, positions, mask, kv: KVCache | None) -> torch.Tensor:
+        q = apply_rotary(self.heads(self.q_proj(x)), positions, self.rope_theta)
+        k = apply_rotary(self.heads(self.k_proj(x)), positions, self.rope_theta)
+        v = self.heads(self.v_proj(x))
+        if kv is not None:
+            k, v = kv.append(k, v)
+        return self.o_proj(attend(q, k, v, mask).transpose(1, 2).flatten(2))
+
+
+class CrossAttention(SelfAttention):
+    """Queries from the draft stream, keys/values from the fused target features; per-head
+    RMSNorm on Q and K and no rotary embedding on this path (DREAM)."""
+
+    def __init__(self, cfg: DraftConfig):
+        super().__init__(cfg)
+        self.q_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps)
+        self.k_norm = RMSNorm(cfg.head_dim, cfg.rms_norm_eps)
+
+    def forward(self, x, memory, mask, kv: KVCache | None) -> torch.Tensor:
+        q = self.q_norm(self.heads(self.q_proj(x)))
+        k = self.k_norm(self.heads(self.k_proj(memory)))
+        v = self.heads(self.v_proj(memory))
+        if kv is not None:
+            k, v = kv.append(k, v)
+        return self.o_proj(attend(q, k, v, mask).transpose(1, 2).flatten(2))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: DraftConfig):
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class CrossBlock(nn.Module):
+    """Mllama-style gated cross-attention block: both residual branches pass through tanh gates
+    initialised at 0, so an untrained block leaves the draft stream unchanged."""
+
+    def __init__(self, cfg: DraftConfig):
+        super().__init__()
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.memory_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.attn = CrossAttention(cfg)
+        self.attn_gate = nn.Parameter(torch.zeros(1))
+        self.mlp_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.mlp = MLP(cfg)
+        self.mlp_gate = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, memory, mask, kv: KVCache | None) -> torch.Tensor:
+        x = x + self.attn_gate.tanh() * self.attn(self.norm(x), self.memory_norm(memory), mask, kv)
+        return x + self.mlp_gate.tanh() * self.mlp(self.mlp_norm(x))
+
+
+class DraftLayer(nn.Module):
+    """Pre-norm decoder layer (self-attention with rotary, SwiGLU MLP), then the optional
+    cross-attention block."""
+
+    def __init__(self, cfg: DraftConfig):
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.self_attn = SelfAttention(cfg)
+        self.mlp_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.mlp = MLP(cfg)
+        self.cross = CrossBlock(cfg) if cfg.interaction == "cross_attention" else None
+
+    def forward(self, x, memory, positions, mask, self_kv, cross_kv) -> torch.Tensor:
+        x = x + self.self_attn(self.attn_norm(x), positions, mask, self_kv)
+        x = x + self.mlp(self.mlp_norm(x))
+        if self.cross is not None:
+            x = self.cross(x, memory, mask, cross_kv)
+        return x
+
+
+class FeatureFusion(nn.Module):
+    """One RMSNorm + projection per injected target layer, summed (= an fc over their concat)."""
+
+    def __init__(self, cfg: DraftConfig):
+        super().__init__()
+        n = len(cfg.injected_layers)
+        self.layers = list(cfg.injected_layers)
+        self.norms = nn.ModuleList(RMSNorm(cfg.target_hidden_size, cfg.rms_norm_eps) for _ in range(n))
+        self.projs = nn.ModuleList(
+            nn.Linear(cfg.target_hidden_size, cfg.hidden_size, bias=False) for _ in range(n))
+
+    def forward(self, hidden: dict[int, torch.Tensor]) -> torch.Tensor:
+        missing = [layer for layer in self.layers if layer not in hidden]
+        if missing:
+            raise DraftError(f"draft fusion: target taps {missing} were not computed; "
+                             f"call the target with taps={self.layers}")
+        return sum(proj(norm(hidden[layer]))
+                   for layer, norm, proj in zip(self.layers, self.norms, self.projs))
+
+
+@dataclass
+class DraftOutput:
+    hidden: torch.Tensor  # [B, T, D]: pre-norm output; stands in for the next target feature
+    logits: torch.Tensor | None  # [B, T or 1, V'] over the draft vocabulary
+
+
+class DraftModel(nn.Module):
+    """A draft over a frozen target's embeddings and head. `attach(target)` binds them."""
+
+    def __init__(self, cfg: DraftConfig, draft_token_ids: list[int] | None = None):
+        """draft_token_ids: the reduced vocabulary (target ids) when cfg.draft_vocab_size is set;
+        None then means target ids 0 .. n-1 until a checkpoint's maps are loaded."""
+        super().__init__()
+        cfg.validate()
+        self.config = cfg
+        D, H = cfg.hidden_size, cfg.target_hidden_size
+        self.fusion = FeatureFusion(cfg) if cfg.uses_features else None
+        self.embed_proj = nn.Linear(H, D, bias=False) if D != H else None
+        self.input_fc = nn.Linear(2 * D, D, bias=False) if cfg.interaction == "concat" else None
+        self.layers = nn.ModuleList(DraftLayer(cfg) for _ in range(cfg.num_layers))
+        self.norm = RMSNorm(D, cfg.rms_norm_eps)
+        self.head_proj = nn.Linear(D, H, bias=False) if D != H and not cfg.reduced_vocab else None
+        self.lm_head = nn.Linear(D, cfg.draft_vocab_size, bias=False) if cfg.reduced_vocab else None
+        if cfg.reduced_vocab:
+            ids = draft_token_ids if draft_token_ids is not None else range(cfg.draft_vocab_size)
+            if len(ids) != cfg.draft_vocab_size:
+                raise DraftError(f"draft_token_ids has {len(ids)} ids but draft_vocab_size is "
+                                 f"{cfg.draft_vocab_size}: give exactly that many")
+            d2t, t2d = vocab_maps(ids, cfg.target_vocab_size)
+            self.register_buffer("d2t", d2t)
+            self.register_buffer("t2d", t2d)
+        self.apply(self._init_weights)
+        # object.__setattr__: a target that is itself an nn.Module must not become a submodule
+        # (its weights would land in the state dict and move with .to()).
+        object.__setattr__(self, "_target", None)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=0.02)
+
+    # -- the target ------------------------------------------------------------------------------
+    def check_target(self, target: Any) -> None:
+        """Raise DraftError unless this draft was made for `target` (sizes and fingerprint)."""
+        cfg, name = self.config, getattr(target, "spec", None) or "the target"
+        for field, have in (("target_hidden_size", target.hidden_size),
+                            ("target_vocab_size", target.vocab_size),
+                            ("target_num_layers", target.num_layers)):
+            if getattr(cfg, field) != have:
+                raise DraftError(f"draft {field} = {getattr(cfg, field)} but {name} has {have}: "
+                                 "use a draft made for this target")
+        if cfg.target_fingerprint != target.fingerprint:
+            raise DraftError(f"draft target_fingerprint {cfg.target_fingerprint!r} != {name}'s "
+                             f"{target.fingerprint!r}: use a draft made for this target")
+
+    def attach(self, target: Any) -> "DraftModel":
+        """Check and bind `target`'s frozen embed_tokens and lm_head (kept out of the state dict)."""
+        self.check_target(target)
+        object.__setattr__(self, "_target", target)
+        return self
+
+    @property
+    def target(self) -> Any:
+        if self._target is None:
+            raise DraftError("draft has no target: call draft.attach(target) first")
+        return self._target
+
+    @classmethod
+    def random(cls, cfg: DraftConfig, target: Any, draft_token_ids: list[int] | None = None,
+               seed: int = 0) -> "DraftModel":
+        """An untrained draft for `target` on its device and dtype (deterministic in `seed`)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            draft = cls(cfg, draft_token_ids)
+        return draft.to(device=target.device, dtype=target.dtype).eval().attach(target)
+
+    # -- running ---------------------------------------------------------------------------------
+    def new_cache(self) -> DraftCache:
+        return DraftCache(self.config.num_layers, cross=self.config.interaction == "cross_attention")
+
+    def fuse(self, hidden: dict[int, torch.Tensor]) -> torch.Tensor | None:
+        """Fused features [B, T, D] from the target's taps (None for interaction 'none')."""
+        return None if self.fusion is None else self.fusion(hidden)
+
+    def forward(self, token_ids: torch.Tensor, features: torch.Tensor | None,
+                positions: torch.Tensor, cache: DraftCache | None = None,
+                attention_mask: torch.Tensor | None = None, logits: str = "all") -> DraftOutput:
+        """Run slots: token_ids [B, T] (target ids), features [B, T, D] (see the module docstring),
+        positions [B, T]; attention_mask bool [B, T, cache.length + T] (True = may attend), None =
+        causal; logits 'all' | 'last' | 'none'. New keys/values are appended to `cache`."""
+        if self.fusion is not None and features is None:
+            raise DraftError(f"draft interaction '{self.config.interaction}' needs features")
+        x = self.target.embed_tokens(token_ids)
+        if self.embed_proj is not None:
+            x = self.embed_proj(x)
+        if self.config.interaction == "concat":
+            x = self.input_fc(torch.cat((x, features), dim=-1))
+        elif self.config.interaction == "add":
+            x = x + features
+        mask = attention_mask if attention_mask is not None else self._causal_mask(x, cache)
+        for i, layer in enumerate(self.layers):
+            self_kv = cache.self_attn[i] if cache is not None else None
+            cross_kv = cache.cross_attn[i] if cache is not None and layer.cross is not None else None
+            x = layer(x, features, positions, mask, self_kv, cross_kv)
+        if logits == "none":
+            return DraftOutput(x, None)
+        return DraftOutput(x, self.logits(x[:, -1:] if logits == "last" else x))
+
+    @staticmethod
+    def _causal_mask(x: torch.Tensor, cache: DraftCache | None) -> torch.Tensor | None:
+        past, new = (cache.length if cache is not None else 0), x.shape[1]
+        if new == 1:
+            return None  # one new slot sees everything cached
+        rows = torch.arange(new, device=x.device)[:, None] + past
+        return (torch.arange(past + new, device=x.device) <= rows)[None]
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits over the draft vocabulary from output hidden states."""
+        normed = self.norm(hidden)
+        if self.lm_head is not None:
+            return self.lm_head(normed)
+        if self.head_proj is not None:
+            normed = self.head_proj(normed)
+        return self.target.lm_head(normed)
+
+    def to_target_ids(self, draft_ids: torch.Tensor) -> torch.Tensor:
+        return draft_ids + self.d2t[draft_ids] if self.lm_head is not None else draft_ids
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    def save_pretrained(self, directory: str | Path) -> Path:
+        from specdec.checkpoint import save_draft
+
+        return save_draft(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, target: Any = None) -> "DraftModel":
+        """Load and validate a checkpoint; with `target`, check the pairing, move to its device
+        and dtype, and attach. Every problem raises DraftError with one line."""
+        from specdec.checkpoint import load_draft
+
+        return load_draft(cls, directory, target)
