@@ -1,0 +1,235 @@
+"""The speculative decoder: one loop for vanilla, chain and dynamic-tree decoding.
+
+State between steps: the target cache holds the verified prefix (positions 0 .. P-1); the root,
+the newest emitted token at position P, is not yet in it. The draft cache holds the slots up to
+the root's (see specdec.model for the slot alignment) and the draft's output there.
+One step: draft a tree under the root -> one target forward over root + tree (4D ancestor mask)
+-> accept a path and a bonus token -> keep only prefix + root + path in the target cache -> feed
+the draft the accepted tokens with the target's real features -> the bonus token is the new root.
+With draft=None the tree is the root alone, which is plain autoregressive decoding.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from specdec.errors import DraftError
+from specdec.model import DraftCache, DraftModel
+from specdec.stats import DecodeStats, Stopwatch
+from specdec.tree import DraftTree, build_tree
+from specdec.verify import TokenSampler, accept
+from specdec.vision import select_kept_positions
+
+MODES = ("chain", "tree")
+
+
+@dataclass
+class DecodeConfig:
+    """mode 'chain': k draft tokens per step. mode 'tree': EAGLE-2 dynamic tree of at most
+    `depth` draft tokens on a path, `top_k` children per expanded node, `total_tokens` nodes
+    (the root included). eos_token_ids None = the target's."""
+
+    mode: str = "tree"
+    k: int = 4
+    depth: int = 5
+    top_k: int = 8
+    total_tokens: int = 48
+    eos_token_ids: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise DraftError(f"decode mode {self.mode!r}: use one of {list(MODES)}")
+        for name in ("k", "depth", "top_k", "total_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise DraftError(f"decode {name} = {value!r}: use a positive integer")
+        if self.total_tokens <= self.depth:
+            raise DraftError(f"decode total_tokens = {self.total_tokens} is smaller than depth + 1 "
+                             f"= {self.depth + 1} (root + a full path): raise total_tokens")
+
+    @property
+    def tree_shape(self) -> tuple[int, int, int]:
+        """(depth, top_k, total_tokens) of the tree a step drafts."""
+        if self.mode == "chain":
+            return self.k, 1, self.k + 1
+        return self.depth, self.top_k, self.total_tokens
+
+
+@dataclass
+class Generation:
+    token_ids: list[int]
+    text: str | None
+    stats: DecodeStats = field(default_factory=DecodeStats)
+
+
+@dataclass
+class _DraftState:
+    cache: DraftCache
+    hidden: torch.Tensor  # [D] the draft's output at the root's slot
+    logits: torch.Tensor  # [V'] its logits there
+    peak_length: int = 0  # the longest the draft cache got (prefix slots + one tree)
+
+
+class SpeculativeDecoder:
+    def __init__(self, target: Any, draft: DraftModel | None = None,
+                 config: DecodeConfig | None = None):
+        if draft is not None:
+            draft.attach(target)
+        self.target, self.draft, self.config = target, draft, config or DecodeConfig()
+        self.taps = tuple(draft.config.injected_layers) if draft is not None else ()
+
+    @torch.inference_mode()
+    def generate(self, prompt: str | None = None, images: Any = None, inputs: Any = None,
+                 max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
+                 seed: int | None = None) -> Generation:
+        """Generate up to max_new_tokens tokens, stopping after an EOS token (kept)."""
+        _check_sampling(max_new_tokens, temperature, top_p)
+        target, stats = self.target, DecodeStats()
+        clock = Stopwatch(target.device)
+        start = clock.now()
+        prepared = _prepare(target, prompt, images, inputs)
+        eos = set(self.config.eos_token_ids if self.config.eos_token_ids is not None
+                  else target.eos_token_ids)
+        sampler = TokenSampler(temperature, top_p, seed, target.device)
+        cache = target.new_cache()
+        emitted: list[int] = []
+
+        def finished() -> bool:
+            return len(emitted) >= max_new_tokens or (bool(emitted) and emitted[-1] in eos)
+
+        prefix_len = prepared.input_ids.shape[1]
+        stats.prompt_tokens = prefix_len
+        with clock.measure(stats, "time_prefill"):
+            with clock.measure(stats, "time_target"):
+                out = target.forward(
+                    prepared.input_ids, positions=_positions(0, prefix_len, target.device),
+                    attention_mask=None, cache=cache, taps=self.taps,
+                    model_kwargs=prepared.model_kwargs, logits="last",
+                    image_scores=self._needs_image_scores(prepared))
+            emitted.append(sampler.pick(out.logits[0, -1]))
+            root = emitted[-1]
+            state = None
+            if not finished() and self.draft is not None:
+                with clock.measure(stats, "time_draft"):
+                    state = self._draft_prefill(prepared, out, root)
+        stats.max_target_cache = cache.length
+        while not finished():
+            tree = DraftTree.root_only(torch.tensor(root, device=target.device))
+            if state is not None:
+                with clock.measure(stats, "time_draft"):
+                    tree = self._draft_tree(state, root, prefix_len)
+            with clock.measure(stats, "time_target"):
+                out = target.forward(
+                    tree.tokens[None], positions=(prefix_len + tree.depths)[None],
+                    attention_mask=None if tree.is_chain else _tree_mask(tree, prefix_len, target.dtype),
+                    cache=cache, taps=self.taps, logits="all")
+            stats.max_target_cache = max(stats.max_target_cache, cache.length)
+            result = accept(tree, out.logits[0], sampler)
+            tokens = tree.tokens.tolist()
+            new = [tokens[node] for node in result.path] + [result.bonus]
+            new = _truncate(new, eos, max_new_tokens - len(emitted))
+            emitted.extend(new)
+            stats.record_step(len(result.path), len(new), tree.size - 1)
+            if finished():
+                break
+            kept = [0] + result.path
+            if kept == list(range(len(kept))):
+                target.crop_cache(cache, prefix_len + len(kept))
+            else:
+                keep = torch.arange(prefix_len, device=target.device)
+                path = prefix_len + torch.tensor(kept, device=target.device)
+                target.select_cache(cache, torch.cat((keep, path)))
+            if state is not None:
+                with clock.measure(stats, "time_draft"):
+                    self._draft_advance(state, out, tree, kept, result.bonus, prefix_len)
+            prefix_len += len(kept)
+            root = result.bonus
+        stats.new_tokens = len(emitted)
+        stats.max_draft_cache = state.peak_length if state is not None else 0
+        stats.time_total = clock.now() - start
+        text = target.tokenizer.decode(emitted, skip_special_tokens=True) if target.tokenizer else None
+        return Generation(emitted, text, stats)
+
+    # -- the draft's side ----------------------------------------------------------------------
+    def _needs_image_scores(self, prepared: Any) -> bool:
+        return (self.draft is not None and self.draft.config.vision_keep_ratio < 1.0
+                and bool(prepared.image_mask.any()))
+
+    def _draft_prefill(self, prepared: Any, out: Any, root: int) -> _DraftState:
+        """Slots (x_{j+1}, g_j) for j = 0 .. T-1, the root being x_T; dropped images left out."""
+        draft, device = self.draft, self.target.device
+        ids = prepared.input_ids[0]
+        length = ids.shape[0]
+        tokens = torch.cat((ids[1:], torch.tensor([root], device=device)))
+        features = draft.fuse(out.hidden)
+        features = features[0] if features is not None else None
+        positions = torch.arange(1, length + 1, device=device)
+        if out.image_scores is not None:
+            keep = select_kept_positions(prepared.image_mask[0], out.image_scores[0],
+                                         draft.config.vision_keep_ratio)
+            keep[-1] = True  # the root's slot gives the first draft prediction
+            tokens, positions = tokens[keep], positions[keep]
+            features = features[keep] if features is not None else None
+        cache = draft.new_cache()
+        result = draft(tokens[None], None if features is None else features[None],
+                       positions[None], cache, logits="last")
+        return _DraftState(cache, result.hidden[0, -1], result.logits[0, -1], cache.length)
+
+    def _draft_tree(self, state: _DraftState, root: int, prefix_len: int) -> DraftTree:
+        depth, top_k, total = self.config.tree_shape
+        before = state.cache.length
+        tree = build_tree(self.draft, state.cache, torch.tensor(root, device=state.logits.device),
+                          state.hidden, state.logits, prefix_len, depth, top_k, total)
+        state.peak_length = max(state.peak_length, state.cache.length)
+        state.cache.crop(before)  # the tree's slots carry stand-in features: recompute them
+        return tree
+
+    def _draft_advance(self, state: _DraftState, out: Any, tree: DraftTree, kept: list[int],
+                       bonus: int, prefix_len: int) -> None:
+        """Feed slots (path token, target feature of its parent) ... (bonus, feature of the last
+        accepted node): the target's real features replace the draft's stand-ins."""
+        device = self.target.device
+        index = torch.tensor(kept, device=device)
+        tokens = torch.cat((tree.tokens[index[1:]], torch.tensor([bonus], device=device)))
+        features = self.draft.fuse({tap: out.hidden[tap][:, index] for tap in self.taps})
+        positions = _positions(prefix_len + 1, len(kept), device)
+        result = self.draft(tokens[None], features, positions, state.cache, logits="last")
+        state.hidden, state.logits = result.hidden[0, -1], result.logits[0, -1]
+
+
+def _positions(start: int, count: int, device: torch.device) -> torch.Tensor:
+    return torch.arange(start, start + count, device=device)[None]
+
+
+def _tree_mask(tree: DraftTree, prefix_len: int, dtype: torch.dtype) -> torch.Tensor:
+    """Additive [1, 1, N, prefix_len + N]: prefix visible to all, tree nodes see their ancestors."""
+    visible = torch.cat((torch.ones(tree.size, prefix_len, dtype=torch.bool,
+                                    device=tree.tokens.device), tree.ancestor_mask()), dim=1)
+    mask = torch.zeros(visible.shape, dtype=dtype, device=visible.device)
+    return mask.masked_fill(~visible, torch.finfo(dtype).min)[None, None]
+
+
+def _truncate(tokens: list[int], eos: set[int], budget: int) -> list[int]:
+    tokens = tokens[:budget]
+    for i, token in enumerate(tokens):
+        if token in eos:
+            return tokens[: i + 1]
+    return tokens
+
+
+def _prepare(target: Any, prompt: str | None, images: Any, inputs: Any) -> Any:
+    from targets import PreparedInputs
+
+    if isinstance(inputs, PreparedInputs):
+        return inputs
+    return target.prepare(prompt=prompt, images=images, inputs=inputs)
+
+
+def _check_sampling(max_new_tokens: int, temperature: float, top_p: float) -> None:
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+        raise DraftError(f"max_new_tokens = {max_new_tokens!r}: use a positive integer")
+    if temperature < 0:
+        raise DraftError(f"temperature = {temperature}: use 0 (greedy) or a positive value")
+    if not 0.0 < top_p <= 1.0:
+        raise DraftError(f"top_p = {top_p}: use a value in (0, 1]")
