@@ -20,6 +20,7 @@ from specdec.stats import DecodeStats, Stopwatch
 from specdec.tree import DraftTree, build_tree
 from specdec.verify import TokenSampler, accept
 from specdec.vision import select_kept_positions
+from targets import PreparedInputs, crop_cache, select_cache
 
 MODES = ("chain", "tree")
 
@@ -135,11 +136,11 @@ class SpeculativeDecoder:
                 break
             kept = [0] + result.path
             if kept == list(range(len(kept))):
-                target.crop_cache(cache, prefix_len + len(kept))
+                crop_cache(cache, prefix_len + len(kept))
             else:
                 keep = torch.arange(prefix_len, device=target.device)
                 path = prefix_len + torch.tensor(kept, device=target.device)
-                target.select_cache(cache, torch.cat((keep, path)))
+                select_cache(cache, torch.cat((keep, path)))
             if state is not None:
                 with clock.measure(stats, "time_draft"):
                     self._draft_advance(state, out, tree, kept, result.bonus, prefix_len)
@@ -218,9 +219,7 @@ def _truncate(tokens: list[int], eos: set[int], budget: int) -> list[int]:
     return tokens
 
 
-def _prepare(target: Any, prompt: str | None, images: Any, inputs: Any) -> Any:
-    from targets import PreparedInputs
-
+def _prepare(target: Any, prompt: str | None, images: Any, inputs: Any) -> PreparedInputs:
     if isinstance(inputs, PreparedInputs):
         return inputs
     return target.prepare(prompt=prompt, images=images, inputs=inputs)

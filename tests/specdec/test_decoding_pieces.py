@@ -99,8 +99,8 @@ def test_truncate_at_eos_and_budget():
 
 
 @pytest.mark.parametrize("settings, field", [
-    (dict(mode="beam"), "mode"), (dict(depth=6, total_tokens=5), "total_tokens"),
-    (dict(top_k=0), "top_k"), (dict(depth=4, total_tokens=4), "total_tokens"),
+    ({"mode": "beam"}, "mode"), ({"depth": 6, "total_tokens": 5}, "total_tokens"),
+    ({"top_k": 0}, "top_k"), ({"depth": 4, "total_tokens": 4}, "total_tokens"),
 ])
 def test_decode_config_rejects_bad_settings_in_one_line(settings, field):
     with pytest.raises(DraftError) as error:
