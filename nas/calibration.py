@@ -22,9 +22,11 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
+
+from targets.target import PreparedInputs
 
 FILE_NAME = "calibration.json"
 FORMAT_VERSION = 1
@@ -40,7 +42,7 @@ class EntropyTarget(Protocol):
     fingerprint: str
     num_layers: int
 
-    def attention_entropy(self, batches: Iterable[Any]) -> torch.Tensor: ...
+    def attention_entropy(self, batches: Iterable[PreparedInputs]) -> torch.Tensor: ...
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def rank_intermediate_taps(layer_entropies: Sequence[float]) -> tuple[int, ...]:
     return tuple(layer + 1 for layer in ranked)
 
 
-def calibrate(target: EntropyTarget, batches: Iterable[Any]) -> Calibration:
+def calibrate(target: EntropyTarget, batches: Iterable[PreparedInputs]) -> Calibration:
     """Measure the target's per-layer attention entropy on `batches` and rank its layers."""
     batches = list(batches)  # read twice: by the target and to count the tokens seen
     if not batches:
@@ -138,13 +140,6 @@ def calibrate(target: EntropyTarget, batches: Iterable[Any]) -> Calibration:
         layer_entropies=layer_entropies,
         candidate_taps=rank_intermediate_taps(layer_entropies),
         target_fingerprint=target.fingerprint,
-        num_tokens=sum(count_tokens(batch) for batch in batches),
+        # Prepared inputs are unpadded single prompts, so every id is a token the entropy saw.
+        num_tokens=sum(int(batch.input_ids.numel()) for batch in batches),
     )
-
-
-def count_tokens(batch: Any) -> int:
-    # Padding does not count: the adapter averages the entropy over real tokens only.
-    mask = getattr(batch, "attention_mask", None)
-    if mask is not None:
-        return int(mask.sum())
-    return int(batch.input_ids.numel())

@@ -60,10 +60,15 @@ def resolve_taps(
         elif token == EAGLE3:
             taps.update(eagle3_taps(num_layers))
         elif uses_calibration(token):
-            if not ranked_candidates:
+            if ranked_candidates is None:
                 raise SpaceError(
                     f"injected_layers {token!r} needs calibrated candidate layers; "
                     "run nas.calibration.calibrate on this target first"
+                )
+            if not ranked_candidates:
+                raise SpaceError(
+                    f"injected_layers {token!r}: a {num_layers}-layer target has no intermediate "
+                    "layer to rank; use a space without entropy:N (eagle) or a deeper target"
                 )
             taps.update(ranked_candidates[: int(str(token).removeprefix(ENTROPY_PREFIX))])
         elif isinstance(token, int):

@@ -6,6 +6,7 @@ vocabulary size).
 """
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 from search_spaces.errors import SpaceError
 
@@ -16,6 +17,11 @@ class TargetDims:
     num_layers: int
     num_heads: int
     vocab_size: int
+
+    @classmethod
+    def of(cls, sized: Any) -> "TargetDims":
+        """The dims of anything with these four attributes, such as a `targets.Target`."""
+        return cls(*(getattr(sized, field.name) for field in fields(cls)))
 
     def __post_init__(self) -> None:
         for field in fields(self):

@@ -30,7 +30,6 @@ def test_ranking_refuses_non_finite_entropy():
 @dataclass
 class Batch:
     input_ids: torch.Tensor
-    attention_mask: torch.Tensor
 
 
 class EntropyOnlyTarget:
@@ -45,14 +44,13 @@ class EntropyOnlyTarget:
 
 
 def two_batches() -> list[Batch]:
-    mask = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1]])  # one padded position
-    return [Batch(torch.zeros(2, 4, dtype=torch.long), mask)] * 2
+    return [Batch(torch.zeros(1, 7, dtype=torch.long)), Batch(torch.zeros(1, 5, dtype=torch.long))]
 
 
-def test_calibrate_ranks_and_counts_real_tokens():
+def test_calibrate_ranks_and_counts_tokens():
     calibration = calibrate(EntropyOnlyTarget(), iter(two_batches()))
     assert calibration.candidate_taps == (5, 3, 4, 2)
-    assert calibration.num_tokens == 14
+    assert calibration.num_tokens == 12
     assert calibration.layer_entropies[0] == pytest.approx(0.1)
 
 
