@@ -15,10 +15,11 @@ _RUNTIME_KEYS = ("_name_or_path", "transformers_version", "dtype", "torch_dtype"
 
 
 def _architecture(config: dict) -> dict:
+    # Keys become strings: a config read back from JSON has string keys where a fresh one had ints.
     return {
-        key: _architecture(value) if isinstance(value, dict) else value
+        str(key): _architecture(value) if isinstance(value, dict) else value
         for key, value in config.items()
-        if key not in _RUNTIME_KEYS and not key.startswith("_attn_implementation")
+        if key not in _RUNTIME_KEYS and not str(key).startswith("_attn_implementation")
     }
 
 

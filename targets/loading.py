@@ -99,8 +99,11 @@ def _has(path: Path, names: tuple[str, ...]) -> bool:
 
 
 def _optional(loader, path: Path):
-    """The processor or tokenizer when it loads; a model without one still serves ready inputs."""
+    """The directory's processor or tokenizer: optional, but one that is there must load."""
     try:
         return loader.from_pretrained(path)
-    except (OSError, ValueError, KeyError, ImportError):
-        return None
+    except (OSError, ValueError, KeyError, TypeError, ImportError) as error:
+        raise TargetError(
+            f"{path}: its {loader.__name__.removeprefix('Auto').lower()} files cannot be loaded "
+            f"({type(error).__name__}); fix them or remove them to pass ready-made inputs"
+        ) from None

@@ -171,8 +171,13 @@ class Target:
         allowed = allowed_keys(attention_mask, batch, new, past, self.device)
         image_types = model_kwargs.get("token_type_ids")
         if self._traits.bidirectional_images and image_types is not None:
+            if image_types.shape[-1] != new:
+                raise TargetError(
+                    f"model_kwargs: token_type_ids cover {image_types.shape[-1]} tokens but this "
+                    f"call feeds {new}; pass the processor's token_type_ids with its input_ids"
+                )
             allowed = allowed.clone()
-            allowed[..., past:] |= image_blocks(image_types.to(self.device)[:, -new:])
+            allowed[..., past:] |= image_blocks(image_types.to(self.device))
         key_positions = (
             positions if cache.positions is None else torch.cat([cache.positions, positions], dim=1)
         )

@@ -1,0 +1,154 @@
+"""`load_target` on directories, `prepare` through a tokenizer or processor, and their errors."""
+
+import pytest
+import torch
+from PIL import Image
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import CLIPImageProcessorPil, LlavaProcessor, PreTrainedTokenizerFast
+
+from targets import TargetError, load_target
+from targets.tiny import tiny_inputs, tiny_target
+
+VOCAB_SIZE = 128
+IMAGE_TOKEN = "<image>"
+WORDS = ["user", "assistant", ":", "what", "is", "this", "shape", "red", "circle"]
+# A chat template in the shape processors ship: content parts, images as placeholders.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }} : "
+    "{% if m['content'] is string %}{{ m['content'] }} {% else %}"
+    "{% for c in m['content'] %}{% if c['type'] == 'image' %}<image> "
+    "{% else %}{{ c['text'] }} {% endif %}{% endfor %}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}assistant : {% endif %}"
+)
+
+
+def word_tokenizer() -> PreTrainedTokenizerFast:
+    """A word-level tokenizer built offline whose image token is the tiny VLMs' placeholder id."""
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, IMAGE_TOKEN: VOCAB_SIZE - 1}
+    vocab.update({word: 4 + index for index, word in enumerate(WORDS)})
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        extra_special_tokens={"image_token": IMAGE_TOKEN},
+        chat_template=CHAT_TEMPLATE,
+    )
+
+
+@pytest.fixture
+def llava_dir(tmp_path):
+    target = tiny_target("llava_clip", vocab_size=VOCAB_SIZE)
+    target.model.save_pretrained(tmp_path)
+    processor = LlavaProcessor(
+        image_processor=CLIPImageProcessorPil(
+            size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16}
+        ),
+        tokenizer=word_tokenizer(),
+        patch_size=4,
+        vision_feature_select_strategy="default",
+        num_additional_image_tokens=1,
+        image_token=IMAGE_TOKEN,
+        chat_template=CHAT_TEMPLATE,
+    )
+    processor.save_pretrained(tmp_path)
+    return tmp_path, target
+
+
+def test_directory_with_processor_prepares_prompt_and_image(llava_dir):
+    path, original = llava_dir
+    target = load_target(path)
+    assert (target.family, target.is_vlm, target.path) == ("llava", True, str(path))
+    assert target.processor is not None and target.tokenizer is not None
+    assert target.fingerprint == original.fingerprint
+
+    prepared = target.prepare(prompt="what is this", images=[Image.new("RGB", (20, 24), "red")])
+    words = target.tokenizer.convert_ids_to_tokens(prepared.input_ids[0].tolist())
+    assert words[:2] == ["user", ":"] and words[-2:] == ["assistant", ":"]
+    assert int(prepared.image_mask.sum()) == 16
+    assert prepared.image_mask[0].tolist() == [word == IMAGE_TOKEN for word in words]
+
+    out = target.forward(
+        prepared.input_ids, cache=target.new_cache(), model_kwargs=prepared.model_kwargs
+    )
+    with torch.no_grad():
+        reference = target.model(input_ids=prepared.input_ids, **prepared.model_kwargs)
+    torch.testing.assert_close(out.logits, reference.logits)
+
+
+def test_unreadable_image_names_the_file(llava_dir, tmp_path_factory):
+    path, _ = llava_dir
+    broken = tmp_path_factory.mktemp("images") / "broken.png"
+    broken.write_bytes(b"not a png")
+    with pytest.raises(TargetError, match="broken.png") as error:
+        load_target(path).prepare(prompt="what is this", images=[broken])
+    assert "\n" not in str(error.value)
+
+
+def test_text_directory_uses_the_tokenizers_chat_template(tmp_path):
+    original = tiny_target("llama", vocab_size=VOCAB_SIZE)
+    original.model.save_pretrained(tmp_path)
+    word_tokenizer().save_pretrained(tmp_path)
+    target = load_target(tmp_path)
+    assert (target.family, target.is_vlm, target.processor) == ("causal_lm", False, None)
+    prepared = target.prepare(prompt="what shape")
+    words = target.tokenizer.convert_ids_to_tokens(prepared.input_ids[0].tolist())
+    assert words == ["user", ":", "what", "shape", "assistant", ":"]
+    assert not prepared.image_mask.any()
+    with pytest.raises(TargetError, match="text-only"):
+        target.prepare(prompt="what", images=[Image.new("RGB", (8, 8))])
+
+
+def test_fingerprint_follows_weights_not_dtype():
+    first = tiny_target("llama", seed=0)
+    assert len(first.fingerprint) == 64
+    assert tiny_target("llama", seed=0).fingerprint == first.fingerprint
+    assert tiny_target("llama", seed=1).fingerprint != first.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("no-such-target", "is unknown"),
+        ("no-such-org/no-such-model", "not in the local Hugging Face cache"),
+    ],
+)
+def test_bad_spec_is_one_line(spec, message):
+    with pytest.raises(TargetError, match=message) as error:
+        load_target(spec)
+    assert "\n" not in str(error.value)
+
+
+def test_directory_without_config_or_weights(tmp_path):
+    with pytest.raises(TargetError, match="no config.json"):
+        load_target(tmp_path)
+    tiny_target("llama").model.config.save_pretrained(tmp_path)
+    with pytest.raises(TargetError, match="no weights"):
+        load_target(tmp_path)
+
+
+def test_prompt_needs_a_tokenizer_and_must_fit_the_context():
+    target = tiny_target("llama")
+    with pytest.raises(TargetError, match="no tokenizer"):
+        target.prepare(prompt="hello")
+    too_long = torch.ones(1, target.max_positions + 1, dtype=torch.long)
+    with pytest.raises(TargetError, match="exceed the target's context"):
+        target.prepare(inputs={"input_ids": too_long})
+
+
+def test_forward_rejects_bad_arguments():
+    target = tiny_target("llama")
+    prepared = tiny_inputs(target, n_text=4)
+    cache = target.new_cache()
+    with pytest.raises(TargetError, match="exactly one"):
+        target.forward(cache=cache)
+    with pytest.raises(TargetError, match="taps"):
+        target.forward(prepared.input_ids, cache=cache, taps=(target.num_layers + 1,))
+    with pytest.raises(TargetError, match="attention_mask has shape"):
+        target.forward(prepared.input_ids, cache=cache, attention_mask=torch.zeros(1, 1, 2, 2))
+    assert cache.length == 0
+    with pytest.raises(TargetError, match="unknown"):
+        tiny_target("gpt5")
