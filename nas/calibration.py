@@ -19,6 +19,7 @@ loading one made on another target fails with one line.
 
 import json
 import math
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,7 +59,10 @@ class Calibration:
         if path.is_dir():
             path = path / FILE_NAME
         data = {"format": FORMAT_VERSION, **asdict(self)}
-        path.write_text(json.dumps(data, indent=2) + "\n")
+        # Atomic: a run killed mid-write must not leave a truncated file that a resume trusts.
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(partial, path)
         return path
 
     @classmethod
