@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def ensure_built(home: Path) -> Path:
         return final
     parent.mkdir(parents=True, exist_ok=True)
     remove_stale_builds(parent)
+    print(f"building the smollm2 target once into {final} (about 20 s)", file=sys.stderr)
     temp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=parent))
     temp.chmod(0o755)  # mkdtemp's 0o700 would survive the rename and hide the cache from others
     try:

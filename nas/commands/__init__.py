@@ -1,0 +1,62 @@
+"""The commands of `draftnas`, and how a command's config is composed.
+
+A command `<name>` is the module `nas.commands.<name>`, which defines
+- `Config`: a dataclass (kw_only, subclass of `CommandConfig`), the schema of its config, and
+- `run(cfg: Config) -> dict`: does the work; the dict goes to `result.json`,
+and the primary config `conf/<name>.yaml`, whose defaults list starts with `<name>_schema` (the
+dataclass, registered below) and which holds the values. A command is listed in `COMMANDS` only
+once its module exists: `draftnas --help` shows what really runs.
+"""
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+
+from hydra import compose, initialize_config_module
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import OverrideParseException
+from omegaconf import DictConfig
+
+from nas.user_errors import UserError
+
+# name -> one-line summary, in the order of the data flow.
+COMMANDS: dict[str, str] = {
+    "target": "build or load a target, print its facts; with prompt=, generate greedily",
+}
+
+
+@dataclass(kw_only=True)
+class CommandConfig:
+    # Where result.json (and anything else the run writes) goes; null: runs/<command>/<time>.
+    # The CLI replaces it with the directory it created before calling `run`.
+    run_dir: str | None
+
+
+def command_module(name: str) -> ModuleType:
+    return importlib.import_module(f"nas.commands.{name}")
+
+
+def compose_config(name: str, overrides: list[str]) -> DictConfig:
+    """The config of command `name`: `conf/<name>.yaml` checked against its dataclass, with the
+    command-line overrides applied (Hydra's override grammar)."""
+    check_override_syntax(overrides)
+    ConfigStore.instance().store(name=f"{name}_schema", node=command_module(name).Config)
+    with initialize_config_module(config_module="conf", version_base=None):
+        return compose(config_name=name, overrides=overrides)
+
+
+def check_override_syntax(overrides: list[str]) -> None:
+    """Name the override Hydra cannot parse (its own message quotes only a fragment)."""
+    parser = OverridesParser.create()
+    for override in overrides:
+        try:
+            parser.parse_overrides([override])
+        except OverrideParseException as error:
+            lines = [line.strip() for line in str(error).splitlines()]
+            reason = next((line for line in lines if line.strip("^") and not line.startswith(
+                ("See ", "Error parsing override"))), "cannot parse it")
+            raise UserError(
+                f"override '{override}': {reason}; write key=value, and quote a value that holds "
+                "spaces, commas or brackets: key='a, b'"
+            ) from None

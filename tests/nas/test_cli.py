@@ -1,0 +1,173 @@
+"""The command line: dispatch, configs, run directories, result.json, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from nas.cli import main
+from nas.commands import COMMANDS, command_module, compose_config
+from nas.run_dir import create_run_dir
+from targets import load_target
+from targets.tiny import tiny_target
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(code: int, err: str, *words: str) -> None:
+    assert code == 2
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert err.startswith("draftnas target: error: ")
+    for word in words:
+        assert word in err
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory) -> Path:
+    """A tiny random Llama saved like any local model directory (no tokenizer)."""
+    directory = tmp_path_factory.mktemp("tiny-llama")
+    tiny_target("llama").model.save_pretrained(directory)
+    return directory
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_every_listed_command_composes_its_real_config(command):
+    cfg = compose_config(command, [])
+    schema = {field.name for field in fields(command_module(command).Config)}
+    assert set(cfg.keys()) == schema
+    assert OmegaConf.missing_keys(cfg) == set()
+
+
+def test_help_lists_only_the_commands_that_exist(capsys):
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0 and "target" in out
+    assert "pipeline" not in out  # not implemented yet: it must not be offered
+
+
+def test_command_help_prints_the_config(capsys):
+    code, out, _ = run_cli(capsys, "target", "--help", "max_new_tokens=7")
+    assert code == 0 and "max_new_tokens: 7" in out and "usage: draftnas target" in out
+
+
+@pytest.mark.parametrize("argv", [["nonsense"], []])
+def test_unknown_or_missing_command_exits_2_with_the_list(capsys, argv):
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and err.startswith("draftnas: error: ") and "commands: target" in err
+
+
+@pytest.mark.parametrize("override, words", [
+    ("target=[1", ["target=[1"]),
+    ("colour=red", ["colour"]),
+    ("max_new_tokens=lots", ["max_new_tokens", "lots"]),
+    ("noequals", ["noequals"]),
+])
+def test_malformed_overrides_exit_2_with_one_line(capsys, tmp_path, monkeypatch, override, words):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "target", override)
+    assert_one_line_error(code, err, *words)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unknown_spec_exits_2_and_leaves_no_run_dir(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(capsys, "target", f"target={tmp_path / 'no-such-model'}")
+    assert_one_line_error(code, err, "no-such-model")
+    assert list((tmp_path / "runs" / "target").iterdir()) == []
+
+
+def test_directory_without_config_exits_2(capsys, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run_cli(capsys, "target", f"target={empty}", f"run_dir={tmp_path / 'run'}")
+    assert_one_line_error(code, err, str(empty))
+
+
+@pytest.mark.parametrize("content", [None, b"not an image at all"])
+def test_missing_or_unreadable_image_exits_2(capsys, tmp_path, tiny_dir, content):
+    image = tmp_path / "photo.png"
+    if content is not None:
+        image.write_bytes(content)
+    code, _, err = run_cli(capsys, "target", f"target={tiny_dir}", f"image={image}", "prompt=hi",
+                           f"run_dir={tmp_path / 'run'}")
+    assert_one_line_error(code, err, "image", str(image))
+
+
+def test_local_directory_target_prints_facts_and_result_path_last(capsys, tmp_path, monkeypatch,
+                                                                   tiny_dir):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(capsys, "target", f"name={tiny_dir}")
+    assert code == 0, err
+    result_path = Path(out.splitlines()[-1])
+    assert result_path.name == "result.json"
+    assert result_path.parent.parent == Path("runs") / "target"
+    saved = json.loads(result_path.read_text())
+    assert saved["command"] == "target"
+    assert saved["config"]["name"] == str(tiny_dir)
+    assert saved["config"]["run_dir"] == str(result_path.parent)
+    facts = saved["result"]
+    assert facts["num_layers"] == 2 and facts["hidden_size"] == 32 and facts["vocab_size"] == 128
+    assert not facts["is_vlm"]
+    for key in ("family", "fingerprint", "path", "num_layers"):
+        assert str(facts[key]) in out
+
+
+def test_two_runs_in_the_same_second_get_two_directories(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first, second = create_run_dir("target", None), create_run_dir("target", None)
+    assert first != second and first.is_dir() and second.is_dir()
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    return load_target("smollm2")
+
+
+def test_prompt_generates_what_transformers_generates(capsys, tmp_path, smollm2):
+    run_dir = tmp_path / "run"
+    code, out, err = run_cli(capsys, "target", "target=smollm2", "prompt=Name a colour.",
+                             "max_new_tokens=6", f"run_dir={run_dir}")
+    assert code == 0, err
+    result = json.loads((run_dir / "result.json").read_text())["result"]
+    ids = smollm2.prepare(prompt="Name a colour.").input_ids
+    expected = smollm2.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                      max_new_tokens=6)[0, ids.shape[1]:].tolist()
+    assert result["token_ids"] == expected
+    assert result["text"] in out and result["prompt_tokens"] == ids.shape[1]
+
+
+def test_prompt_longer_than_the_context_exits_2(capsys, tmp_path, smollm2):
+    code, _, err = run_cli(capsys, "target", "target=smollm2", "prompt=hello",
+                           f"max_new_tokens={smollm2.max_positions}", f"run_dir={tmp_path}")
+    assert_one_line_error(code, err, "max_new_tokens", str(smollm2.max_positions))
+
+
+def test_image_for_a_text_only_target_exits_2(capsys, tmp_path, smollm2):
+    from PIL import Image
+
+    image = tmp_path / "red.png"
+    Image.new("RGB", (8, 8), "red").save(image)
+    code, _, err = run_cli(capsys, "target", "target=smollm2", "prompt=What colour?",
+                           f"image={image}", f"run_dir={tmp_path / 'run'}")
+    assert_one_line_error(code, err, "image", "text-only")
+
+
+def test_console_script_in_a_subprocess(tmp_path, tiny_dir):
+    draftnas = Path(sys.executable).with_name("draftnas")
+    done = subprocess.run([str(draftnas), "target", f"target={tiny_dir}", f"run_dir={tmp_path}"],
+                          check=False, capture_output=True, text=True, timeout=300,
+                          env=os.environ | {"HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == str(tmp_path / "result.json")
+    assert (tmp_path / "result.json").is_file()
