@@ -4,6 +4,14 @@ One `forward` serves prefill, decode and tree verification. The adapter always b
 attention masks itself (from explicit positions, an optional tree mask, sliding windows and
 Gemma3's bidirectional image blocks) and keeps full KV in every layer, so cache crop/select and
 tree masks are exact for every family.
+
+Limits, by design:
+- One sequence per cache: a batch shares the prompt layout; padded batches are not supported.
+- Images come with the prefill call (Qwen mrope enforces it: rope_deltas are fixed there). Gemma3's
+  bidirectional image attention applies within the call that carries `token_type_ids`.
+- Sliding-window layers (Gemma3, Mistral) keep full KV and are windowed by the mask, so their cache
+  grows with the context instead of rolling; that is what makes select/crop exact.
+- Cropping into an image span is not meaningful (a fresh prefill of half an image does not exist).
 """
 
 from collections.abc import Iterable, Sequence
@@ -168,22 +176,7 @@ class Target:
         positions = positions.to(self.device)
         model_kwargs = dict(model_kwargs or {})
 
-        allowed = allowed_keys(attention_mask, batch, new, past, self.device)
-        image_types = model_kwargs.get("token_type_ids")
-        if self._traits.bidirectional_images and image_types is not None:
-            if image_types.shape[-1] != new:
-                raise TargetError(
-                    f"model_kwargs: token_type_ids cover {image_types.shape[-1]} tokens but this "
-                    f"call feeds {new}; pass the processor's token_type_ids with its input_ids"
-                )
-            allowed = allowed.clone()
-            allowed[..., past:] |= image_blocks(image_types.to(self.device))
-        key_positions = (
-            positions if cache.positions is None else torch.cat([cache.positions, positions], dim=1)
-        )
-        masks = layer_masks(
-            allowed, self._windows, self._layer_types, positions, key_positions, self.dtype
-        )
+        masks = self._attention_masks(attention_mask, positions, cache, model_kwargs)
         if self._traits.uses_mrope:
             position_ids = mrope_positions(self.model, input_ids, positions, cache, model_kwargs)
         else:
@@ -222,6 +215,39 @@ class Target:
             scores = image_attention_scores(out.attentions[-1], mask, new)
         return TargetOutput(
             logits=head, hidden=hidden, last_hidden=last_hidden, image_scores=scores
+        )
+
+    def _attention_masks(
+        self,
+        attention_mask: torch.Tensor | None,
+        positions: torch.Tensor,
+        cache: TargetCache,
+        model_kwargs: dict,
+    ) -> torch.Tensor | dict[str, torch.Tensor] | None:
+        """The masks for this call; None when transformers' own causal mask is the same thing.
+
+        None lets sdpa take its causal fast path; it is only exact when no layer slides and no
+        image block attends both ways, because the cache is contiguous slots of full KV.
+        """
+        batch, new = positions.shape
+        image_types = model_kwargs.get("token_type_ids")
+        bidirectional = self._traits.bidirectional_images and image_types is not None
+        if attention_mask is None and not bidirectional and set(self._windows) == {None}:
+            return None
+        allowed = allowed_keys(attention_mask, batch, new, cache.length, self.device)
+        if bidirectional:
+            if image_types.shape[-1] != new:
+                raise TargetError(
+                    f"model_kwargs: token_type_ids cover {image_types.shape[-1]} tokens but this "
+                    f"call feeds {new}; pass the processor's token_type_ids with its input_ids"
+                )
+            allowed = allowed.clone()
+            allowed[..., cache.length :] |= image_blocks(image_types.to(self.device))
+        key_positions = (
+            positions if cache.positions is None else torch.cat([cache.positions, positions], dim=1)
+        )
+        return layer_masks(
+            allowed, self._windows, self._layer_types, positions, key_positions, self.dtype
         )
 
     # -- calibration --------------------------------------------------------------------------
