@@ -35,6 +35,11 @@ from targets.families.mrope import mrope_positions
 from targets.families.prompting import prepare_inputs
 from targets.fingerprint import model_fingerprint
 
+# Arguments of the HF forward that the adapter computes itself for every call.
+_SET_BY_ADAPTER = frozenset(
+    {"input_ids", "inputs_embeds", "attention_mask", "position_ids", "cache", "past_key_values"}
+)
+
 
 @dataclass
 class PreparedInputs:
@@ -175,6 +180,12 @@ class Target:
             positions = torch.arange(past, past + new, device=self.device).expand(batch, new)
         positions = positions.to(self.device)
         model_kwargs = dict(model_kwargs or {})
+        clashing = sorted(model_kwargs.keys() & _SET_BY_ADAPTER)
+        if clashing:
+            raise TargetError(
+                f"model_kwargs: {', '.join(clashing)} are set by the adapter; "
+                "pass prepare()'s model_kwargs (images and their extra keys only)"
+            )
 
         masks = self._attention_masks(attention_mask, positions, cache, model_kwargs)
         if self._traits.uses_mrope:

@@ -149,6 +149,12 @@ def test_forward_rejects_bad_arguments():
         target.forward(prepared.input_ids, cache=cache, taps=(target.num_layers + 1,))
     with pytest.raises(TargetError, match="attention_mask has shape"):
         target.forward(prepared.input_ids, cache=cache, attention_mask=torch.zeros(1, 1, 2, 2))
+    with pytest.raises(TargetError, match="attention_mask are set by the adapter"):
+        target.forward(
+            prepared.input_ids,
+            cache=cache,
+            model_kwargs={"attention_mask": torch.ones_like(prepared.input_ids)},
+        )
     assert cache.length == 0
     with pytest.raises(TargetError, match="unknown"):
         tiny_target("gpt5")
