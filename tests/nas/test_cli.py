@@ -10,6 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
+from PIL import Image
+from tokenizers import Tokenizer, models, pre_tokenizers
+from transformers import CLIPImageProcessorPil, LlavaProcessor, PreTrainedTokenizerFast
 
 from nas.cli import main
 from nas.commands import COMMANDS, command_module, compose_config
@@ -39,6 +42,36 @@ def tiny_dir(tmp_path_factory) -> Path:
     """A tiny random Llama saved like any local model directory (no tokenizer)."""
     directory = tmp_path_factory.mktemp("tiny-llama")
     tiny_target("llama").model.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_llava_dir(tmp_path_factory) -> Path:
+    """A tiny random LLaVA with a real (word-level, offline) processor and chat template."""
+    image_token, words = "<image>", ["user", "assistant", ":", "what", "colour", "is", "it"]
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, image_token: 127}
+    vocab |= {word: 4 + index for index, word in enumerate(words)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    template = (
+        "{% for m in messages %}{{ m['role'] }} : {% for c in m['content'] %}"
+        "{% if c['type'] == 'image' %}<image> {% else %}{{ c['text'] }} {% endif %}{% endfor %}"
+        "{% endfor %}{% if add_generation_prompt %}assistant : {% endif %}"
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        unk_token="<unk>", extra_special_tokens={"image_token": image_token},
+        chat_template=template,
+    )
+    processor = LlavaProcessor(
+        image_processor=CLIPImageProcessorPil(size={"shortest_edge": 16},
+                                              crop_size={"height": 16, "width": 16}),
+        tokenizer=tokenizer, patch_size=4, vision_feature_select_strategy="default",
+        num_additional_image_tokens=1, image_token=image_token, chat_template=template,
+    )
+    directory = tmp_path_factory.mktemp("tiny-llava")
+    tiny_target("llava_clip", vocab_size=128).model.save_pretrained(directory)
+    processor.save_pretrained(directory)
     return directory
 
 
@@ -123,6 +156,25 @@ def test_local_directory_target_prints_facts_and_result_path_last(capsys, tmp_pa
         assert str(facts[key]) in out
 
 
+def test_image_and_prompt_on_a_vlm_generate_what_transformers_generates(capsys, tmp_path,
+                                                                         tiny_llava_dir):
+    image = tmp_path / "red.png"
+    Image.new("RGB", (20, 24), "red").save(image)
+    code, out, err = run_cli(capsys, "target", f"target={tiny_llava_dir}", f"image={image}",
+                             "prompt=what colour is it", "max_new_tokens=5",
+                             f"run_dir={tmp_path / 'run'}")
+    assert code == 0, err
+    result = json.loads((tmp_path / "run" / "result.json").read_text())["result"]
+    assert result["is_vlm"] and result["family"] == "llava"
+    assert f"output: {result['text']}" in out
+    target = load_target(tiny_llava_dir)
+    prepared = target.prepare(prompt="what colour is it", images=[Image.open(image)])
+    ids = prepared.input_ids
+    expected = target.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                     max_new_tokens=5, **prepared.model_kwargs)
+    assert result["token_ids"] == expected[0, ids.shape[1]:].tolist()
+
+
 def test_two_runs_in_the_same_second_get_two_directories(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     first, second = create_run_dir("target", None), create_run_dir("target", None)
@@ -154,8 +206,6 @@ def test_prompt_longer_than_the_context_exits_2(capsys, tmp_path, smollm2):
 
 
 def test_image_for_a_text_only_target_exits_2(capsys, tmp_path, smollm2):
-    from PIL import Image
-
     image = tmp_path / "red.png"
     Image.new("RGB", (8, 8), "red").save(image)
     code, _, err = run_cli(capsys, "target", "target=smollm2", "prompt=What colour?",
