@@ -185,3 +185,14 @@ def test_inputs_embeds_equal_input_ids(family):
 
 def _full(prepared: PreparedInputs) -> dict:
     return {"input_ids": prepared.input_ids, **prepared.model_kwargs}
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral", "qwen2"])
+def test_batched_rows_equal_single_rows(family):
+    target = tiny_target(family)
+    rows = torch.randint(3, 100, (2, 12), generator=torch.Generator().manual_seed(4))
+    batched = target.forward(rows, cache=target.new_cache(), taps=(1,))
+    for row in range(2):
+        single = target.forward(rows[row : row + 1], cache=target.new_cache(), taps=(1,))
+        torch.testing.assert_close(batched.logits[row], single.logits[0], **TOLERANCE)
+        torch.testing.assert_close(batched.hidden[1][row], single.hidden[1][0], **TOLERANCE)
