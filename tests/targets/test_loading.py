@@ -158,3 +158,19 @@ def test_forward_rejects_bad_arguments():
     assert cache.length == 0
     with pytest.raises(TargetError, match="unknown"):
         tiny_target("gpt5")
+
+
+def test_hub_id_loads_from_the_local_cache(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    # The layout huggingface_hub writes: snapshots/<revision>/ and refs/main naming it.
+    repo = tmp_path / "models--tiny-org--tiny-llama"
+    snapshot = repo / "snapshots" / "0123abcd"
+    original = tiny_target("llama")
+    original.model.save_pretrained(snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    target = load_target("tiny-org/tiny-llama")
+    assert target.spec == "tiny-org/tiny-llama" and target.path == str(snapshot)
+    assert target.fingerprint == original.fingerprint
