@@ -1,0 +1,245 @@
+"""`SuperDraft`: one elastic draft that contains every point of a resolved search space.
+
+Weight sharing (front slicing, as HAT and OFA do): the supernet holds each tensor of
+`specdec.model.DraftModel` at the largest size the space allows, and a subnet uses
+- the first `num_layers` layers,
+- the first `num_heads` heads of every attention (head_dim fixed at the target's head size, so
+  pruning heads never reshapes the heads that stay): rows of q/k/v, columns of o,
+- the first `intermediate_size` FFN channels: rows of gate/up, columns of down,
+- one norm + projection per injected target layer, taken from a bank with one per candidate tap,
+- for a reduced vocabulary of n tokens, the first n rows of a head whose rows are the target's
+  tokens by frequency rank (re-ordered into ascending target ids, the DraftModel convention),
+- `input_fc` for concat and the cross-attention blocks only when the interaction uses them.
+`vision_keep_ratio` has no weights: it decides which image slots the draft sees (training masks
+them, `specdec.vision.select_kept_positions` picks them, as the decoder does).
+
+`subnet_weights(arch)` returns those slices under DraftModel's parameter names, as views of
+the shared parameters, so gradients reach the shared weights (DREAM-S's released code rebuilt
+detached layers per step and its shared weights never learned from pruned configs). The
+forward runs DraftModel's own code over the slices (`torch.func.functional_call` on a weightless
+skeleton of the subnet), so a subnet computes exactly what its extracted DraftModel computes.
+
+With an arch `activate`d, a SuperDraft answers `fuse`, `forward`, `new_cache` like a DraftModel.
+"""
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from search_spaces import DraftArch, ResolvedSpace, TargetDims
+from specdec.config import DraftConfig
+from specdec.model import DraftCache, DraftModel, DraftOutput
+from specdec.vocab import vocab_maps
+
+# Skeletons are cheap but not free (module construction); a training run cycles through many.
+SKELETON_CACHE_SIZE = 64
+
+
+def draft_config(target: Any, arch: DraftArch, **extra: Any) -> DraftConfig:
+    """The DraftConfig of `arch` for `target`: as wide as the target, heads of its head size.
+
+    Every draft made by draftnas from a space point goes through here (supernet, extraction,
+    export), so that pruned heads keep the target's head size and stay sliceable.
+    """
+    return DraftConfig.for_target(target, **{**arch.to_dict(), **extra}, head_dim=head_size(target))
+
+
+def head_size(target: Any) -> int:
+    return target.hidden_size // target.num_heads
+
+
+@dataclass(frozen=True)
+class SupernetShape:
+    """The largest size of every elastic dimension, and the bank of candidate taps."""
+
+    layers: int
+    heads: int
+    intermediate: int
+    taps: tuple[int, ...]
+    reduced_vocab: int  # rows of the reduced-vocabulary head (0: the space has none)
+    concat: bool
+    cross: bool
+
+    @classmethod
+    def of(cls, space: ResolvedSpace) -> "SupernetShape":
+        reduced = [size for size in space.draft_vocab_size if size]
+        return cls(
+            layers=max(space.num_layers),
+            heads=max(space.num_heads),
+            intermediate=max(space.intermediate_size),
+            taps=tuple(sorted({tap for taps in space.injected_layers for tap in taps})),
+            reduced_vocab=max(reduced, default=0),
+            concat="concat" in space.interaction,
+            cross="cross_attention" in space.interaction,
+        )
+
+
+class SuperDraft(nn.Module):
+    def __init__(self, space: ResolvedSpace, target: Any, vocab_ranking: list[int] | None = None):
+        """space: resolved against `target`; vocab_ranking: target ids, most frequent first (at
+        least the largest reduced vocabulary; default ids 0, 1, ...), from the target's responses."""
+        super().__init__()
+        if space.target != TargetDims.of(target):
+            raise ValueError(f"space {space.name!r} was resolved for {space.target}, not for "
+                             f"{TargetDims.of(target)}; resolve it against this target")
+        self.space = space
+        self.shape = shape = SupernetShape.of(space)
+        object.__setattr__(self, "_target", target)
+        ranking = list(range(shape.reduced_vocab)) if vocab_ranking is None else vocab_ranking
+        self.vocab_ranking = [int(token) for token in ranking[: shape.reduced_vocab]]
+        if len(self.vocab_ranking) < shape.reduced_vocab:
+            raise ValueError(f"vocab_ranking has {len(ranking)} tokens; the space needs "
+                             f"{shape.reduced_vocab}")
+        # The largest draft, with one projection per candidate tap, holds every shared tensor.
+        largest = draft_config(
+            target, space.largest(), num_layers=shape.layers, num_heads=shape.heads,
+            intermediate_size=shape.intermediate, injected_layers=list(shape.taps) or [0],
+            interaction="cross_attention" if shape.cross else "concat",
+            draft_vocab_size=shape.reduced_vocab or None)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            full = DraftModel(largest, self.vocab_ranking or None)
+            # A space with both concat and cross-attention needs the fc that the cross-attention
+            # draft built above lacks.
+            input_fc = full.input_fc or nn.Linear(2 * target.hidden_size, target.hidden_size,
+                                                  bias=False)
+            DraftModel._init_weights(input_fc)
+        keep = {name: param for name, param in full.named_parameters()
+                if not name.startswith("input_fc.")
+                and not (name.startswith("fusion.") and not shape.taps)}
+        if shape.concat:
+            keep["input_fc.weight"] = input_fc.weight
+        self.weights = nn.ParameterDict({name.replace(".", "/"): param
+                                         for name, param in keep.items()})
+        self.to(device=target.device, dtype=target.dtype)
+        self._skeletons: OrderedDict[DraftArch, DraftModel] = OrderedDict()
+        self._vocab_maps: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self.active: DraftArch | None = None
+
+    # -- the shared tensors --------------------------------------------------------------------
+    def shared(self, name: str) -> nn.Parameter:
+        """The shared parameter behind DraftModel name `name` at the supernet's largest size."""
+        return self.weights[name.replace(".", "/")]
+
+    def shared_names(self) -> list[str]:
+        return [key.replace("/", ".") for key in self.weights]
+
+    @property
+    def target(self) -> Any:
+        return self._target
+
+    def config_of(self, arch: DraftArch) -> DraftConfig:
+        self.space.validate(arch)
+        return draft_config(self.target, arch)
+
+    def vocabulary(self, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rows of the shared head in ascending target-id order, d2t, t2d) of a reduced vocab."""
+        if size not in self._vocab_maps:
+            ids = torch.tensor(self.vocab_ranking[:size])
+            d2t, t2d = vocab_maps(ids.tolist(), self.target.vocab_size)
+            rows = torch.argsort(ids)  # ascending ids: the row order of DraftModel's own head
+            device = self.shared("norm.weight").device
+            self._vocab_maps[size] = (rows.to(device), d2t.to(device), t2d.to(device))
+        return self._vocab_maps[size]
+
+    def subnet_weights(self, arch: DraftArch) -> dict[str, torch.Tensor]:
+        """DraftModel state dict of `arch`: slices (views, in the autograd graph) of the shared
+        parameters, plus the d2t/t2d buffers of a reduced vocabulary."""
+        cfg = self.config_of(arch)
+        inner, ffn = cfg.num_heads * cfg.head_dim, cfg.intermediate_size
+        out: dict[str, torch.Tensor] = {}
+        for i, tap in enumerate(cfg.injected_layers):
+            index = self.shape.taps.index(tap)
+            out[f"fusion.norms.{i}.weight"] = self.shared(f"fusion.norms.{index}.weight")
+            out[f"fusion.projs.{i}.weight"] = self.shared(f"fusion.projs.{index}.weight")
+        if cfg.interaction == "concat":
+            out["input_fc.weight"] = self.shared("input_fc.weight")
+        for layer in range(cfg.num_layers):
+            blocks = ["", "cross."] if cfg.interaction == "cross_attention" else [""]
+            for block in blocks:
+                prefix = f"layers.{layer}.{block}"
+                attention = "attn" if block else "self_attn"
+                for proj in ("q_proj", "k_proj", "v_proj"):
+                    name = f"{prefix}{attention}.{proj}.weight"
+                    out[name] = self.shared(name)[:inner]
+                out[f"{prefix}{attention}.o_proj.weight"] = \
+                    self.shared(f"{prefix}{attention}.o_proj.weight")[:, :inner]
+                for proj in ("gate_proj", "up_proj"):
+                    out[f"{prefix}mlp.{proj}.weight"] = self.shared(f"{prefix}mlp.{proj}.weight")[:ffn]
+                out[f"{prefix}mlp.down_proj.weight"] = \
+                    self.shared(f"{prefix}mlp.down_proj.weight")[:, :ffn]
+                out[f"{prefix}mlp_norm.weight"] = self.shared(f"{prefix}mlp_norm.weight")
+            out[f"layers.{layer}.attn_norm.weight"] = self.shared(f"layers.{layer}.attn_norm.weight")
+            if cfg.interaction == "cross_attention":
+                for name in ("norm.weight", "memory_norm.weight", "attn.q_norm.weight",
+                             "attn.k_norm.weight", "attn_gate", "mlp_gate"):
+                    out[f"layers.{layer}.cross.{name}"] = self.shared(f"layers.{layer}.cross.{name}")
+        out["norm.weight"] = self.shared("norm.weight")
+        if cfg.reduced_vocab:
+            rows, d2t, t2d = self.vocabulary(cfg.draft_vocab_size)
+            out["lm_head.weight"] = self.shared("lm_head.weight")[: cfg.draft_vocab_size][rows]
+            out["d2t"], out["t2d"] = d2t, t2d
+        return out
+
+    def draft_token_ids(self, arch: DraftArch) -> list[int] | None:
+        """The reduced vocabulary (target ids) of `arch`, or None for the full one."""
+        return self.vocab_ranking[: arch.draft_vocab_size] if arch.draft_vocab_size else None
+
+    def skeleton(self, arch: DraftArch) -> DraftModel:
+        """A DraftModel of `arch` whose own tensors live on the meta device (never used: every
+        call passes the slices), attached to the target."""
+        if arch in self._skeletons:
+            self._skeletons.move_to_end(arch)
+            return self._skeletons[arch]
+        model = DraftModel(self.config_of(arch), self.draft_token_ids(arch)).to("meta")
+        object.__setattr__(model, "_target", self.target)
+        self._skeletons[arch] = model
+        if len(self._skeletons) > SKELETON_CACHE_SIZE:
+            self._skeletons.popitem(last=False)
+        return model
+
+    # -- running the active subnet (the DraftModel interface) ----------------------------------
+    def activate(self, arch: DraftArch) -> "SuperDraft":
+        self.space.validate(arch)
+        self.active = arch
+        return self
+
+    def _active(self) -> DraftArch:
+        if self.active is None:
+            raise RuntimeError("SuperDraft has no active arch: call activate(arch) first")
+        return self.active
+
+    @property
+    def config(self) -> DraftConfig:
+        return self.config_of(self._active())
+
+    def new_cache(self) -> DraftCache:
+        return self.skeleton(self._active()).new_cache()
+
+    def fuse(self, hidden: dict[int, torch.Tensor]) -> torch.Tensor | None:
+        arch = self._active()
+        skeleton = self.skeleton(arch)
+        if skeleton.fusion is None:
+            return None
+        weights = {name.removeprefix("fusion."): tensor
+                   for name, tensor in self.subnet_weights(arch).items()
+                   if name.startswith("fusion.")}
+        return functional_call(skeleton.fusion, weights, (hidden,), strict=True)
+
+    def forward(self, token_ids: torch.Tensor, features: torch.Tensor | None,
+                positions: torch.Tensor, cache: DraftCache | None = None,
+                attention_mask: torch.Tensor | None = None, logits: str = "all") -> DraftOutput:
+        """DraftModel.forward of the active subnet (same arguments, same result)."""
+        arch = self._active()
+        return functional_call(
+            self.skeleton(arch), self.subnet_weights(arch), (token_ids, features, positions),
+            {"cache": cache, "attention_mask": attention_mask, "logits": logits}, strict=True)
+
+    def final_norm(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The active subnet's final norm (what its head reads) applied to `hidden`."""
+        skeleton = self.skeleton(self._active())
+        return functional_call(skeleton.norm, {"weight": self.shared("norm.weight")}, (hidden,))
