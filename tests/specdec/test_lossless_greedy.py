@@ -1,13 +1,13 @@
 """Greedy speculative decoding equals `model.generate(do_sample=False)` token for token (fp32).
 
 Per family, 20 prompts cycle through the four interactions, chain and tree mode, random and
-oracle drafts (tests/specdec/specdec_oracle.py: long accepted paths, non-contiguous cache selection),
+oracle drafts (specdec_test_drafts.py: long accepted paths, non-contiguous cache selection),
 EOS midway, max_new_tokens = 1, a reduced draft vocabulary and (VLMs) vision keep ratio 0.5.
 """
 
 import pytest
 import torch
-from specdec_oracle import OracleDraft
+from specdec_test_drafts import OracleDraft
 
 from specdec.config import INTERACTIONS, DraftConfig
 from specdec.decoder import DecodeConfig, SpeculativeDecoder
