@@ -1,0 +1,150 @@
+"""The training loss of one subnet on one batch: KL to the target + feature regression, unrolled.
+
+Alignment follows specdec.model: slot j = (token x_{j+1}, feature at j), position j + 1; its
+output predicts x_{j+2}, whose target distribution is lm_head(last_hidden[j + 1]).
+
+Training-time test (EAGLE-3): step 0 feeds the target's fused features. Step k feeds, at slot p,
+the draft's own step-(k-1) output of slot p - 1, exactly what drafting k tokens beyond a verified
+prefix ending at slot p - k does; slot p then sees the real slots up to p - k and its own chain
+(one slot of each step 1..k), which the mask below encodes over the cache of all steps' keys.
+Step k weighs `step_decay ** k`. Only slots whose chain lies in the target's response count.
+A tokens-only draft (interaction none) reads no features: all its steps would be the same, so
+it runs one.
+
+Per step: kl * KL(target || draft) over the draft vocabulary (the target's distribution
+restricted and renormalised for a reduced one) + final_feature * SmoothL1(norm(h), the target's
+final hidden state) + intermediate_feature * SmoothL1(first layer's output, the hidden state of
+the lowest-entropy candidate layer) for drafts of 2+ layers (DREAM's 0.2 / 0.2 / 1.0).
+Losses average over a sequence's counted slots, then over sequences, so that equal shards on
+several processes average to the loss of the whole batch.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from specdec.vision import select_kept_positions
+from supernet.features import TargetBatch
+from supernet.superdraft import SuperDraft
+
+
+@dataclass
+class LossConfig:
+    unroll_steps: int = 7
+    step_decay: float = 0.8
+    kl: float = 1.0
+    final_feature: float = 0.2
+    intermediate_feature: float = 0.2
+
+
+@dataclass
+class SubnetLoss:
+    loss: torch.Tensor  # scalar, in the graph
+    metrics: dict[str, float]
+    step_logits: list[torch.Tensor] | None  # detached [B, T, V] per step (full vocab), if asked
+
+
+def unrolled_loss(draft: SuperDraft, batch: TargetBatch, cfg: LossConfig,
+                  intermediate_tap: int | None = None,
+                  teacher_logits: list[torch.Tensor] | None = None,
+                  keep_logits: bool = False) -> SubnetLoss:
+    """Loss of the active subnet of `draft`. teacher_logits: per step, full-vocabulary logits
+    that replace the target's in the KL (in-place distillation from the largest subnet)."""
+    arch, target = draft.active, draft.target
+    slots = batch.input_ids.shape[1] - 1
+    tokens = batch.input_ids[:, 1:]
+    positions = torch.arange(1, slots + 1, device=tokens.device).expand_as(tokens)
+    features = draft.fuse({tap: h[:, :slots] for tap, h in batch.hidden.items()})
+    # Slot j predicts x_{j+2}: it counts when that token is part of the response.
+    predicts = torch.zeros_like(batch.valid[:, 1:])
+    predicts[:, :-1] = batch.response[:, 2:]
+    kept = keep_mask(batch, arch.vision_keep_ratio)[:, :slots]
+    with torch.no_grad():
+        target_logits = target.lm_head(batch.last_hidden[:, 1:]).float()
+    vocab = None
+    if arch.draft_vocab_size:
+        _, d2t, _ = draft.vocabulary(arch.draft_vocab_size)
+        vocab = torch.arange(arch.draft_vocab_size, device=d2t.device) + d2t
+    layers = draft.skeleton(arch).layers
+    intermediate: list[torch.Tensor] = []
+    hook = None
+    use_intermediate = (intermediate_tap is not None and arch.num_layers > 1
+                        and cfg.intermediate_feature > 0)
+    if use_intermediate:
+        hook = layers[0].register_forward_hook(lambda _m, _i, out: intermediate.append(out))
+    steps = cfg.unroll_steps if features is not None else 1
+    cache, total, weights = draft.new_cache(), 0.0, 0.0
+    metrics: dict[str, float] = {}
+    kept_logits: list[torch.Tensor] = []
+    previous = None
+    try:
+        for k in range(steps):
+            step_features = features if k == 0 else shift_right(previous)
+            out = draft(tokens, step_features, positions, cache, unroll_mask(kept, k))
+            previous = out.hidden
+            counted = predicts.clone()
+            counted[:, k:] &= predicts[:, : slots - k]
+            counted[:, :k] = False
+            teacher = (teacher_logits[k] if teacher_logits is not None else target_logits)
+            if vocab is not None:
+                teacher = teacher[..., vocab]
+            kl = kl_divergence(teacher, out.logits.float())
+            final = F.smooth_l1_loss(draft.final_norm(out.hidden), batch.last_hidden[:, 1:],
+                                     reduction="none").mean(-1)
+            step = cfg.kl * per_sequence_mean(kl, counted)
+            step = step + cfg.final_feature * per_sequence_mean(final, counted)
+            if use_intermediate:
+                aligned = batch.hidden[intermediate_tap][:, 1:]
+                regress = F.smooth_l1_loss(intermediate.pop(), aligned, reduction="none").mean(-1)
+                step = step + cfg.intermediate_feature * per_sequence_mean(regress, counted)
+            weight = cfg.step_decay ** k
+            total, weights = total + weight * step, weights + weight
+            agree = (out.logits.argmax(-1) == teacher.argmax(-1)).float()
+            metrics[f"kl_{k}"] = float(per_sequence_mean(kl.detach(), counted))
+            metrics[f"top1_{k}"] = float(per_sequence_mean(agree, counted))
+            if keep_logits:
+                kept_logits.append(out.logits.detach())
+    finally:
+        if hook is not None:
+            hook.remove()
+    loss = total / weights
+    metrics["loss"] = float(loss.detach())
+    return SubnetLoss(loss, metrics, kept_logits if keep_logits else None)
+
+
+def keep_mask(batch: TargetBatch, ratio: float) -> torch.Tensor:
+    """[B, L] slots kept under `ratio`: the decoder's selection (specdec.vision)."""
+    if ratio >= 1.0 or batch.image_scores is None:
+        return torch.ones_like(batch.valid)
+    return select_kept_positions(batch.image_mask, batch.image_scores, ratio)
+
+
+def unroll_mask(kept: torch.Tensor, step: int) -> torch.Tensor:
+    """bool [B, T, (step + 1) T] over the keys of steps 0..step (see the module docstring)."""
+    batch, slots = kept.shape
+    device = kept.device
+    p = torch.arange(slots, device=device)[:, None]
+    q = torch.arange(slots, device=device)[None, :]
+    real = (q <= p - step) & kept[:, None, :]
+    if step == 0:
+        real = real | (q == p)  # a dropped slot still sees itself (no empty softmax row)
+    chain = [(q == p - step + i).expand(batch, slots, slots) for i in range(1, step + 1)]
+    return torch.cat([real, *chain], dim=-1)
+
+
+def shift_right(hidden: torch.Tensor) -> torch.Tensor:
+    """Slot p gets the output of slot p - 1 (slot 0 gets zeros; it never counts at step >= 1)."""
+    return torch.cat((torch.zeros_like(hidden[:, :1]), hidden[:, :-1]), dim=1)
+
+
+def kl_divergence(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
+    """KL(teacher || student) per slot, [B, T]."""
+    teacher = torch.log_softmax(teacher_logits, -1)
+    return (teacher.exp() * (teacher - torch.log_softmax(student_logits, -1))).sum(-1)
+
+
+def per_sequence_mean(values: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
+    """Mean over each sequence's counted slots, then over sequences (empty ones count 0)."""
+    weights = counted.to(values.dtype)
+    return ((values * weights).sum(1) / weights.sum(1).clamp(min=1)).mean()

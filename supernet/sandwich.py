@@ -1,0 +1,52 @@
+"""The sandwich rule (BigNAS, AttentiveNAS): each step trains the largest subnet, the smallest and
+n random ones on the same batch, accumulating their gradients for one optimizer step.
+
+With in-place distillation the largest learns from the target and every other subnet's KL term
+uses the largest's own (detached) distributions instead, which are easier for a small subnet to
+match than the target's. Subnets are drawn from a generator seeded by (seed, step), so every
+process of a distributed run and a resumed run draw the same ones.
+"""
+
+import random
+from dataclasses import dataclass
+
+from search_spaces import DraftArch, ResolvedSpace
+from supernet.features import TargetBatch
+from supernet.loss import LossConfig, unrolled_loss
+from supernet.superdraft import SuperDraft
+
+
+@dataclass
+class SandwichConfig:
+    random_subnets: int = 2
+    inplace_distill: bool = False
+
+
+def sandwich_archs(space: ResolvedSpace, random_subnets: int, seed: int, step: int
+                   ) -> list[DraftArch]:
+    rng = random.Random(f"{seed}-{step}")
+    return [space.largest(), space.smallest(),
+            *(space.sample(rng) for _ in range(random_subnets))]
+
+
+def sandwich_backward(superdraft: SuperDraft, batch: TargetBatch, archs: list[DraftArch],
+                      loss_cfg: LossConfig, inplace_distill: bool,
+                      intermediate_tap: int | None) -> dict[str, float]:
+    """Backward every subnet's loss / len(archs) (gradients accumulate); returns metrics: the mean
+    loss, and the largest's and smallest's loss and step-0 top-1 agreement with the target."""
+    teacher = None
+    metrics: dict[str, float] = {"loss": 0.0}
+    for i, arch in enumerate(archs):
+        superdraft.activate(arch)
+        distill = inplace_distill and i == 0 and arch.draft_vocab_size is None
+        result = unrolled_loss(superdraft, batch, loss_cfg, intermediate_tap,
+                               teacher_logits=teacher if i > 0 else None, keep_logits=distill)
+        (result.loss / len(archs)).backward()
+        if distill:
+            teacher = result.step_logits
+        metrics["loss"] += result.metrics["loss"] / len(archs)
+        for name, index in (("largest", 0), ("smallest", 1)):
+            if i == index:
+                metrics[f"{name}_loss"] = result.metrics["loss"]
+                metrics[f"{name}_top1"] = result.metrics["top1_0"]
+    return metrics
