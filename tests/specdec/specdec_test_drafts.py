@@ -1,8 +1,9 @@
 """Drafts that are right often, so long accepted paths and cache selection get tested.
 
 Both are real DraftModels (real caches, real tree building) with changed logits:
-- OracleDraft boosts the reference continuation's next token; at every fifth position it backs a
-  wrong token instead, so paths end early there and the right token sits among the siblings.
+- OracleDraft boosts the reference continuation's next token; at every `wrong_every`-th position
+  (default 5) it backs a wrong token instead, so paths end early there and the right token sits
+  among the siblings. wrong_every = 1 gives a draft that never matches.
 - MimicDraft returns the target's own logits, computed by running the target on the draft's slots
   in a cache of its own that follows the draft cache's crops: the best draft one can have.
 """
@@ -17,6 +18,7 @@ class OracleDraft(DraftModel):
     """Full-vocabulary drafts only: the bonus is indexed by target id."""
 
     reference: list[int]  # prompt + the target's greedy continuation, set by the test
+    wrong_every: int = 5
 
     def forward(self, token_ids, features, positions, cache=None, attention_mask=None,
                 logits="all") -> DraftOutput:
@@ -27,7 +29,7 @@ class OracleDraft(DraftModel):
         next_positions = positions[:, -out.logits.shape[1]:] + 1
         reference = torch.tensor(self.reference + [0], device=positions.device)
         backed = reference[next_positions.clamp(max=len(self.reference))]
-        wrong = next_positions % 5 == 0
+        wrong = next_positions % self.wrong_every == 0
         backed = torch.where(wrong, (backed + 1) % self.config.target_vocab_size, backed)
         bonus = torch.zeros_like(out.logits).scatter_(-1, backed[..., None], 30.0)
         return DraftOutput(out.hidden, out.logits + bonus)
