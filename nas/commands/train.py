@@ -1,0 +1,162 @@
+"""Train the weight-sharing draft supernet of a search space against a target.
+
+Writes to the run directory: calibration.json (when the space ranks layers by entropy and no
+calibration is given), space.json (the space resolved for this target), checkpoints/ (atomic,
+complete; resume=true continues from the newest), metrics.csv, loss.png, supernet/ (the trained
+weights + meta that search and export load) and, for a one-point space such as eagle or dream,
+draft/: that draft as a DraftModel checkpoint the decoder loads.
+
+Multi-process: `torchrun --nproc_per_node N -m nas.cli train run_dir=<dir> ...` (gloo on CPU,
+nccl on GPU); train.batch_size is the global batch and must split over the processes.
+
+keys:
+  target          shapes | smollm2 | a Hugging Face model id | a local model directory
+  search_space    a named space (dream_s, eagle, dream) or a space YAML file
+  budget          smoke | default | long: steps, batch, prompts, unroll (conf/budget/)
+  calibration     a calibration.json to use instead of calibrating (null: the run's own)
+  prompts         training prompts (the target's prompt set, train split)
+  max_new_tokens  length of the target's responses that the draft learns from
+  features        online (target forward per batch) | disk (cached under $DRAFTNAS_HOME)
+  resume          continue from the newest checkpoint in run_dir
+  train.*         steps, batch_size, lr, warmup_steps, checkpoint_every, seed, loss.*, sandwich.*
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas.calibration import FILE_NAME as CALIBRATION_FILE
+from nas.calibration import Calibration, calibrate
+from nas.commands import CommandConfig
+from nas.target_loading import load_configured_target
+from nas.user_errors import UserError
+from search_spaces import ResolvedSpace, TargetDims, load_space
+from specdec.vocab import most_frequent_tokens
+from supernet.checkpoint import SupernetMeta, save_supernet
+from supernet.corpus import build_corpus, response_tokens
+from supernet.distributed import World, barrier, init_world
+from supernet.extract import extract
+from supernet.trainer import SupernetRecipe, TrainConfig
+from targets import PreparedInputs, Target
+from targets.embedded import EMBEDDED_TARGETS
+from targets.embedded.prompts import prompt_set
+from targets.home import draftnas_home
+
+FEATURES = ("online", "disk")
+
+
+@dataclass(kw_only=True)
+class Config(CommandConfig):
+    target: str
+    search_space: str
+    budget_name: str
+    device: str
+    dtype: str
+    calibration: str | None
+    calibration_prompts: int
+    prompts: int
+    max_new_tokens: int
+    features: str
+    resume: bool
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def run(cfg: Config) -> dict[str, Any]:
+    if cfg.features not in FEATURES:
+        raise UserError(f"features: '{cfg.features}'; use one of {', '.join(FEATURES)}")
+    if cfg.prompts < 1 or cfg.max_new_tokens < 1:
+        raise UserError(f"prompts={cfg.prompts}, max_new_tokens={cfg.max_new_tokens}: "
+                        "use positive numbers")
+    space = load_space(cfg.search_space)  # a bad space fails before the target loads
+    world = init_world(cfg.device)
+    target = load_configured_target(cfg.target, world.device, cfg.dtype)
+    run_dir = Path(cfg.run_dir)
+    calibration = None
+    if space.needs_calibration:
+        calibration = calibration_for(cfg, target, run_dir, world)
+    resolved = space.resolve(TargetDims.of(target), calibration)
+    if world.is_main:
+        (run_dir / "space.json").write_text(_json(resolved.to_dict()))
+    corpus = corpus_for(cfg, target, world)
+    vocab_ranking = vocabulary_ranking(resolved, corpus, target)
+    intermediate_tap = calibration.candidate_taps[0] if calibration else None
+    features_dir = None
+    if cfg.features == "disk":
+        features_dir = draftnas_home() / "features" / f"{target.fingerprint[:16]}-{_key(cfg)}"
+    recipe = SupernetRecipe(cfg.train, run_dir, world)
+    try:
+        recipe.setup(target, resolved, corpus, vocab_ranking, intermediate_tap, features_dir,
+                     cfg.resume)
+        summary = recipe.train()
+        outputs = save_outputs(cfg, recipe, resolved, intermediate_tap, run_dir, world)
+    finally:
+        recipe.cleanup()
+    return {"target": target.spec, "target_fingerprint": target.fingerprint,
+            "search_space": resolved.name, "space_size": resolved.size(),
+            "budget": cfg.budget_name, "processes": world.size, "corpus_sequences": len(corpus),
+            **summary, **outputs}
+
+
+def calibration_for(cfg: Config, target: Target, run_dir: Path, world: World) -> Calibration:
+    path = Path(cfg.calibration) if cfg.calibration else run_dir / CALIBRATION_FILE
+    if cfg.calibration or path.is_file():
+        return Calibration.load(path, fingerprint=target.fingerprint)
+    if world.is_main:
+        prompts = prepared_prompts(cfg.target, target, "train", cfg.calibration_prompts)
+        calibrate(target, prompts).save(path)
+    barrier(world)
+    return Calibration.load(path, fingerprint=target.fingerprint)
+
+
+def corpus_for(cfg: Config, target: Target, world: World) -> list:
+    cache = draftnas_home() / "corpus"
+    prompts = prepared_prompts(cfg.target, target, "train", cfg.prompts)
+    if world.is_main:  # the main process decodes; the others then read its cache
+        corpus = build_corpus(target, prompts, cfg.max_new_tokens, cache)
+    barrier(world)
+    if not world.is_main:
+        corpus = build_corpus(target, prompts, cfg.max_new_tokens, cache)
+    return corpus
+
+
+def prepared_prompts(spec: str, target: Target, split: str, limit: int) -> list[PreparedInputs]:
+    """The embedded prompt set of the target (a VLM's: shapes; a text model's: smollm2)."""
+    name = spec if spec in EMBEDDED_TARGETS else ("shapes" if target.is_vlm else "smollm2")
+    if target.tokenizer is None:
+        raise UserError(f"target '{spec}' has no tokenizer or processor, so prompts cannot be "
+                        "encoded; add its tokenizer files to the model directory")
+    return [target.prepare(prompt=text, images=[image] if image is not None else None)
+            for text, image in prompt_set(name, split, limit)]
+
+
+def vocabulary_ranking(space: ResolvedSpace, corpus: list, target: Target) -> list[int]:
+    """Most frequent response tokens first, as many as the largest reduced vocabulary."""
+    size = max((size for size in space.draft_vocab_size if size), default=0)
+    return most_frequent_tokens(response_tokens(corpus), size, target.vocab_size) if size else []
+
+
+def save_outputs(cfg: Config, recipe: SupernetRecipe, space: ResolvedSpace,
+                 intermediate_tap: int | None, run_dir: Path, world: World) -> dict[str, Any]:
+    if not world.is_main:
+        return {}
+    supernet_dir = save_supernet(run_dir / "supernet", recipe.superdraft,
+                                 SupernetMeta.of(recipe.superdraft, intermediate_tap))
+    outputs: dict[str, Any] = {"supernet": str(supernet_dir),
+                               "checkpoints": str(recipe.checkpoints),
+                               "metrics": str(run_dir / "metrics.csv")}
+    if space.size() == 1:
+        provenance = {"source": "draftnas train", "search_space": space.name,
+                      "supernet": str(supernet_dir), "steps": recipe.step}
+        draft = extract(recipe.superdraft, space.largest(), provenance)
+        outputs["draft"] = str(draft.save_pretrained(run_dir / "draft"))
+    return outputs
+
+
+def _key(cfg: Config) -> str:
+    return f"p{cfg.prompts}-n{cfg.max_new_tokens}"
+
+
+def _json(data: dict) -> str:
+    import json
+
+    return json.dumps(data, indent=2) + "\n"
