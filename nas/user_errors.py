@@ -19,6 +19,7 @@ def user_error_types() -> tuple[type[Exception], ...]:
     from nas.calibration import CalibrationError
     from search_spaces.errors import SpaceError
     from specdec.errors import DraftError
+    from supernet.errors import SupernetError
     from targets.errors import TargetError
 
     return (
@@ -27,6 +28,7 @@ def user_error_types() -> tuple[type[Exception], ...]:
         SpaceError,
         DraftError,
         CalibrationError,
+        SupernetError,
         HydraException,  # malformed override, unknown key, wrong type: from `compose`
         OmegaConfBaseException,  # a value that does not fit its structured-config type
     )
