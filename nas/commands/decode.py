@@ -1,0 +1,95 @@
+"""Generate with speculative decoding: a target plus a draft checkpoint (or none), and the stats.
+
+Prints the output text and tau (tokens per target forward, the bonus token included), the
+acceptance by depth and tokens/s; format=json prints the whole result as one JSON line instead.
+
+keys:
+  target          shapes | smollm2 | a Hugging Face model id | a local model directory
+  draft           a draft checkpoint directory (config.json + model.safetensors), or none for
+                  the plain target through the same decoder (the vanilla baseline)
+  prompt          text to answer (the chat template is applied when the target has one)
+  image           an image file for a vision-language target
+  format          text | json
+  mode            chain (k draft tokens per step) | tree (EAGLE-2 dynamic tree)
+  k               chain length
+  depth, top_k, total_tokens   the tree: longest path, children per expanded node, nodes with root
+  max_new_tokens, temperature (0 = greedy), top_p, seed
+  device, dtype   where and in which precision to load the target (the draft follows)
+"""
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from nas.commands import CommandConfig
+from nas.commands.target import read_image
+from nas.target_loading import load_configured_target
+from nas.user_errors import UserError
+from specdec import DecodeConfig, DraftModel, SpeculativeDecoder
+
+FORMATS = ("text", "json")
+
+
+@dataclass(kw_only=True)
+class Config(CommandConfig):
+    target: str
+    draft: str
+    prompt: str | None
+    image: str | None
+    format: str
+    mode: str
+    k: int
+    depth: int
+    top_k: int
+    total_tokens: int
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    seed: int | None
+    device: str
+    dtype: str
+
+
+def run(cfg: Config) -> dict[str, Any]:
+    if cfg.format not in FORMATS:
+        raise UserError(f"format: '{cfg.format}'; use one of {', '.join(FORMATS)}")
+    if cfg.prompt is None:
+        raise UserError("prompt: missing; add prompt='<text to answer>'")
+    settings = DecodeConfig(mode=cfg.mode, k=cfg.k, depth=cfg.depth, top_k=cfg.top_k,
+                            total_tokens=cfg.total_tokens)
+    image = read_image(cfg.image) if cfg.image else None
+    target = load_configured_target(cfg.target, cfg.device, cfg.dtype)
+    if image is not None and not target.is_vlm:
+        raise UserError(f"image: target '{cfg.target}' is text-only; drop image= or pick a VLM")
+    draft = None if cfg.draft.lower() == "none" else DraftModel.from_pretrained(cfg.draft, target)
+    generation = SpeculativeDecoder(target, draft, settings).generate(
+        prompt=cfg.prompt, images=[image] if image is not None else None,
+        max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
+        seed=cfg.seed)
+    result = {
+        "target": target.spec,
+        "target_fingerprint": target.fingerprint,
+        "draft": cfg.draft,
+        "prompt": cfg.prompt,
+        "text": generation.text,
+        "token_ids": generation.token_ids,
+        "stats": generation.stats.to_dict(),
+    }
+    if cfg.format == "json":
+        print(json.dumps(result))
+    else:
+        print_summary(result)
+    return result
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    stats = result["stats"]
+    tau = "n/a (no step after the prefill)" if stats["tau"] is None else f"{stats['tau']:.2f}"
+    acceptance = ", ".join(f"{rate:.2f}" for rate in stats["acceptance_by_depth"]) or "none"
+    print(f"output: {result['text']}")
+    print(f"tokens: {stats['new_tokens']} in {stats['time_total']:.3f}s "
+          f"({stats['tokens_per_second']:.1f} tokens/s), target forwards: {stats['steps']}")
+    print(f"tau (tokens per target forward, bonus token included): {tau}")
+    print(f"acceptance by depth: {acceptance}")
+    print(f"time: target {stats['time_target']:.3f}s, draft {stats['time_draft']:.3f}s, "
+          f"overhead {stats['time_overhead']:.3f}s")
