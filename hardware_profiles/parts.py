@@ -1,0 +1,141 @@
+"""The parts a latency table times, their keys, and which parts a search space needs.
+
+A decoding step of `specdec.SpeculativeDecoder` is made of these calls (see specdec/decoder.py and
+specdec/tree.py), so a table holds one entry per part and per value the space allows:
+
+    target/q/ctx                the target's forward over q new tokens after ctx cached ones
+                                (q = 1: plain decoding; q > 1: tree verification with a 4D mask)
+    step_overhead/q/ctx         the decoder's work around that forward: tree mask, acceptance
+                                over q rows of logits, keeping prefix + path in the target cache
+    input/interaction/q         the draft's token embedding and interaction (concat fc, add)
+    fusion/taps/q               fusing `taps` injected target layers (norm + projection each)
+    layer/cross/heads/head_dim/ffn/q/ctx
+                                one draft layer over q new slots after ctx cached slots
+                                (cross = 1: with the cross-attention block)
+    head/vocab/q                the draft's logits for q rows (vocab 0: the target's full head)
+    tree_overhead/vocab         `build_tree`'s own work (top-k, scores, rerank) around the draft
+    prefill/scores/ctx          a VLM target's prefill of ctx tokens without / with the image
+                                scoring that vision_keep_ratio < 1 needs (eager attention)
+
+Keys are `part/name=value/...` in the field order above; `q` and `ctx` (and `heads`, `ffn`
+inside the profiled range) are interpolated by the predictor, every other field must match.
+"""
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+from search_spaces import DraftArch, ResolvedSpace, TargetDims
+from specdec.config import DraftConfig
+
+
+@dataclass(frozen=True)
+class PartSpec:
+    fields: tuple[str, ...]  # in key order
+    interpolated: tuple[str, ...]  # numeric fields the predictor may interpolate over
+
+
+PARTS: dict[str, PartSpec] = {
+    "target": PartSpec(("q", "ctx"), ("q", "ctx")),
+    "step_overhead": PartSpec(("q", "ctx"), ("q", "ctx")),
+    "input": PartSpec(("interaction", "q"), ("q",)),
+    "fusion": PartSpec(("taps", "q"), ("q",)),
+    "layer": PartSpec(("cross", "heads", "head_dim", "ffn", "q", "ctx"), ("ffn", "q", "ctx")),
+    "head": PartSpec(("vocab", "q"), ("q",)),
+    "tree_overhead": PartSpec(("vocab",), ()),
+    "prefill": PartSpec(("scores", "ctx"), ("ctx",)),
+}
+
+FieldValue = int | str
+
+
+def part_key(part: str, **fields: FieldValue) -> str:
+    spec = PARTS[part]
+    if set(fields) != set(spec.fields):
+        raise ValueError(f"part {part!r} takes fields {spec.fields}, got {sorted(fields)}")
+    return "/".join([part, *(f"{name}={fields[name]}" for name in spec.fields)])
+
+
+def parse_key(key: str) -> tuple[str, dict[str, FieldValue]]:
+    """(part, fields) of a key; ValueError with the reason when it is not a key of PARTS."""
+    part, *pairs = key.split("/")
+    if part not in PARTS:
+        raise ValueError(f"unknown part {part!r} (parts: {', '.join(PARTS)})")
+    fields: dict[str, FieldValue] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not value:
+            raise ValueError(f"field {pair!r} is not name=value")
+        fields[name] = int(value) if value.isdigit() else value
+    if tuple(fields) != PARTS[part].fields:
+        raise ValueError(f"part {part!r} needs fields {'/'.join(PARTS[part].fields)}")
+    for name in PARTS[part].fields:
+        if name != "interaction" and not isinstance(fields[name], int):
+            raise ValueError(f"field {name}={fields[name]!r} is not a non-negative integer")
+    return part, fields
+
+
+@dataclass(frozen=True)
+class DecodeShape:
+    """The tree a decoding step drafts and verifies (`DecodeConfig.tree_shape`)."""
+
+    depth: int
+    top_k: int
+    total_tokens: int
+
+
+@dataclass(frozen=True)
+class ProfileGrid:
+    contexts: tuple[int, ...]  # cached tokens before the timed call
+    target_queries: tuple[int, ...]  # new tokens in a target forward
+    draft_queries: tuple[int, ...]  # new slots in a draft forward
+
+
+def draft_config(dims: TargetDims, arch: DraftArch) -> DraftConfig:
+    """The DraftConfig of `arch` exactly as drafts are built from a space (DraftConfig.for_target
+    with the arch's fields), so the profiled head sizes are the served ones."""
+    target = SimpleNamespace(hidden_size=dims.hidden_size, num_layers=dims.num_layers,
+                             num_heads=dims.num_heads, vocab_size=dims.vocab_size,
+                             fingerprint="profile")
+    return DraftConfig.for_target(target, **arch.to_dict())
+
+
+def vocab_field(draft_vocab_size: int | None) -> int:
+    return draft_vocab_size or 0
+
+
+def attention_shapes(space: ResolvedSpace) -> list[tuple[int, int]]:
+    """(heads, head_dim) of every head choice of the space."""
+    arch = space.largest()
+    shapes = []
+    for heads in space.num_heads:
+        cfg = draft_config(space.target, DraftArch(**{**arch.to_dict(), "num_heads": heads,
+                                                      "injected_layers": arch.injected_layers}))
+        shapes.append((cfg.num_heads, cfg.head_dim))
+    return shapes
+
+
+def fusion_counts(space: ResolvedSpace) -> list[int]:
+    if all(interaction == "none" for interaction in space.interaction):
+        return []
+    return sorted({len(taps) for taps in space.injected_layers})
+
+
+def required_keys(space: ResolvedSpace, grid: ProfileGrid, image_tokens: int) -> list[str]:
+    """Every key a table for `space` on `grid` holds, cheap parts first."""
+    keys = [part_key("tree_overhead", vocab=vocab_field(v)) for v in space.draft_vocab_size]
+    for q in grid.draft_queries:
+        keys += [part_key("input", interaction=i, q=q) for i in space.interaction]
+        keys += [part_key("fusion", taps=n, q=q) for n in fusion_counts(space)]
+        keys += [part_key("head", vocab=vocab_field(v), q=q) for v in space.draft_vocab_size]
+    crosses = sorted({int(i == "cross_attention") for i in space.interaction})
+    for ctx in grid.contexts:
+        for q in grid.target_queries:
+            keys += [part_key("target", q=q, ctx=ctx), part_key("step_overhead", q=q, ctx=ctx)]
+        for cross in crosses:
+            for heads, head_dim in attention_shapes(space):
+                for ffn in space.intermediate_size:
+                    keys += [part_key("layer", cross=cross, heads=heads, head_dim=head_dim,
+                                      ffn=ffn, q=q, ctx=ctx) for q in grid.draft_queries]
+        if image_tokens and min(space.vision_keep_ratio) < 1.0:
+            keys += [part_key("prefill", scores=s, ctx=ctx) for s in (0, 1)]
+    return keys

@@ -1,0 +1,71 @@
+"""Timing one callable: warm-up, then repeats; the median and the spread (interquartile range).
+
+CPU: `time.perf_counter` around each call, with torch's thread count pinned for the whole profile
+(a different count is a different machine). GPU: CUDA events around each call, synchronised once
+per call, so launch overhead is included as the decoder sees it.
+"""
+
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class TimingConfig:
+    warmup: int = 3
+    repeats: int = 15
+
+
+@dataclass(frozen=True)
+class Timing:
+    ms: float  # median milliseconds of one call
+    spread: float  # interquartile range, milliseconds
+    repeats: int
+
+
+def time_call(fn: Callable[[], object], cfg: TimingConfig, device: torch.device,
+              reset: Callable[[], object] | None = None) -> Timing:
+    """Median time of `fn()`; `reset()` (untimed) runs after every call to restore its inputs
+    (for example, crop a cache that the call grew)."""
+    cuda = torch.device(device).type == "cuda"
+    samples = []
+    for index in range(cfg.warmup + cfg.repeats):
+        if cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda.synchronize()
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            elapsed = start.elapsed_time(end)
+        else:
+            began = time.perf_counter()
+            fn()
+            elapsed = (time.perf_counter() - began) * 1e3
+        if reset is not None:
+            reset()
+        if index >= cfg.warmup:
+            samples.append(elapsed)
+    return summarize(samples)
+
+
+def summarize(samples: list[float]) -> Timing:
+    if len(samples) < 2:
+        return Timing(samples[0], 0.0, len(samples))
+    quartiles = statistics.quantiles(samples, n=4)
+    return Timing(statistics.median(samples), quartiles[2] - quartiles[0], len(samples))
+
+
+@contextmanager
+def pinned_threads(threads: int) -> Iterator[None]:
+    """Run with exactly `threads` intra-op threads, restoring the previous count afterwards."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

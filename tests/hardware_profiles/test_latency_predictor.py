@@ -1,0 +1,104 @@
+"""The predictor on a synthetic table: sums of parts, interpolation, monotonicity, missing values."""
+
+import dataclasses
+import random
+
+import pytest
+from conftest import DECODE, synthetic_ms, synthetic_table
+
+from hardware_profiles.parts import draft_config
+from hardware_profiles.predictor import InterpolatedValueWarning, LatencyPredictor
+from hardware_profiles.table import TableError
+from search_spaces import DraftArch
+
+EAGLE_LIKE = DraftArch(interaction="concat", injected_layers=(4,), num_layers=1, num_heads=4,
+                       intermediate_size=128, vision_keep_ratio=1.0, draft_vocab_size=None)
+
+
+@pytest.fixture
+def predictor():
+    return LatencyPredictor(synthetic_table())
+
+
+def test_context_and_queries_are_interpolated_linearly(predictor):
+    # The synthetic latencies are linear, so interpolation between grid points is exact.
+    for q, ctx in [(1, 32), (3, 50), (6.5, 100), (10, 127)]:
+        assert predictor.part_ms("target", q=q, ctx=ctx) == pytest.approx(
+            synthetic_ms("target", {"q": q, "ctx": ctx}))
+    layer = dict(cross=1, heads=4, head_dim=16, ffn=96, q=3, ctx=77)
+    with pytest.warns(InterpolatedValueWarning, match="ffn=96"):
+        assert predictor.part_ms("layer", **layer) == pytest.approx(synthetic_ms("layer", layer))
+
+
+def test_context_beyond_the_grid_extrapolates_up_and_holds_below(predictor):
+    assert predictor.part_ms("target", q=1, ctx=256) == pytest.approx(
+        synthetic_ms("target", {"q": 1, "ctx": 256}))
+    assert predictor.part_ms("target", q=1, ctx=8) == predictor.part_ms("target", q=1, ctx=32)
+
+
+def test_a_step_is_the_sum_of_the_decoders_calls(predictor):
+    arch, ctx, tau = EAGLE_LIKE, 100, 2
+    cfg = draft_config(predictor.dims, arch)
+    k = DECODE.top_k
+
+    def forward(q, at, rows):
+        layer = synthetic_ms("layer", dict(cross=0, heads=cfg.num_heads, ffn=128, q=q, ctx=at))
+        return (synthetic_ms("input", {"interaction": "concat", "q": q}) + layer
+                + synthetic_ms("head", {"vocab": 0, "q": rows}))
+
+    tree = sum(forward(k, ctx + (s - 1) * k, k) for s in range(1, DECODE.depth))
+    tree += synthetic_ms("tree_overhead", {"vocab": 0})
+    advance = synthetic_ms("fusion", {"taps": 1, "q": tau}) + forward(tau, ctx, 1)
+    verify = (synthetic_ms("target", {"q": 10, "ctx": ctx})
+              + synthetic_ms("step_overhead", {"q": 10, "ctx": ctx}))
+    plain = (synthetic_ms("target", {"q": 1, "ctx": ctx})
+             + synthetic_ms("step_overhead", {"q": 1, "ctx": ctx}))
+    parts = predictor.breakdown(arch, ctx, tau)
+    assert parts.tree_ms == pytest.approx(tree)
+    assert parts.advance_ms == pytest.approx(advance)
+    assert parts.verify_ms == pytest.approx(verify)
+    assert parts.target_step_ms == pytest.approx(plain)
+    assert predictor.speedup(arch, tau, ctx) == pytest.approx(
+        tau * plain / (tree + advance + verify))
+
+
+def test_predictions_grow_with_every_size(predictor):
+    rng = random.Random(0)
+    from conftest import small_space
+
+    space = small_space()
+    for _ in range(20):
+        arch = space.sample(rng)
+        base = predictor.draft_ms(arch, 64, 2)
+        assert predictor.draft_ms(arch, 100, 2) > base
+        assert predictor.draft_ms(arch, 64, 3) > base
+        if arch.num_layers == 1:
+            assert predictor.draft_ms(dataclasses.replace(arch, num_layers=2), 64, 2) > base
+        if arch.intermediate_size == 64:
+            assert predictor.draft_ms(dataclasses.replace(arch, intermediate_size=128), 64, 2) > base
+        if arch.draft_vocab_size is not None:
+            assert predictor.draft_ms(dataclasses.replace(arch, draft_vocab_size=None), 64, 2) > base
+        if arch.vision_keep_ratio < 1:
+            assert predictor.draft_ms(dataclasses.replace(arch, vision_keep_ratio=1.0), 64, 2) > base
+        assert predictor.step_ms(arch, 100, 2) > predictor.step_ms(arch, 64, 2)
+    assert predictor.speedup(EAGLE_LIKE, 3, 64) > predictor.speedup(EAGLE_LIKE, 2, 64)
+
+
+def test_missing_space_values_raise_one_line(predictor):
+    with pytest.raises(TableError, match=r"no layer entry with heads=1 \(table has 2, 4\)"):
+        predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, num_heads=1), 64, 2)
+    with pytest.raises(TableError, match="no head entry with vocab=100"):
+        predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, draft_vocab_size=100), 64, 2)
+    with pytest.raises(TableError, match="no layer entry with ffn=512"):
+        predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, intermediate_size=512), 64, 2)
+    with pytest.raises(TableError, match="no fusion entry with taps=3"):
+        predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, injected_layers=(1, 2, 4)), 64, 2)
+
+
+def test_tau_below_one_is_refused(predictor):
+    with pytest.raises(ValueError, match="tau >= 1"):
+        predictor.speedup(EAGLE_LIKE, 0.5, 64)
+
+
+def test_scoring_cost_of_vision_keep(predictor):
+    assert predictor.scoring_ms(64) == pytest.approx(1.0)

@@ -1,0 +1,104 @@
+"""The table file: round trip, version, and a one-line TableError for every kind of bad table."""
+
+import json
+import warnings
+
+import pytest
+from conftest import DEVICE, FINGERPRINT, synthetic_table
+
+from hardware_profiles.device import DeviceFingerprint
+from hardware_profiles.table import DeviceMismatchWarning, TableError, load_table
+
+
+@pytest.fixture
+def table_file(tmp_path):
+    return synthetic_table().save(tmp_path / "table.json")
+
+
+def edited(path, edit) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def test_round_trip_keeps_every_field(table_file):
+    table = synthetic_table()
+    loaded = load_table(table_file, FINGERPRINT, DEVICE)
+    assert loaded.to_dict() == json.loads(json.dumps(table.to_dict()))
+    assert loaded.entries.keys() == table.entries.keys()
+    assert loaded.grid == table.grid and loaded.decode == table.decode
+    assert loaded.device == DEVICE and loaded.complete
+
+
+def test_save_is_atomic_and_leaves_no_partial_file(tmp_path):
+    synthetic_table().save(tmp_path / "t.json")
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
+
+
+def one_line_error(path, *words, **kwargs) -> str:
+    with pytest.raises(TableError) as caught:
+        load_table(path, **kwargs)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message
+    for word in words:
+        assert word in message, message
+    return message
+
+
+def test_other_version_is_refused(table_file):
+    edited(table_file, lambda d: d.update(version=99))
+    one_line_error(table_file, "version 99", "reads version 1")
+
+
+@pytest.mark.parametrize(("edit", "words"), [
+    (lambda d: d.update(format="something"), ["not a latency table"]),
+    (lambda d: d.pop("grid"), ["missing key 'grid'"]),
+    (lambda d: d.update(extra=1), ["unknown key 'extra'"]),
+    (lambda d: d.update(device={"kind": "cpu"}), ["device must be an object"]),
+    (lambda d: d["target"].pop("fingerprint"), ["target must have exactly the keys"]),
+    (lambda d: d["grid"].update(contexts=[64, -1]), ["grid values"]),
+    (lambda d: d["entries"].update({"layer/q=1": {"ms": 1, "spread": 0, "repeats": 1}}),
+     ["entry 'layer/q=1'", "needs fields"]),
+    (lambda d: d["entries"].update({"warp/q=1": {"ms": 1, "spread": 0, "repeats": 1}}),
+     ["entry 'warp/q=1'", "unknown part"]),
+    (lambda d: d["entries"].update({"head/vocab=0/q=x": {"ms": 1, "spread": 0, "repeats": 1}}),
+     ["'head/vocab=0/q=x'", "not a non-negative integer"]),
+    (lambda d: d["entries"].update({"head/vocab=0/q=1": {"ms": -1, "spread": 0, "repeats": 1}}),
+     ["'head/vocab=0/q=1'", "ms=-1"]),
+    (lambda d: d["entries"].update({"head/vocab=0/q=1": {"ms": 1.0}}),
+     ["'head/vocab=0/q=1'", "must be"]),
+    (lambda d: d["entries"].update({"head/vocab=0/q=1": {"ms": 1, "spread": 0, "repeats": 0}}),
+     ["'head/vocab=0/q=1'", "repeats=0"]),
+])
+def test_malformed_tables_name_the_bad_entry(table_file, edit, words):
+    edited(table_file, edit)
+    one_line_error(table_file, *words)
+
+
+def test_not_json_and_missing_file(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text("{\"format\": ")
+    one_line_error(broken, "not JSON")
+    one_line_error(tmp_path / "absent.json", "no such latency table")
+
+
+def test_nan_latency_is_refused(table_file):
+    def nan(data):
+        data["entries"]["head/vocab=0/q=1"]["ms"] = float("nan")
+
+    edited(table_file, nan)
+    one_line_error(table_file, "'head/vocab=0/q=1'", "finite")
+
+
+def test_table_of_another_target_is_refused(table_file):
+    one_line_error(table_file, "measured for target 'synthetic'", "profile this target",
+                   target_fingerprint="b" * 64)
+
+
+def test_other_device_loads_with_a_warning(table_file):
+    other = DeviceFingerprint("cpu", "another cpu", 8, "2.13.0", "float32")
+    with pytest.warns(DeviceMismatchWarning, match="another cpu"):
+        load_table(table_file, device=other)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_table(table_file, device=DEVICE)
