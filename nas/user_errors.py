@@ -16,6 +16,7 @@ class UserError(ValueError):
 def user_error_types() -> tuple[type[Exception], ...]:
     # Imported here, not at module level: some of these modules import torch, and
     # `draftnas --help` should not wait for it.
+    from hardware_profiles.table import TableError
     from nas.calibration import CalibrationError
     from search_spaces.errors import SpaceError
     from specdec.errors import DraftError
@@ -29,6 +30,7 @@ def user_error_types() -> tuple[type[Exception], ...]:
         DraftError,
         CalibrationError,
         SupernetError,
+        TableError,
         HydraException,  # malformed override, unknown key, wrong type: from `compose`
         OmegaConfBaseException,  # a value that does not fit its structured-config type
     )

@@ -23,6 +23,7 @@ from nas.user_errors import UserError
 # name -> one-line summary, in the order of the data flow.
 COMMANDS: dict[str, str] = {
     "target": "build or load a target, print its facts; with prompt=, generate greedily",
+    "profile": "time the target and a search space's draft parts into a latency table",
     "train": "train the draft supernet of a search space against a target",
 }
 

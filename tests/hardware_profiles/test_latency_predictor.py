@@ -25,7 +25,7 @@ def test_context_and_queries_are_interpolated_linearly(predictor):
     for q, ctx in [(1, 32), (3, 50), (6.5, 100), (10, 127)]:
         assert predictor.part_ms("target", q=q, ctx=ctx) == pytest.approx(
             synthetic_ms("target", {"q": q, "ctx": ctx}))
-    layer = dict(cross=1, heads=4, head_dim=16, ffn=96, q=3, ctx=77)
+    layer = {"cross": 1, "heads": 4, "head_dim": 16, "ffn": 96, "q": 3, "ctx": 77}
     with pytest.warns(InterpolatedValueWarning, match="ffn=96"):
         assert predictor.part_ms("layer", **layer) == pytest.approx(synthetic_ms("layer", layer))
 
@@ -42,7 +42,7 @@ def test_a_step_is_the_sum_of_the_decoders_calls(predictor):
     k = DECODE.top_k
 
     def forward(q, at, rows):
-        layer = synthetic_ms("layer", dict(cross=0, heads=cfg.num_heads, ffn=128, q=q, ctx=at))
+        layer = synthetic_ms("layer", {"cross": 0, "heads": cfg.num_heads, "ffn": 128, "q": q, "ctx": at})
         return (synthetic_ms("input", {"interaction": "concat", "q": q}) + layer
                 + synthetic_ms("head", {"vocab": 0, "q": rows}))
 

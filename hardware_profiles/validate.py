@@ -1,0 +1,181 @@
+"""Check a latency table against measurement: random whole drafts, timed end to end.
+
+For each of `n` random points of the space (each at a random context between the profiled ones,
+so interpolation is tested too) it measures
+- `draft`: the draft's cost per step as the decoder pays it: `build_tree` with the whole extracted
+  DraftModel over its real cache, then the advance forward (fusion + draft over the accepted slots);
+- `step`: a real `SpeculativeDecoder.generate` of `new_tokens` tokens with that draft (random
+  weights, no EOS stop), whose time per step (prefill excluded) is compared with the predicted
+  step at the generation's mean context and its measured tau;
+and reports MAPE and Kendall's tau of predicted against measured for both, plus one plain-decoding
+run that checks T_target(1) and the predicted speedup formula end to end.
+"""
+
+import random
+import statistics
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from scipy.stats import kendalltau
+
+from hardware_profiles.predictor import LatencyPredictor
+from hardware_profiles.timing import TimingConfig, pinned_threads, time_call
+from search_spaces import DraftArch, ResolvedSpace
+from specdec.config import DraftConfig
+from specdec.decoder import DecodeConfig, SpeculativeDecoder
+from specdec.model import DraftModel
+from specdec.tree import build_tree
+from targets import PreparedInputs, Target
+
+
+@dataclass
+class SubnetResult:
+    arch: dict
+    ctx: int  # target context of the isolated draft measurement
+    tau: int  # accepted slots fed to the advance forward
+    draft_measured_ms: float
+    draft_predicted_ms: float
+    step_measured_ms: float  # per step of a real generation, prefill excluded
+    step_predicted_ms: float
+    step_tau: float  # the generation's measured tau
+    step_mean_ctx: float
+
+
+@dataclass
+class Agreement:
+    mape: float  # percent
+    kendall_tau: float
+    max_error: float  # percent
+
+
+@dataclass
+class ValidationReport:
+    subnets: list[SubnetResult]
+    draft: Agreement
+    step: Agreement
+    plain_step_measured_ms: float
+    plain_step_predicted_ms: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def agreement(predicted: list[float], measured: list[float]) -> Agreement:
+    errors = [abs(p - m) / m * 100 for p, m in zip(predicted, measured, strict=True)]
+    return Agreement(statistics.fmean(errors), float(kendalltau(predicted, measured).statistic),
+                     max(errors))
+
+
+@torch.inference_mode()
+def measure_draft(target: Target, draft: DraftModel, predictor: LatencyPredictor, ctx: int,
+                  tau: int, timing: TimingConfig, generator: torch.Generator) -> float:
+    """Median ms of one step's draft work at target context ctx, as the decoder runs it."""
+    cfg, decode, device = draft.config, predictor.decode, target.device
+    ctx_d = max(round(predictor.draft_context(arch_of(cfg), ctx)), 1)
+    width = target.hidden_size
+
+    def hidden(count: int) -> torch.Tensor:
+        return torch.randn(1, count, width, generator=generator).to(device, target.dtype)
+
+    def ids(count: int) -> torch.Tensor:
+        return torch.randint(3, target.vocab_size - 8, (1, count), generator=generator).to(device)
+
+    cache = draft.new_cache()
+    features = None if not cfg.uses_features else hidden(ctx_d)
+    out = draft(ids(ctx_d), features, torch.arange(1, ctx_d + 1, device=device)[None], cache,
+                logits="last")
+    root_hidden, root_logits = out.hidden[0, -1], out.logits[0, -1]
+    taps = {tap: hidden(tau) for tap in cfg.injected_layers}
+    advance_ids, positions = ids(tau), torch.arange(ctx + 1, ctx + 1 + tau, device=device)[None]
+    root = torch.tensor(3, device=device)
+
+    def step() -> None:
+        build_tree(draft, cache, root, root_hidden, root_logits, ctx, decode.depth,
+                   decode.top_k, decode.total_tokens)
+        cache.crop(ctx_d)
+        draft(advance_ids, draft.fuse(taps), positions, cache, logits="last")
+
+    return time_call(step, timing, device, reset=lambda: cache.crop(ctx_d)).ms
+
+
+def arch_of(cfg: DraftConfig) -> DraftArch:
+    return DraftArch(cfg.interaction, tuple(cfg.injected_layers), cfg.num_layers, cfg.num_heads,
+                     cfg.intermediate_size, cfg.vision_keep_ratio, cfg.draft_vocab_size)
+
+
+def decode_config(predictor: LatencyPredictor) -> DecodeConfig:
+    # No EOS stop: every run decodes exactly new_tokens tokens, whatever the random draft says.
+    shape = predictor.decode
+    return DecodeConfig(mode="tree", depth=shape.depth, top_k=shape.top_k,
+                        total_tokens=shape.total_tokens, eos_token_ids=[])
+
+
+def measure_generation(target: Target, draft: DraftModel | None, predictor: LatencyPredictor,
+                       inputs: PreparedInputs, new_tokens: int) -> tuple[float, float, float]:
+    """(ms per step with the prefill excluded, tau, mean target context) of one generation."""
+    decoder = SpeculativeDecoder(target, draft, decode_config(predictor))
+    stats = decoder.generate(inputs=inputs, max_new_tokens=new_tokens).stats
+    per_step = (stats.time_total - stats.time_prefill) / stats.steps * 1e3
+    return per_step, stats.tau, stats.prompt_tokens + stats.new_tokens / 2
+
+
+def validate(target: Target, space: ResolvedSpace, predictor: LatencyPredictor,
+             inputs: PreparedInputs, n: int = 30, new_tokens: int = 24, seed: int = 0,
+             timing: TimingConfig | None = None, threads: int | None = None,
+             progress: bool = True) -> ValidationReport:
+    from tqdm import tqdm
+
+    rng, generator = random.Random(seed), torch.Generator().manual_seed(seed)
+    timing = timing or TimingConfig(warmup=2, repeats=9)
+    contexts = predictor.table.grid.contexts
+    threads = threads or predictor.table.device.threads or torch.get_num_threads()
+    results = []
+    with pinned_threads(threads):
+        # Plain decoding first: also warms up the target.
+        plain_ms, _, plain_ctx = measure_generation(target, None, predictor, inputs, new_tokens)
+        for index in tqdm(range(n), desc="validate", unit="draft", disable=not progress):
+            arch = space.sample(rng)
+            cfg = DraftConfig.for_target(target, **arch.to_dict())
+            draft = DraftModel.random(cfg, target, seed=index)
+            ctx = rng.randint(contexts[0], contexts[-1])
+            tau = rng.randint(1, predictor.decode.depth + 1)
+            draft_ms = measure_draft(target, draft, predictor, ctx, tau, timing, generator)
+            step_ms, step_tau, mean_ctx = measure_generation(target, draft, predictor, inputs,
+                                                             new_tokens)
+            results.append(SubnetResult(
+                arch.to_dict(), ctx, tau, draft_ms, predictor.draft_ms(arch, ctx, tau), step_ms,
+                predictor.step_ms(arch, mean_ctx, step_tau), step_tau, mean_ctx))
+    return ValidationReport(
+        results,
+        agreement([r.draft_predicted_ms for r in results], [r.draft_measured_ms for r in results]),
+        agreement([r.step_predicted_ms for r in results], [r.step_measured_ms for r in results]),
+        plain_ms, predictor.target_step_ms(plain_ctx))
+
+
+def plot(report: ValidationReport, path: str | Path, title: str) -> Path:
+    """Predicted against measured, one panel per quantity, with the y = x line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    panels = (("draft cost per step", "draft", report.draft),
+              ("decoding step (real generation)", "step", report.step))
+    for axis, (label, name, stats) in zip(axes, panels, strict=True):
+        measured = [getattr(r, f"{name}_measured_ms") for r in report.subnets]
+        predicted = [getattr(r, f"{name}_predicted_ms") for r in report.subnets]
+        axis.scatter(measured, predicted, s=18)
+        low, high = min(measured + predicted), max(measured + predicted)
+        axis.plot([low, high], [low, high], color="gray", linestyle="--", linewidth=1)
+        axis.set_xlabel("measured ms")
+        axis.set_ylabel("predicted ms")
+        axis.set_title(f"{label}\nMAPE {stats.mape:.1f}%, Kendall tau {stats.kendall_tau:.2f}")
+    figure.suptitle(title)
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path

@@ -1,0 +1,172 @@
+"""Profile the target and a search space on this machine into a latency table; validate it.
+
+Times the target's forward (1..total_tokens new tokens, several contexts) and every draft part
+the space allows (a layer per interaction/heads/FFN width/context, fusion per number of injected
+layers, the head per draft vocabulary, the vision scoring) with the decoder's real calls, and
+writes `hardware_profiles/tables/<hardware.name>.json` (or output=). The table is saved as it
+grows; rerunning an interrupted profile skips the entries already measured (fresh=true remakes
+it). With validate=true it then times random whole drafts end to end and reports MAPE and
+Kendall tau of predicted against measured, with a scatter plot in the run directory.
+
+keys:
+  target            shapes | smollm2 | a Hugging Face model id | a local model directory
+  search_space      a named space (dream_s, eagle, dream) or a space YAML file
+  calibration       calibration.json for entropy:N layers; null: any ranking (only how many
+                    layers a draft injects changes its latency, not which)
+  hardware          name (table file name; null: <device>-<target>), device, dtype, threads
+                    (null: every usable core), contexts, warmup, repeats
+  decode            the tree a step drafts and verifies: mode, k, depth, top_k, total_tokens
+  output            table path; null: hardware_profiles/tables/<hardware.name>.json
+  fresh             remake the table instead of resuming it
+  validate          after profiling, validate on validate_subnets random drafts
+"""
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from hardware_profiles.device import default_threads
+from hardware_profiles.parts import DecodeShape
+from hardware_profiles.predictor import LatencyPredictor
+from hardware_profiles.profiler import ProfileSettings, profile
+from hardware_profiles.timing import TimingConfig
+from hardware_profiles.validate import plot, validate
+from nas.calibration import Calibration
+from nas.commands import CommandConfig
+from nas.target_loading import load_configured_target
+from nas.user_errors import UserError
+from search_spaces import ResolvedSpace, TargetDims, load_space
+from specdec.decoder import DecodeConfig
+from targets import PreparedInputs, Target
+
+TABLES_DIR = Path(__file__).resolve().parents[2] / "hardware_profiles" / "tables"
+
+
+@dataclass
+class HardwareConfig:
+    name: str | None = None
+    device: str = "cpu"
+    dtype: str = "float32"
+    threads: int | None = None
+    contexts: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 1024])
+    warmup: int = 3
+    repeats: int = 15
+
+
+@dataclass
+class DecodeShapeConfig:
+    mode: str = "tree"
+    k: int = 4
+    depth: int = 5
+    top_k: int = 8
+    total_tokens: int = 48
+
+
+@dataclass(kw_only=True)
+class Config(CommandConfig):
+    target: str
+    search_space: str
+    calibration: str | None
+    hardware: HardwareConfig
+    decode: DecodeShapeConfig
+    output: str | None
+    fresh: bool
+    validate: bool
+    validate_subnets: int
+    validate_tokens: int
+    prompt: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class AllIntermediateLayers:
+    """A stand-in calibration ranking every intermediate tap, shallow first: latency depends on
+    how many layers a draft injects, which any ranking gives the same way."""
+
+    candidate_taps: tuple[int, ...]
+
+
+def run(cfg: Config) -> dict[str, Any]:
+    check_config(cfg)
+    target = load_configured_target(cfg.target, cfg.hardware.device, cfg.hardware.dtype)
+    space = resolve_space(cfg, target)
+    name = cfg.hardware.name or default_table_name(target)
+    path = Path(cfg.output) if cfg.output else TABLES_DIR / f"{name}.json"
+    threads = cfg.hardware.threads or default_threads()
+    settings = ProfileSettings(
+        decode=DecodeShape(*DecodeConfig(**asdict(cfg.decode)).tree_shape),
+        timing=TimingConfig(cfg.hardware.warmup, cfg.hardware.repeats),
+        threads=threads, contexts=tuple(cfg.hardware.contexts))
+    report = profile(target, space, path, settings, fresh=cfg.fresh)
+    print(f"table: {report.path} ({len(report.table.entries)} entries, {report.measured} measured "
+          f"now, {report.skipped} kept, {report.seconds:.0f} s)")
+    result: dict[str, Any] = {
+        "table": str(report.path), "entries": len(report.table.entries),
+        "measured": report.measured, "skipped": report.skipped,
+        "profile_seconds": round(report.seconds, 1), "device": report.table.device.to_dict(),
+        "grid": asdict(report.table.grid), "decode": asdict(report.table.decode),
+    }
+    if cfg.validate:
+        result["validation"] = run_validation(cfg, target, space, report.path, threads)
+    return result
+
+
+def check_config(cfg: Config) -> None:
+    positive = {"hardware.warmup": cfg.hardware.warmup + 1, "hardware.repeats": cfg.hardware.repeats,
+                "validate_subnets": cfg.validate_subnets, "validate_tokens": cfg.validate_tokens}
+    for key, value in positive.items():
+        if value < 1:
+            raise UserError(f"{key}: must be positive (warmup may be 0)")
+    if cfg.hardware.threads is not None and cfg.hardware.threads < 1:
+        raise UserError(f"hardware.threads: {cfg.hardware.threads}; use a positive count or null")
+    if cfg.validate and cfg.validate_subnets < 2:
+        raise UserError("validate_subnets: Kendall tau needs at least 2 drafts; use 30")
+
+
+def resolve_space(cfg: Config, target: Target) -> ResolvedSpace:
+    space = load_space(cfg.search_space)
+    calibration = None
+    if cfg.calibration:
+        calibration = Calibration.load(cfg.calibration, target.fingerprint)
+    elif space.needs_calibration:
+        calibration = AllIntermediateLayers(tuple(range(2, target.num_layers)))
+    return space.resolve(TargetDims.of(target), calibration)
+
+
+def default_table_name(target: Target) -> str:
+    spec = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(target.spec)).name or str(target.spec))
+    return f"{target.device.type}-{spec}"
+
+
+def validation_inputs(target: Target, prompt: str, seed: int) -> PreparedInputs:
+    """The prompt (with a noise image for a VLM that has a processor); random ids for a target
+    without a tokenizer. Only the lengths matter to latency."""
+    generator = torch.Generator().manual_seed(seed)
+    if target.tokenizer is None:
+        ids = torch.randint(3, target.vocab_size - 8, (1, 32), generator=generator)
+        return target.prepare(inputs={"input_ids": ids})
+    images = None
+    if target.is_vlm and target.processor is not None:
+        from PIL import Image
+
+        pixels = torch.randint(0, 256, (224, 224, 3), generator=generator, dtype=torch.uint8)
+        images = [Image.fromarray(pixels.numpy())]
+    return target.prepare(prompt=prompt, images=images)
+
+
+def run_validation(cfg: Config, target: Target, space: ResolvedSpace, table: Path,
+                   threads: int) -> dict[str, Any]:
+    predictor = LatencyPredictor.from_file(table, target.fingerprint)
+    inputs = validation_inputs(target, cfg.prompt, cfg.seed)
+    report = validate(target, space, predictor, inputs, n=cfg.validate_subnets,
+                      new_tokens=cfg.validate_tokens, seed=cfg.seed, threads=threads)
+    figure = plot(report, Path(cfg.run_dir) / "latency_validation.png",
+                  f"{table.stem}: {len(report.subnets)} random drafts of {space.name}")
+    for label, stats in (("draft cost", report.draft), ("decoding step", report.step)):
+        print(f"{label}: MAPE {stats.mape:.1f}%, Kendall tau {stats.kendall_tau:.3f}, "
+              f"max error {stats.max_error:.1f}%")
+    print(f"plot: {figure}")
+    return {**report.to_dict(), "plot": str(figure)}

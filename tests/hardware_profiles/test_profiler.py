@@ -1,0 +1,88 @@
+"""Profiling a tiny target and a small space end to end: complete tables, resume, validation."""
+
+import pytest
+from conftest import fast_settings, small_space
+
+from hardware_profiles import profiler as profiler_module
+from hardware_profiles.parts import required_keys
+from hardware_profiles.predictor import LatencyPredictor
+from hardware_profiles.profiler import image_tokens_of, profile
+from hardware_profiles.table import TableError, load_table
+from hardware_profiles.validate import plot, validate
+from search_spaces import TargetDims
+from targets.tiny import tiny_inputs, tiny_target
+
+
+@pytest.fixture(scope="module")
+def vlm():
+    return tiny_target("llava_clip")
+
+
+def test_profile_times_every_part_the_space_needs(vlm, tmp_path):
+    space = small_space(TargetDims.of(vlm))
+    report = profile(vlm, space, tmp_path / "t.json", fast_settings())
+    table = load_table(tmp_path / "t.json", vlm.fingerprint, report.table.device)
+    keys = required_keys(space, table.grid, image_tokens_of(vlm))
+    assert set(table.entries) == set(keys) and table.complete
+    assert report.measured == len(keys) and report.skipped == 0
+    # the parts the space implies: both heads, both layer kinds, the VLM's scoring prefill
+    assert {"tree_overhead/vocab=0", "tree_overhead/vocab=64", "prefill/scores=1/ctx=40"} <= set(keys)
+    assert any(k.startswith("layer/cross=1/") for k in keys)
+    assert table.grid.contexts == (16, 40) and table.grid.target_queries[-1] == 10
+    assert all(t.ms > 0 for t in table.entries.values())
+    # the predictor covers every point of the space with this table
+    predictor = LatencyPredictor(table)
+    assert all(predictor.speedup(arch, 2.0, 30) > 0 for arch in space)
+
+
+def test_an_interrupted_profile_resumes_and_skips_what_it_saved(vlm, tmp_path, monkeypatch):
+    space = small_space(TargetDims.of(vlm))
+    path = tmp_path / "t.json"
+    real_time_call, calls = profiler_module.time_call, []
+
+    def interrupted(*args, **kwargs):
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real_time_call(*args, **kwargs)
+
+    monkeypatch.setattr(profiler_module, "time_call", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        profile(vlm, space, path, fast_settings())
+    partial = load_table(path)
+    assert not partial.complete and len(partial.entries) == 7
+    monkeypatch.setattr(profiler_module, "time_call", real_time_call)
+    report = profile(vlm, space, path, fast_settings())
+    assert report.skipped == 7 and report.measured == len(report.table.entries) - 7
+    assert load_table(path).complete
+    again = profile(vlm, space, path, fast_settings())
+    assert again.measured == 0
+
+
+def test_resume_refuses_a_table_made_otherwise(vlm, tmp_path):
+    space = small_space(TargetDims.of(vlm))
+    path = tmp_path / "t.json"
+    profile(vlm, space, path, fast_settings())
+    with pytest.raises(TableError, match="another grid"):
+        profile(vlm, space, path, fast_settings(contexts=(16, 32)))
+    other = tiny_target("llava_clip", seed=1)
+    with pytest.raises(TableError, match="not 'tiny:llava_clip'"):
+        profile(other, space, path, fast_settings())
+    fresh = profile(vlm, space, path, fast_settings(contexts=(16, 32)), fresh=True)
+    assert fresh.skipped == 0 and fresh.table.grid.contexts == (16, 32)
+
+
+def test_validation_measures_random_drafts_and_plots(vlm, tmp_path):
+    space = small_space(TargetDims.of(vlm))
+    profile(vlm, space, tmp_path / "t.json", fast_settings())
+    predictor = LatencyPredictor.from_file(tmp_path / "t.json", vlm.fingerprint)
+    report = validate(vlm, space, predictor, tiny_inputs(vlm, 6), n=3, new_tokens=3, threads=1,
+                      progress=False)
+    assert len(report.subnets) == 3
+    for result in report.subnets:
+        assert result.draft_measured_ms > 0 and result.draft_predicted_ms > 0
+        assert result.step_measured_ms > 0 and result.step_tau >= 1
+        assert 16 <= result.ctx <= 40
+    assert report.draft.mape >= 0 and -1 <= report.step.kendall_tau <= 1
+    figure = plot(report, tmp_path / "v.png", "tiny")
+    assert figure.stat().st_size > 0
