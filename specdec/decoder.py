@@ -18,7 +18,7 @@ from specdec.errors import DraftError
 from specdec.model import DraftCache, DraftModel
 from specdec.stats import DecodeStats, Stopwatch
 from specdec.tree import DraftTree, build_tree
-from specdec.verify import TokenSampler, accept
+from specdec.verify import NodeLogits, TokenSampler, accept
 from specdec.vision import select_kept_positions
 from targets import PreparedInputs, crop_cache, select_cache
 
@@ -124,9 +124,11 @@ class SpeculativeDecoder:
                 out = target.forward(
                     tree.tokens[None], positions=(prefix_len + tree.depths)[None],
                     attention_mask=None if tree.is_chain else _tree_mask(tree, prefix_len, target.dtype),
-                    cache=cache, taps=self.taps, logits="all")
+                    cache=cache, taps=self.taps, logits="none")
+                logits = NodeLogits(out.last_hidden[0], target.lm_head, tree.best_path())
             stats.max_target_cache = max(stats.max_target_cache, cache.length)
-            result = accept(tree, out.logits[0], sampler)
+            # Logits of nodes off the draft's best path, if visited, are computed in here.
+            result = accept(tree, logits, sampler)
             tokens = tree.tokens.tolist()
             new = [tokens[node] for node in result.path] + [result.bonus]
             new = _truncate(new, eos, max_new_tokens - len(emitted))

@@ -48,6 +48,14 @@ class DraftTree:
             ancestor = torch.where(has, self.parents[ancestor.clamp(min=0)], ancestor)
         return mask
 
+    def best_path(self) -> list[int]:
+        """The root and then, level by level, the best-scored child: the path most likely
+        accepted, whose target logits the decoder computes up front in one batch."""
+        children, path = self.children(), [0]
+        while children[path[-1]]:
+            path.append(children[path[-1]][0])
+        return path
+
     def children(self) -> list[list[int]]:
         """For each node, its children ordered by draft score, best first."""
         result: list[list[int]] = [[] for _ in range(self.size)]

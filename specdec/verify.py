@@ -8,6 +8,7 @@ token is sampled from what remains. The emitted tokens are then distributed exac
 sampling from the target's p (temperature and top-p applied), which the tests check.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -62,8 +63,30 @@ class TokenSampler:
         return float(torch.rand((), generator=self.generator, device=self.generator.device))
 
 
-def accept(tree: DraftTree, logits: torch.Tensor, sampler: TokenSampler) -> Acceptance:
-    """Walk the verified tree; logits [N, V] are the target's at each node."""
+class NodeLogits:
+    """The target's logits at tree nodes, computed from its final hidden states [N, H] only where
+    acceptance looks: the `first` nodes in one batch (the draft's best path), others on demand.
+    A tree of N nodes otherwise pays the vocabulary projection N times, though at most depth + 1
+    nodes are visited."""
+
+    def __init__(self, hidden: torch.Tensor, head: Callable[[torch.Tensor], torch.Tensor],
+                 first: list[int]):
+        self.hidden, self.head = hidden, head
+        self.rows: dict[int, torch.Tensor] = {}
+        self._compute(first)
+
+    def _compute(self, nodes: list[int]) -> None:
+        logits = self.head(self.hidden[torch.tensor(nodes, device=self.hidden.device)])
+        self.rows.update(zip(nodes, logits))
+
+    def __getitem__(self, node: int) -> torch.Tensor:
+        if node not in self.rows:
+            self._compute([node])
+        return self.rows[node]
+
+
+def accept(tree: DraftTree, logits: NodeLogits | torch.Tensor, sampler: TokenSampler) -> Acceptance:
+    """Walk the verified tree; logits[i] is the target's logits row [V] at node i."""
     if tree.size == 1:
         return Acceptance([], sampler.pick(logits[0]))
     if sampler.greedy:
@@ -71,19 +94,20 @@ def accept(tree: DraftTree, logits: torch.Tensor, sampler: TokenSampler) -> Acce
     return _accept_sampling(tree, logits, sampler)
 
 
-def _accept_greedy(tree: DraftTree, logits: torch.Tensor) -> Acceptance:
-    predicted = logits.argmax(-1).tolist()
+def _accept_greedy(tree: DraftTree, logits: NodeLogits | torch.Tensor) -> Acceptance:
     tokens, children = tree.tokens.tolist(), tree.children()
     node, path = 0, []
     while True:
-        match = next((child for child in children[node] if tokens[child] == predicted[node]), None)
+        predicted = int(logits[node].argmax())
+        match = next((child for child in children[node] if tokens[child] == predicted), None)
         if match is None:
-            return Acceptance(path, predicted[node])
+            return Acceptance(path, predicted)
         path.append(match)
         node = match
 
 
-def _accept_sampling(tree: DraftTree, logits: torch.Tensor, sampler: TokenSampler) -> Acceptance:
+def _accept_sampling(tree: DraftTree, logits: NodeLogits | torch.Tensor,
+                     sampler: TokenSampler) -> Acceptance:
     tokens, children = tree.tokens.tolist(), tree.children()
     node, path = 0, []
     while True:
