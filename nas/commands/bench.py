@@ -1,0 +1,153 @@
+"""Benchmark decoding methods on the same prompts: the plain target, transformers' assisted
+generation and prompt lookup decoding, and every draft checkpoint given.
+
+Per method: tokens/s, speedup over vanilla, tau (tokens per target forward after the prefill,
+bonus token included), acceptance by depth, draft / target / overhead seconds, whether the
+output equals vanilla token for token (greedy only), peak RSS and, for our drafts, the
+efficiency ratio speedup / (tau x T_target(1) / T_step). Writes bench.csv, bench.md and
+bench.png in the run directory; result.json holds the same table.
+
+keys:
+  target          shapes | smollm2 | a Hugging Face model id | a local model directory
+  drafts          draft checkpoint directories made for this target, e.g. drafts=[a,b]
+  prompts         which prompt set: auto (the embedded target's own), shapes (easy-vqa images
+                  and questions) or smollm2 (instructions); the bench uses its test split, the
+                  assistant trains on its train split
+  n_prompts       how many test prompts; max_new_tokens, temperature (0 = greedy), top_p, seed
+  mode, k, depth, top_k, total_tokens   how our decoder drafts (tree: EAGLE-2 dynamic tree)
+  baselines       any of assisted, prompt_lookup (vanilla always runs: speedups are over it)
+  assistant_tokens, prompt_lookup_tokens   candidates per step of the transformers baselines
+  assistant.*     the distilled assistant LM (layers, width, training steps...), cached per target
+  threads         torch threads while timing; warmup: one untimed run per method first
+  device, dtype   where and in which precision to load the target
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nas.commands import CommandConfig
+from nas.target_loading import load_configured_target
+from nas.user_errors import UserError
+from specdec import DecodeConfig
+from specdec.bench.assistant import AssistantConfig, ensure_assistant
+from specdec.bench.methods import (
+    Method,
+    Sampling,
+    assisted_method,
+    draft_method,
+    prompt_lookup_method,
+    vanilla_method,
+)
+from specdec.bench.report import write_report
+from specdec.bench.runner import BenchSettings, run_bench
+from targets import PreparedInputs, Target
+from targets.embedded import EMBEDDED_TARGETS
+from targets.embedded.prompts import prompt_set
+
+BASELINES = ("assisted", "prompt_lookup")
+
+
+@dataclass(kw_only=True)
+class Config(CommandConfig):
+    target: str
+    drafts: list[str]
+    prompts: str
+    n_prompts: int
+    max_new_tokens: int
+    temperature: float
+    top_p: float
+    seed: int
+    mode: str
+    k: int
+    depth: int
+    top_k: int
+    total_tokens: int
+    baselines: list[str]
+    assistant_tokens: int
+    prompt_lookup_tokens: int
+    assistant: AssistantConfig = field(default_factory=AssistantConfig)
+    threads: int
+    warmup: bool
+    device: str
+    dtype: str
+
+
+def run(cfg: Config) -> dict[str, Any]:
+    check_request(cfg)
+    decode = DecodeConfig(mode=cfg.mode, k=cfg.k, depth=cfg.depth, top_k=cfg.top_k,
+                          total_tokens=cfg.total_tokens)
+    target = load_configured_target(cfg.target, cfg.device, cfg.dtype)
+    set_name = prompt_set_name(cfg)
+    methods: list[Method] = [vanilla_method(target)]
+    # Drafts load first: a checkpoint for another target fails before the assistant trains.
+    drafts = [draft_method(target, directory, decode) for directory in cfg.drafts]
+    if "assisted" in cfg.baselines:
+        train = prepare(target, prompt_set(set_name, "train", cfg.assistant.train_prompts))
+        assistant = ensure_assistant(target, train, cfg.assistant)
+        methods.append(assisted_method(target, assistant, cfg.assistant_tokens))
+    if "prompt_lookup" in cfg.baselines:
+        methods.append(prompt_lookup_method(target, cfg.prompt_lookup_tokens))
+    methods += drafts
+    prompts = prepare(target, prompt_set(set_name, "test", cfg.n_prompts))
+    sampling = Sampling(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed)
+    load_before = os.getloadavg()
+    rows = run_bench(methods, prompts, BenchSettings(sampling, cfg.threads, cfg.warmup))
+    title = (f"draftnas bench: {cfg.target}, {len(prompts)} {set_name} prompts, "
+             f"{cfg.max_new_tokens} new tokens, temperature {cfg.temperature}, "
+             f"{cfg.threads} threads")
+    files = write_report(rows, Path(cfg.run_dir), title)
+    for path in files.values():
+        print(path)
+    print(files["md"].read_text())
+    return {
+        "target": target.spec,
+        "target_fingerprint": target.fingerprint,
+        "prompt_set": set_name,
+        "prompts": len(prompts),
+        "threads": cfg.threads,
+        # Timings on a shared machine are only as good as its idle time: keep the load with them.
+        "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
+        "files": {kind: str(path) for kind, path in files.items()},
+        "rows": rows,
+    }
+
+
+def check_request(cfg: Config) -> None:
+    unknown = sorted(set(cfg.baselines) - set(BASELINES))
+    if unknown:
+        raise UserError(f"baselines: unknown {unknown}; use any of {list(BASELINES)}")
+    for name in ("n_prompts", "max_new_tokens", "threads", "assistant_tokens",
+                 "prompt_lookup_tokens"):
+        if getattr(cfg, name) < 1:
+            raise UserError(f"{name}: {getattr(cfg, name)}; use a positive number")
+    for name in ("steps", "train_prompts", "batch_size", "response_tokens"):
+        if getattr(cfg.assistant, name) < 1:
+            raise UserError(f"assistant.{name}: {getattr(cfg.assistant, name)}; "
+                            "use a positive number")
+    for directory in cfg.drafts:
+        if not Path(directory).is_dir():
+            raise UserError(f"drafts: '{directory}' is not a directory; give draft checkpoint "
+                            "directories (config.json + model.safetensors)")
+
+
+def prompt_set_name(cfg: Config) -> str:
+    if cfg.prompts != "auto":
+        if cfg.prompts not in EMBEDDED_TARGETS:
+            raise UserError(f"prompts: unknown set '{cfg.prompts}'; use auto or one of "
+                            f"{list(EMBEDDED_TARGETS)}")
+        return cfg.prompts
+    if cfg.target not in EMBEDDED_TARGETS:
+        raise UserError(f"prompts: target '{cfg.target}' has no prompt set of its own; set "
+                        "prompts=smollm2 (instructions) or prompts=shapes (easy-vqa images)")
+    return cfg.target
+
+
+def prepare(target: Target, prompts: list[tuple[str, Any]]) -> list[PreparedInputs]:
+    """Chat template and processor once per prompt: every method gets the very same tensors."""
+    if not target.is_vlm and any(image is not None for _, image in prompts):
+        raise UserError(f"prompts: this set has images but target '{target.spec}' is text-only; "
+                        "use prompts=smollm2")
+    return [target.prepare(prompt=text, images=[image] if image is not None else None)
+            for text, image in prompts]

@@ -1,0 +1,63 @@
+"""Run every method on the same prompts: fixed threads, warm-up, then a timed pass per method.
+
+Methods run one after another over all prompts (not interleaved), so that each gets its own
+peak-RSS window. The warm-up runs each method once on the first prompt, untimed: first calls
+pay for lazy initialisation (allocator growth, kernel selection) that later calls do not.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from specdec.bench.memory import read_peak_rss, reset_peak_rss
+from specdec.bench.methods import Method, Sampling
+from specdec.bench.summary import MethodResult, summarize
+from targets import PreparedInputs
+
+WARMUP_TOKENS = 8
+
+
+@dataclass(frozen=True)
+class BenchSettings:
+    sampling: Sampling
+    threads: int
+    warmup: bool = True
+    progress: bool = True
+
+
+def run_bench(methods: Sequence[Method], prompts: Sequence[PreparedInputs],
+              settings: BenchSettings) -> list[dict[str, Any]]:
+    """One summary row per method (see specdec.bench.summary); methods[0] must be vanilla."""
+    if not prompts:
+        raise ValueError("the bench needs at least one prompt")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    try:
+        if settings.warmup:
+            short = replace(settings.sampling,
+                            max_new_tokens=min(WARMUP_TOKENS, settings.sampling.max_new_tokens))
+            for method in methods:
+                method.run(prompts[0], short)
+        results = []
+        with tqdm(total=len(methods) * len(prompts), desc="bench", unit="prompt",
+                  disable=not settings.progress) as bar:
+            for method in methods:
+                bar.set_postfix_str(method.name)
+                results.append(timed_pass(method, prompts, settings.sampling, bar))
+    finally:
+        torch.set_num_threads(threads)
+    return summarize(results, sampling=settings.sampling.temperature > 0)
+
+
+def timed_pass(method: Method, prompts: Sequence[PreparedInputs], sampling: Sampling,
+               bar: tqdm) -> MethodResult:
+    since_reset = reset_peak_rss()
+    runs = []
+    for index, prompt in enumerate(prompts):
+        # One seed per prompt, the same for every method: sampled runs stay comparable.
+        runs.append(method.run(prompt, replace(sampling, seed=sampling.seed + index)))
+        bar.update()
+    return MethodResult(method.name, method.kind, runs, read_peak_rss(since_reset))
