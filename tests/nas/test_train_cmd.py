@@ -1,0 +1,86 @@
+"""`draftnas train` end to end on the quick shapes build: outputs, a decodable one-point draft, and
+one-line exits for a resume of another space and an injected layer outside the target."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from nas.cli import main
+from specdec import DecodeConfig, DraftModel, SpeculativeDecoder
+from supernet.checkpoint import load_supernet
+from targets import load_target
+from targets.embedded.prompts import prompt_set
+from targets.embedded.shapes import ensure_built
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    home = tmp_path_factory.mktemp("home")
+    ensure_built(home, budget="test")
+    return home
+
+
+@pytest.fixture
+def shapes_env(home, monkeypatch):
+    monkeypatch.setenv("DRAFTNAS_HOME", str(home))
+    monkeypatch.setenv("DRAFTNAS_SHAPES_BUDGET", "test")
+
+
+@pytest.fixture(scope="module")
+def eagle_run(home, tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("eagle")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DRAFTNAS_HOME", str(home))
+        patch.setenv("DRAFTNAS_SHAPES_BUDGET", "test")
+        assert main(["train", "target=shapes", "search_space=eagle", "budget=smoke",
+                     f"run_dir={run_dir}"]) == 0
+    return run_dir
+
+
+def test_one_point_space_writes_supernet_and_a_draft_the_decoder_runs(eagle_run, shapes_env):
+    for name in ("space.json", "metrics.csv", "loss.png", "checkpoints/latest", "draft",
+                 "supernet/supernet.safetensors", "supernet/meta.json"):
+        assert (eagle_run / name).exists(), name
+    result = json.loads((eagle_run / "result.json").read_text())["result"]
+    assert result["steps"] == 4 and result["space_size"] == 1 and result["samples_per_second"] > 0
+    target = load_target("shapes")
+    draft = DraftModel.from_pretrained(eagle_run / "draft", target)
+    assert draft.config.provenance["search_space"] == "eagle"
+    superdraft, _ = load_supernet(eagle_run / "supernet", target)
+    for name, tensor in superdraft.subnet_weights(superdraft.space.largest()).items():
+        assert torch.equal(draft.state_dict()[name], tensor), name
+    text, image = prompt_set("shapes", "test", 1)[0]
+    plain = SpeculativeDecoder(target).generate(prompt=text, images=[image], max_new_tokens=12)
+    config = DecodeConfig(depth=3, top_k=2, total_tokens=8)
+    drafted = SpeculativeDecoder(target, draft, config).generate(prompt=text, images=[image],
+                                                                 max_new_tokens=12)
+    assert drafted.token_ids == plain.token_ids
+
+
+def test_resume_with_another_space_exits_2_with_one_line(eagle_run, shapes_env, tmp_path, capsys):
+    other = tmp_path / "wider.yaml"
+    other.write_text(Path("search_spaces/spaces/eagle.yaml").read_text()
+                      .replace("intermediate_size: [3.0]", "intermediate_size: [2.0]"))
+    capsys.readouterr()
+    code = main(["train", "target=shapes", f"search_space={other}", "budget=smoke",
+                 f"run_dir={eagle_run}", "resume=true"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1
+    assert "search space" in err and "intermediate_size" in err and "resume=false" in err
+
+
+def test_injected_layer_outside_the_target_exits_2_with_one_line(shapes_env, tmp_path, capsys):
+    space = tmp_path / "deep.yaml"
+    space.write_text(Path("search_spaces/spaces/eagle.yaml").read_text()
+                     .replace("- [top]", "- [9]"))
+    code = main(["train", "target=shapes", f"search_space={space}", "budget=smoke",
+                 f"run_dir={tmp_path / 'run'}"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "9" in err
+
+
+def test_unknown_feature_mode_exits_2(shapes_env, tmp_path, capsys):
+    code = main(["train", "features=gpu", f"run_dir={tmp_path}"])
+    assert code == 2 and "features" in capsys.readouterr().err
