@@ -100,6 +100,10 @@ class SpeculativeDecoder:
             return len(emitted) >= max_new_tokens or (bool(emitted) and emitted[-1] in eos)
 
         prefix_len = prepared.input_ids.shape[1]
+        if prefix_len + max_new_tokens > target.max_positions:
+            raise DraftError(f"prompt: {prefix_len} tokens + max_new_tokens={max_new_tokens} "
+                             f"exceed the target's context of {target.max_positions}; shorten "
+                             "the prompt or lower max_new_tokens")
         stats.prompt_tokens = prefix_len
         with clock.measure(stats, "time_prefill"):
             with clock.measure(stats, "time_target"):

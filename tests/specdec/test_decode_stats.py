@@ -7,6 +7,7 @@ from specdec_test_drafts import MimicDraft, OracleDraft
 
 from specdec.config import DraftConfig
 from specdec.decoder import DecodeConfig, SpeculativeDecoder
+from specdec.errors import DraftError
 from specdec.model import DraftModel
 from targets.tiny import tiny_inputs, tiny_target
 
@@ -77,3 +78,10 @@ def test_scores_are_asked_for_only_when_images_are_dropped():
         SpeculativeDecoder(target, DraftModel.random(cfg, target)).generate(
             inputs=prepared, max_new_tokens=3)
     assert asked.count(True) == 1 and torch.tensor(asked).any()
+
+
+def test_prompt_plus_budget_beyond_the_context_is_one_line_draft_error(llama):
+    prepared = tiny_inputs(llama, n_text=6, seed=0)
+    with pytest.raises(DraftError, match="max_new_tokens") as error:
+        SpeculativeDecoder(llama, None).generate(inputs=prepared, max_new_tokens=llama.max_positions)
+    assert "\n" not in str(error.value)
