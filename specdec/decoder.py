@@ -125,11 +125,7 @@ class SpeculativeDecoder:
                 with clock.measure(stats, "time_draft"):
                     tree = self._draft_tree(state, root, prefix_len)
             with clock.measure(stats, "time_target"):
-                out = target.forward(
-                    tree.tokens[None], positions=(prefix_len + tree.depths)[None],
-                    attention_mask=None if tree.is_chain else _tree_mask(tree, prefix_len, target.dtype),
-                    cache=cache, taps=self.taps, logits="none")
-                logits = NodeLogits(out.last_hidden[0], target.lm_head, tree.best_path())
+                out, logits = self._verify(tree, prefix_len, cache)
             stats.max_target_cache = max(stats.max_target_cache, cache.length)
             # Logits of nodes off the draft's best path, if visited, are computed in here.
             result = accept(tree, logits, sampler)
@@ -141,12 +137,7 @@ class SpeculativeDecoder:
             if finished():
                 break
             kept = [0] + result.path
-            if kept == list(range(len(kept))):
-                crop_cache(cache, prefix_len + len(kept))
-            else:
-                keep = torch.arange(prefix_len, device=target.device)
-                path = prefix_len + torch.tensor(kept, device=target.device)
-                select_cache(cache, torch.cat((keep, path)))
+            _keep_path(cache, prefix_len, kept, target.device)
             if state is not None:
                 with clock.measure(stats, "time_draft"):
                     self._draft_advance(state, out, tree, kept, result.bonus, prefix_len)
@@ -157,6 +148,14 @@ class SpeculativeDecoder:
         stats.time_total = clock.now() - start
         text = target.tokenizer.decode(emitted, skip_special_tokens=True) if target.tokenizer else None
         return Generation(emitted, text, stats)
+
+    def _verify(self, tree: DraftTree, prefix_len: int, cache: Any) -> tuple[Any, NodeLogits]:
+        """One target forward over root + tree; logits only where acceptance will look."""
+        target = self.target
+        mask = None if tree.is_chain else _tree_mask(tree, prefix_len, target.dtype)
+        out = target.forward(tree.tokens[None], positions=(prefix_len + tree.depths)[None],
+                             attention_mask=mask, cache=cache, taps=self.taps, logits="none")
+        return out, NodeLogits(out.last_hidden[0], target.lm_head, tree.best_path())
 
     # -- the draft's side ----------------------------------------------------------------------
     def _needs_image_scores(self, prepared: Any) -> bool:
@@ -215,6 +214,15 @@ def _tree_mask(tree: DraftTree, prefix_len: int, dtype: torch.dtype) -> torch.Te
                                     device=tree.tokens.device), tree.ancestor_mask()), dim=1)
     mask = torch.zeros(visible.shape, dtype=dtype, device=visible.device)
     return mask.masked_fill(~visible, torch.finfo(dtype).min)[None, None]
+
+
+def _keep_path(cache: Any, prefix_len: int, kept: list[int], device: torch.device) -> None:
+    """Keep prefix + the accepted nodes (tree indices, root first) in the target cache."""
+    if kept == list(range(len(kept))):  # nodes stored in path order: a crop does it
+        crop_cache(cache, prefix_len + len(kept))
+        return
+    path = prefix_len + torch.tensor(kept, device=device)
+    select_cache(cache, torch.cat((torch.arange(prefix_len, device=device), path)))
 
 
 def _truncate(tokens: list[int], eos: set[int], budget: int) -> list[int]:
