@@ -1,7 +1,7 @@
 """`draftnas decode`: a draft checkpoint (or none) on a local target, text or JSON, bad input.
 
-Run through `nas.cli.run_command` (compose conf/decode.yaml, run, write result.json), the path
-`draftnas decode ...` takes once the command is listed in nas.commands.COMMANDS.
+Run through `nas.cli.run_command` (compose conf/decode.yaml, run, write result.json), so errors
+arrive as exceptions; exit codes through `main()` are tested in tests/nas/test_decode_cmd.py.
 """
 
 import json
@@ -9,41 +9,16 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import CLIPImageProcessorPil, LlavaProcessor, PreTrainedTokenizerFast
+from tiny_llava_dir import save_tiny_llava
 
 from nas.cli import run_command
 from specdec import DraftConfig, DraftError, DraftModel
 from targets import load_target
-from targets.tiny import tiny_target
 
 
 @pytest.fixture(scope="module")
 def llava_dir(tmp_path_factory) -> Path:
-    """A tiny random LLaVA with a word-level offline processor and chat template."""
-    image_token, words = "<image>", ["user", "assistant", ":", "what", "colour", "is", "it"]
-    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, image_token: 127}
-    vocab |= {word: 4 + index for index, word in enumerate(words)}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    template = (
-        "{% for m in messages %}{{ m['role'] }} : {% for c in m['content'] %}"
-        "{% if c['type'] == 'image' %}<image> {% else %}{{ c['text'] }} {% endif %}{% endfor %}"
-        "{% endfor %}{% if add_generation_prompt %}assistant : {% endif %}"
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-        unk_token="<unk>", extra_special_tokens={"image_token": image_token},
-        chat_template=template)
-    processor = LlavaProcessor(
-        image_processor=CLIPImageProcessorPil(size={"shortest_edge": 16},
-                                              crop_size={"height": 16, "width": 16}),
-        tokenizer=tokenizer, patch_size=4, vision_feature_select_strategy="default",
-        num_additional_image_tokens=1, image_token=image_token, chat_template=template)
-    directory = tmp_path_factory.mktemp("tiny-llava")
-    tiny_target("llava_clip", vocab_size=128).model.save_pretrained(directory)
-    processor.save_pretrained(directory)
-    return directory
+    return save_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 
 
 @pytest.fixture(scope="module")
@@ -84,12 +59,7 @@ def test_a_draft_decodes_what_the_plain_target_decodes(capsys, tmp_path, llava_d
 
 
 def test_a_draft_for_another_target_is_one_line_draft_error(tmp_path, llava_dir, draft_dir):
-    other = tmp_path / "other-llava"
-    tiny_target("llava_clip", seed=5).model.save_pretrained(other)
-    for name in ("preprocessor_config.json", "processor_config.json", "tokenizer.json",
-                 "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"):
-        if (llava_dir / name).exists():
-            (other / name).write_bytes((llava_dir / name).read_bytes())
+    other = save_tiny_llava(tmp_path / "other-llava", seed=5)
     with pytest.raises(DraftError, match="fingerprint") as error:
         run_command("decode", [f"run_dir={tmp_path / 'run'}", f"target={other}",
                                f"draft={draft_dir}", "prompt=what"], wants_help=False)
