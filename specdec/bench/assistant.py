@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from specdec.decoder import SpeculativeDecoder
@@ -90,7 +91,7 @@ def distill(target: Any, prompts: Sequence[PreparedInputs], cfg: AssistantConfig
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1 - step / cfg.steps)
     order = torch.Generator().manual_seed(cfg.seed)
     model.train()
-    for _ in range(cfg.steps):
+    for _ in tqdm(range(cfg.steps), desc="assistant: distilling", unit="step"):
         picked = torch.randint(len(sequences), (cfg.batch_size,), generator=order).tolist()
         batch = pad_batch([sequences[i] for i in picked], target.device)
         loss = model(**batch).loss
@@ -108,7 +109,7 @@ def target_responses(target: Any, prompts: Sequence[PreparedInputs],
     decoder = SpeculativeDecoder(target, None)
     return [(prompt.input_ids[0].tolist(),
              decoder.generate(inputs=prompt, max_new_tokens=max_new_tokens).token_ids)
-            for prompt in prompts]
+            for prompt in tqdm(prompts, desc="assistant: target responses", unit="prompt")]
 
 
 @torch.no_grad()
