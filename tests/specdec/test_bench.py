@@ -7,16 +7,25 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 from tiny_llava_dir import save_tiny_llava
 
 from nas.cli import main
-from specdec import DecodeStats, DraftConfig, DraftModel
+from specdec import DecodeConfig, DecodeStats, DraftConfig, DraftModel
 from specdec.bench import assistant as assistant_module
 from specdec.bench.assistant import AssistantConfig, ensure_assistant
 from specdec.bench.hf_forwards import ForwardLog, _Call
 from specdec.bench.memory import read_peak_rss, reset_peak_rss
-from specdec.bench.methods import MethodRun, Sampling, TransformersMethod, vanilla_method
+from specdec.bench.methods import (
+    MethodRun,
+    Sampling,
+    TransformersMethod,
+    draft_method,
+    prompt_lookup_method,
+    vanilla_method,
+)
 from specdec.bench.report import write_report
+from specdec.bench.runner import BenchSettings, run_bench
 from specdec.bench.summary import MethodResult, PeakRss, summarize
 from targets import load_target
 from targets.tiny import tiny_inputs, tiny_target
@@ -163,3 +172,16 @@ def test_a_draft_for_another_target_exits_2_before_the_assistant_trains(
                  f"run_dir={tmp_path / 'run'}"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "fingerprint" in err
+
+
+def test_sampling_runs_every_method_and_compares_nothing_with_vanilla(tmp_path, llava_dir,
+                                                                        llava_draft):
+    target = load_target(str(llava_dir))
+    prompts = [target.prepare(prompt="what shape is it", images=[Image.new("RGB", (16, 16))])]
+    methods = [vanilla_method(target), prompt_lookup_method(target, 3),
+               draft_method(target, llava_draft, DecodeConfig(mode="chain", k=2))]
+    settings = BenchSettings(Sampling(5, temperature=1.0, top_p=0.9, seed=1), threads=1,
+                             warmup=False, progress=False)
+    rows = run_bench(methods, prompts, settings)
+    assert [row["equals_vanilla"] for row in rows] == [None, None, None]
+    assert all(1 <= row["new_tokens"] <= 5 for row in rows)
