@@ -24,9 +24,12 @@ class SandwichConfig:
 
 def sandwich_archs(space: ResolvedSpace, random_subnets: int, seed: int, step: int
                    ) -> list[DraftArch]:
+    """Largest, smallest, then `random_subnets` draws; a repeat is trained once (a one-point
+    space trains its single draft once per step)."""
     rng = random.Random(f"{seed}-{step}")
-    return [space.largest(), space.smallest(),
-            *(space.sample(rng) for _ in range(random_subnets))]
+    drawn = [space.largest(), space.smallest(),
+             *(space.sample(rng) for _ in range(random_subnets))]
+    return list(dict.fromkeys(drawn))
 
 
 def sandwich_backward(superdraft: SuperDraft, batch: TargetBatch, archs: list[DraftArch],
@@ -45,7 +48,7 @@ def sandwich_backward(superdraft: SuperDraft, batch: TargetBatch, archs: list[Dr
         if distill:
             teacher = result.step_logits
         metrics["loss"] += result.metrics["loss"] / len(archs)
-        for name, index in (("largest", 0), ("smallest", 1)):
+        for name, index in (("largest", 0), ("smallest", min(1, len(archs) - 1))):
             if i == index:
                 metrics[f"{name}_loss"] = result.metrics["loss"]
                 metrics[f"{name}_top1"] = result.metrics["top1_0"]

@@ -77,6 +77,7 @@ class SupernetRecipe:
                                 "use positive integers")
         if not corpus:
             raise SupernetError("the training corpus is empty; give prompts > 0")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
         torch.manual_seed(cfg.seed)

@@ -18,12 +18,15 @@ keys:
   max_new_tokens  length of the target's responses that the draft learns from
   features        online (target forward per batch) | disk (cached under $DRAFTNAS_HOME)
   resume          continue from the newest checkpoint in run_dir
+  threads         torch CPU threads per process (0: torch's default)
   train.*         steps, batch_size, lr, warmup_steps, checkpoint_every, seed, loss.*, sandwich.*
 """
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from nas.calibration import FILE_NAME as CALIBRATION_FILE
 from nas.calibration import Calibration, calibrate
@@ -58,6 +61,7 @@ class Config(CommandConfig):
     max_new_tokens: int
     features: str
     resume: bool
+    threads: int
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
@@ -68,6 +72,10 @@ def run(cfg: Config) -> dict[str, Any]:
         raise UserError(f"prompts={cfg.prompts}, max_new_tokens={cfg.max_new_tokens}: "
                         "use positive numbers")
     space = load_space(cfg.search_space)  # a bad space fails before the target loads
+    if cfg.threads < 0:
+        raise UserError(f"threads: {cfg.threads}; use 0 (torch's default) or a positive number")
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     world = init_world(cfg.device)
     target = load_configured_target(cfg.target, world.device, cfg.dtype)
     run_dir = Path(cfg.run_dir)
