@@ -68,25 +68,47 @@ def apply_rotary(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torc
 
 
 class KVCache:
-    """Keys and values [B, n, L, d] of one attention, grown by concatenation, cut by `crop`."""
+    """Keys and values [B, n, L, d] of one attention, for decoding (no autograd through it).
+
+    They live in a buffer that grows by doubling, so a step copies only its new entries instead
+    of the whole cache; `crop` just shortens the valid length. The buffer holds at most twice the
+    longest length reached (prefix + one tree).
+    """
 
     def __init__(self) -> None:
-        self.keys: torch.Tensor | None = None
-        self.values: torch.Tensor | None = None
+        self._keys: torch.Tensor | None = None
+        self._values: torch.Tensor | None = None
+        self.length = 0
 
     @property
-    def length(self) -> int:
-        return 0 if self.keys is None else self.keys.shape[2]
+    def keys(self) -> torch.Tensor | None:
+        return None if self._keys is None else self._keys[:, :, : self.length]
+
+    @property
+    def values(self) -> torch.Tensor | None:
+        return None if self._values is None else self._values[:, :, : self.length]
 
     def append(self, keys: torch.Tensor, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.keys is not None:
-            keys, values = torch.cat((self.keys, keys), 2), torch.cat((self.values, values), 2)
-        self.keys, self.values = keys, values
-        return keys, values
+        end = self.length + keys.shape[2]
+        if self._keys is None or end > self._keys.shape[2]:
+            self._grow(keys, values, end)
+        self._keys[:, :, self.length : end] = keys
+        self._values[:, :, self.length : end] = values
+        self.length = end
+        return self.keys, self.values
+
+    def _grow(self, keys: torch.Tensor, values: torch.Tensor, needed: int) -> None:
+        old_capacity = 0 if self._keys is None else self._keys.shape[2]
+        capacity = max(needed, 2 * old_capacity, 16)
+        grown_keys = keys.new_empty(*keys.shape[:2], capacity, keys.shape[3])
+        grown_values = values.new_empty(*values.shape[:2], capacity, values.shape[3])
+        if self.length:
+            grown_keys[:, :, : self.length] = self.keys
+            grown_values[:, :, : self.length] = self.values
+        self._keys, self._values = grown_keys, grown_values
 
     def crop(self, length: int) -> None:
-        if self.keys is not None:
-            self.keys, self.values = self.keys[:, :, :length], self.values[:, :, :length]
+        self.length = min(length, self.length)
 
 
 class DraftCache:
