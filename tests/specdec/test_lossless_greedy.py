@@ -80,6 +80,9 @@ def test_greedy_decoding_is_lossless(family):
             depth = mode.get("depth", mode.get("k"))
             bound = len(prompt) + len(expected) + max(mode.get("total_tokens", 0), depth + 1)
             assert generation.stats.max_target_cache <= bound
+            # The draft holds its prefix slots plus the tree's expanded frontiers.
+            frontier_slots = (depth - 1) * mode.get("top_k", 1)
+            assert generation.stats.max_draft_cache <= len(prompt) + len(expected) + frontier_slots
     assert accepted > 2 * PROMPTS_PER_FAMILY, "the oracle drafts should get long paths accepted"
 
 
