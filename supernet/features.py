@@ -52,7 +52,8 @@ class FeatureSource:
         tensors = self._compute(item)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        save_file({name: t.contiguous().cpu() for name, t in tensors.items()}, partial)
+        # Clones: a tap can be the very tensor of last_hidden, and safetensors refuses shared memory.
+        save_file({name: t.detach().cpu().clone() for name, t in tensors.items()}, partial)
         os.replace(partial, path)
         return tensors
 

@@ -1,0 +1,65 @@
+"""The corpus is the target's greedy output, made once per target; cached features equal online ones."""
+
+import pytest
+import torch
+
+from specdec import SpeculativeDecoder
+from supernet import corpus as corpus_module
+from supernet.corpus import build_corpus
+from supernet.features import FeatureSource
+from targets.embedded.prompts import prompt_set
+from targets.tiny import tiny_inputs, tiny_target
+
+
+@pytest.fixture(scope="module")
+def vlm():
+    return tiny_target("llava_clip", seed=0)
+
+
+def prompts(target, count: int = 3):
+    return [tiny_inputs(target, n_text=5 + i, seed=i) for i in range(count)]
+
+
+def test_corpus_is_greedy_output_and_decoded_once_per_target(vlm, tmp_path, monkeypatch):
+    first = build_corpus(vlm, prompts(vlm), 6, tmp_path)
+    for item, prompt in zip(first, prompts(vlm), strict=True):
+        expected = SpeculativeDecoder(vlm).generate(inputs=prompt, max_new_tokens=6).token_ids
+        assert item.response.tolist() == expected
+        assert torch.equal(item.input_ids[: item.prompt_len], prompt.input_ids[0])
+
+    def no_decoding(*_args, **_kwargs):
+        raise AssertionError("a cached corpus was decoded again")
+
+    monkeypatch.setattr(corpus_module, "SpeculativeDecoder", no_decoding)
+    again = build_corpus(vlm, prompts(vlm), 6, tmp_path)
+    assert [item.input_ids.tolist() for item in again] == [i.input_ids.tolist() for i in first]
+    monkeypatch.undo()
+    other = tiny_target("llava_clip", seed=1)
+    build_corpus(other, prompts(other), 6, tmp_path)
+    assert len(list(tmp_path.glob("corpus-*.pt"))) == 2
+
+
+def test_disk_features_equal_online_features(vlm, tmp_path):
+    corpus = build_corpus(vlm, prompts(vlm), 6, tmp_path / "corpus")
+    indexed = list(enumerate(corpus))
+    online = FeatureSource(vlm, [1, 2], image_scores=True).batch(indexed)
+    disk = FeatureSource(vlm, [1, 2], image_scores=True, cache_dir=tmp_path / "features")
+    written, read = disk.batch(indexed), disk.batch(indexed)
+    assert len(list((tmp_path / "features").glob("*.safetensors"))) == len(corpus)
+    for batch in (written, read):
+        for name in ("input_ids", "valid", "response", "image_mask", "image_scores",
+                     "last_hidden"):
+            assert torch.equal(getattr(batch, name), getattr(online, name)), name
+        assert all(torch.equal(batch.hidden[t], online.hidden[t]) for t in (1, 2))
+    assert online.image_mask.any() and online.image_scores[online.image_mask].gt(0).all()
+    assert online.response.sum() == sum(len(item.response) for item in corpus)
+
+
+def test_prompt_sets_are_deterministic_and_splits_disjoint():
+    train, test = prompt_set("smollm2", "train"), prompt_set("smollm2", "test")
+    assert len(train) >= 300 and len(test) >= 100 and prompt_set("smollm2", "train") == train
+    assert not {text for text, _ in train} & {text for text, _ in test}
+    shapes = prompt_set("shapes", "test", 4)
+    assert len(shapes) == 4 and all(image is not None for _, image in shapes)
+    with pytest.raises(ValueError, match="split"):
+        prompt_set("shapes", "validation")

@@ -1,0 +1,64 @@
+"""The training-time test unroll computes what drafting beyond a verified prefix computes."""
+
+import random
+
+import pytest
+import torch
+from test_gradients import random_batch
+
+from supernet.loss import LossConfig, shift_right, unroll_mask, unrolled_loss
+from supernet.superdraft import SuperDraft
+
+
+@pytest.fixture(scope="module")
+def superdraft(deep_target, dream_s):
+    superdraft = SuperDraft(dream_s, deep_target)
+    with torch.no_grad():
+        for name in superdraft.shared_names():
+            if name.endswith("_gate"):
+                superdraft.shared(name).fill_(0.6)
+    return superdraft
+
+
+@pytest.mark.parametrize("interaction", ["concat", "add", "cross_attention"])
+def test_step_k_at_slot_p_equals_drafting_k_slots_after_slot_p_minus_k(superdraft, dream_s,
+                                                                        interaction):
+    arch = next(a for a in (dream_s.sample(random.Random(i)) for i in range(200))
+                if a.interaction == interaction and a.num_layers > 1)
+    superdraft.activate(arch)
+    generator = torch.Generator().manual_seed(0)
+    tokens = torch.randint(0, 128, (1, 10), generator=generator)
+    hidden = {tap: torch.randn(1, 10, 32, generator=generator) for tap in range(6)}
+    features = superdraft.fuse(hidden)
+    positions = torch.arange(1, 11)[None]
+    kept = torch.ones(1, 10, dtype=torch.bool)
+    with torch.no_grad():
+        cache, steps, previous = superdraft.new_cache(), [], None
+        for k in range(3):
+            step_features = features if k == 0 else shift_right(previous)
+            out = superdraft(tokens, step_features, positions, cache, unroll_mask(kept, k))
+            steps.append(out)
+            previous = out.hidden
+        for end in (2, 5):  # the verified prefix: slots 0..end with the target's features
+            live = superdraft.new_cache()
+            out = superdraft(tokens[:, : end + 1], features[:, : end + 1],
+                             positions[:, : end + 1], live)
+            for k in (1, 2):
+                slot = end + k
+                out = superdraft(tokens[:, slot: slot + 1], out.hidden[:, -1:],
+                                 positions[:, slot: slot + 1], live)
+                torch.testing.assert_close(out.logits[:, 0], steps[k].logits[:, slot],
+                                           rtol=1e-4, atol=1e-5)
+
+
+def test_a_teacher_equal_to_the_student_gives_zero_kl(superdraft, dream_s, deep_target):
+    """In-place distillation: the KL term reads the given teacher logits, not the target's."""
+    arch = dream_s.largest()
+    batch = random_batch(deep_target)
+    cfg = LossConfig(unroll_steps=2)
+    with torch.no_grad():
+        own = unrolled_loss(superdraft.activate(arch), batch, cfg, keep_logits=True)
+        distilled = unrolled_loss(superdraft, batch, cfg, teacher_logits=own.step_logits)
+    assert own.metrics["kl_0"] > 1e-3
+    assert distilled.metrics["kl_0"] == pytest.approx(0, abs=1e-6)
+    assert distilled.metrics["kl_1"] == pytest.approx(0, abs=1e-6)
