@@ -63,9 +63,11 @@ def average_metrics(metrics: dict[str, float], world: World) -> dict[str, float]
     if world.size == 1:
         return metrics
     names = sorted(metrics)
-    values = torch.tensor([metrics[name] for name in names], dtype=torch.float64)
+    # On the training device: nccl reduces only GPU tensors.
+    values = torch.tensor([metrics[name] for name in names], dtype=torch.float64,
+                          device=world.device)
     dist.all_reduce(values, op=dist.ReduceOp.SUM)
-    return {name: float(value) / world.size for name, value in zip(names, values)}
+    return {name: float(value) / world.size for name, value in zip(names, values.tolist())}
 
 
 def barrier(world: World) -> None:
