@@ -16,8 +16,13 @@ import torch
 
 @dataclass(frozen=True)
 class TimingConfig:
+    """warmup calls, then `repeats` timed ones; a slow call stops repeating once `budget_s`
+    seconds are spent and at least `min_repeats` were timed (a 1 s target forward needs no 15)."""
+
     warmup: int = 3
     repeats: int = 15
+    min_repeats: int = 5
+    budget_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -32,8 +37,14 @@ def time_call(fn: Callable[[], object], cfg: TimingConfig, device: torch.device,
     """Median time of `fn()`; `reset()` (untimed) runs after every call to restore its inputs
     (for example, crop a cache that the call grew)."""
     cuda = torch.device(device).type == "cuda"
-    samples = []
+    samples: list[float] = []
+    began_timing = None
     for index in range(cfg.warmup + cfg.repeats):
+        if index == cfg.warmup:
+            began_timing = time.perf_counter()
+        if (began_timing is not None and len(samples) >= cfg.min_repeats
+                and time.perf_counter() - began_timing > cfg.budget_s):
+            break
         if cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             torch.cuda.synchronize()
@@ -43,9 +54,9 @@ def time_call(fn: Callable[[], object], cfg: TimingConfig, device: torch.device,
             end.synchronize()
             elapsed = start.elapsed_time(end)
         else:
-            began = time.perf_counter()
+            started = time.perf_counter()
             fn()
-            elapsed = (time.perf_counter() - began) * 1e3
+            elapsed = (time.perf_counter() - started) * 1e3
         if reset is not None:
             reset()
         if index >= cfg.warmup:

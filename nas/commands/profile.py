@@ -14,7 +14,8 @@ keys:
   calibration       calibration.json for entropy:N layers; null: any ranking (only how many
                     layers a draft injects changes its latency, not which)
   hardware          name (table file name; null: <device>-<target>), device, dtype, threads
-                    (null: every usable core), contexts, warmup, repeats
+                    (null: every usable core), contexts, warmup, repeats, budget_s (seconds
+                    after which a slow part stops repeating, once it has 5 timings)
   decode            the tree a step drafts and verifies: mode, k, depth, top_k, total_tokens
   output            table path; null: hardware_profiles/tables/<hardware.name>.json
   fresh             remake the table instead of resuming it
@@ -54,6 +55,7 @@ class HardwareConfig:
     contexts: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 1024])
     warmup: int = 3
     repeats: int = 15
+    budget_s: float = 2.0
 
 
 @dataclass
@@ -98,7 +100,8 @@ def run(cfg: Config) -> dict[str, Any]:
     threads = cfg.hardware.threads or default_threads()
     settings = ProfileSettings(
         decode=DecodeShape(*DecodeConfig(**asdict(cfg.decode)).tree_shape),
-        timing=TimingConfig(cfg.hardware.warmup, cfg.hardware.repeats),
+        timing=TimingConfig(cfg.hardware.warmup, cfg.hardware.repeats,
+                            budget_s=cfg.hardware.budget_s),
         threads=threads, contexts=tuple(cfg.hardware.contexts))
     report = profile(target, space, path, settings, fresh=cfg.fresh)
     print(f"table: {report.path} ({len(report.table.entries)} entries, {report.measured} measured "
