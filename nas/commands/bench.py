@@ -5,7 +5,9 @@ Per method: tokens/s, speedup over vanilla, tau (tokens per target forward after
 bonus token included), acceptance by depth, draft / target / overhead seconds, whether the
 output equals vanilla token for token (greedy only), peak RSS and, for our drafts, the
 efficiency ratio speedup / (tau x T_target(1) / T_step). Writes bench.csv, bench.md and
-bench.png in the run directory; result.json holds the same table.
+bench.png in the run directory; result.json holds the same table, with the machine's load.
+On a CPU shared with other jobs, start it with OMP_WAIT_POLICY=PASSIVE and threads=1: spinning
+OpenMP threads that wait for a busy core made decoding several times slower there.
 
 keys:
   target          shapes | smollm2 | a Hugging Face model id | a local model directory
