@@ -12,7 +12,7 @@ from targets.embedded.shapes.pixels import ImageFacts
 
 # Weights of 2, 3 and 4 sentences after the opening one: mostly long descriptions, so that even
 # greedy decoding (which follows the likeliest count) writes 4 or more sentences.
-EXTRA_SENTENCE_WEIGHTS = {2: 0.15, 3: 0.35, 4: 0.5}
+EXTRA_SENTENCE_WEIGHTS = {2: 0.1, 3: 0.3, 4: 0.6}
 
 OPENINGS = (
     "The image shows a {colour} {shape} and nothing else.",

@@ -56,30 +56,49 @@ def probe_targets(images: list[Image.Image], patch_size: int) -> ProbeTargets:
     return ProbeTargets(classes, torch.stack(coverage))
 
 
+# Facts every patch the shape touches must know: the language model may read any one of them.
+PATCH_FACTS = ("shape", "colour")
+
+
 class VisionProbe(nn.Module):
-    """Linear heads over patch features: pooled ones per fact, a per-patch one for coverage."""
+    """Heads over patch features: per fact after attention pooling (the language model also
+    attends), per patch for coverage, and per touched patch for shape and colour (dense, local
+    supervision: a patch on the outline sees straight or curved edges)."""
 
     def __init__(self, hidden: int):
         super().__init__()
+        self.query = nn.Parameter(torch.zeros(hidden))
         self.heads = nn.ModuleDict({
             name: nn.Linear(hidden, len(names)) for name, names in CLASS_NAMES.items()
         })
+        self.patch_heads = nn.ModuleDict({
+            name: nn.Linear(hidden, len(CLASS_NAMES[name])) for name in PATCH_FACTS
+        })
         self.coverage = nn.Linear(hidden, 1)
 
+    def _pooled(self, patch_features: torch.Tensor) -> torch.Tensor:
+        weights = torch.softmax(patch_features @ self.query / patch_features.shape[-1] ** 0.5, dim=1)
+        return (weights.unsqueeze(-1) * patch_features).sum(dim=1)
+
     def loss(self, patch_features: torch.Tensor, targets: ProbeTargets, index: torch.Tensor) -> torch.Tensor:
-        """Mean of the per-fact cross-entropies plus the coverage loss, for images `index`."""
-        pooled = patch_features.mean(dim=1)
+        """Mean of the per-fact, per-patch and coverage losses, for images `index`."""
+        pooled = self._pooled(patch_features)
         losses = [
             F.cross_entropy(head(pooled), targets.classes[name][index])
             for name, head in self.heads.items()
         ]
+        coverage = targets.coverage[index]
+        touched = coverage > 0
+        for name, head in self.patch_heads.items():
+            labels = targets.classes[name][index].unsqueeze(1).expand_as(coverage)
+            losses.append(F.cross_entropy(head(patch_features[touched]), labels[touched]))
         coverage_logits = self.coverage(patch_features).squeeze(-1)
-        losses.append(F.binary_cross_entropy_with_logits(coverage_logits, targets.coverage[index]))
+        losses.append(F.binary_cross_entropy_with_logits(coverage_logits, coverage))
         return torch.stack(losses).mean()
 
     @torch.no_grad()
     def accuracy(self, patch_features: torch.Tensor, targets: ProbeTargets, index: torch.Tensor) -> dict[str, float]:
-        pooled = patch_features.mean(dim=1)
+        pooled = self._pooled(patch_features)
         return {
             name: (head(pooled).argmax(-1) == targets.classes[name][index]).float().mean().item()
             for name, head in self.heads.items()

@@ -12,14 +12,15 @@ from targets.embedded.shapes.data import DATA_VERSION
 from targets.errors import TargetError
 
 # Bump when the training code changes what a recipe builds.
-CODE_VERSION = 1
+CODE_VERSION = 2
 
 
 @dataclass(frozen=True)
 class ShapesRecipe:
-    # Vision tower (CLIP, from scratch): 64x64 images in 8x8 patches -> 64 image tokens.
+    # Vision tower (CLIP, from scratch): 64x64 images in 16x16 patches -> 16 image tokens (8x8
+    # patches, 64 tokens, made training 2x slower: over the 10-minute budget on 2 shared cores).
     image_size: int = 64
-    patch_size: int = 8
+    patch_size: int = 16
     vision_hidden: int = 128
     vision_layers: int = 3
     vision_heads: int = 4
@@ -30,9 +31,10 @@ class ShapesRecipe:
     text_intermediate: int = 688
     # Stage 1: the vision tower alone learns the image facts through auxiliary heads, because
     # the language loss alone leaves a from-scratch tower ignored (answers stay at the prior).
-    vision_steps: int = 300
-    vision_batch: int = 128
-    vision_lr: float = 2e-3
+    # Shape is the slow fact: test accuracy ~50% until step ~500, then 92% by step 1200.
+    vision_steps: int = 1500
+    vision_batch: int = 64
+    vision_lr: float = 3e-3
     # Stage 2: the whole model on descriptions and question conversations, auxiliary loss kept.
     steps: int = 600
     batch_size: int = 32
