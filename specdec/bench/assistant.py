@@ -115,10 +115,10 @@ def target_responses(target: Any, prompts: Sequence[PreparedInputs],
 @torch.no_grad()
 def init_embeddings_from_target(model: LlamaForCausalLM, target: Any) -> None:
     """Project the target's token embeddings on their top principal directions; random init
-    stays where the assistant is wider than the target."""
+    stays where the table has fewer directions (width or vocabulary) than the assistant's width."""
     table = target.model.get_input_embeddings().weight.detach().float()
     width = model.config.hidden_size
-    if width > table.shape[1]:
+    if width > min(table.shape):
         return
     centred = table - table.mean(0)
     _, _, directions = torch.svd_lowrank(centred, q=width, niter=2)
