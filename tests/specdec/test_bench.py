@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 from tiny_llava_dir import save_tiny_llava
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from nas.cli import main
 from specdec import DecodeConfig, DecodeStats, DraftConfig, DraftModel
@@ -185,3 +186,15 @@ def test_sampling_runs_every_method_and_compares_nothing_with_vanilla(tmp_path, 
     rows = run_bench(methods, prompts, settings)
     assert [row["equals_vanilla"] for row in rows] == [None, None, None]
     assert all(1 <= row["new_tokens"] <= 5 for row in rows)
+
+
+@pytest.mark.parametrize("vocab_size, width, projected", [(128, 16, True), (24, 28, False)])
+def test_assistant_embeddings_start_from_the_target_where_it_has_the_directions(
+        vocab_size, width, projected):
+    target = tiny_target("llama", vocab_size=vocab_size)  # hidden size 32
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=vocab_size, hidden_size=width,
+                                         intermediate_size=8, num_hidden_layers=1,
+                                         num_attention_heads=2, num_key_value_heads=2))
+    before = model.get_input_embeddings().weight.clone()
+    assistant_module.init_embeddings_from_target(model, target)
+    assert (not torch.equal(before, model.get_input_embeddings().weight)) == projected
