@@ -1,0 +1,121 @@
+"""The acceptance estimator agrees with the bundled decoder on the target's own greedy sequences."""
+
+import random
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from nas.estimator import AcceptanceEstimator, DraftShape, ValidationSet
+from search_spaces import TargetDims, load_space
+from specdec.decoder import DecodeConfig, SpeculativeDecoder
+from specdec.vocab import most_frequent_tokens
+from supernet import SuperDraft, extract
+from supernet.corpus import build_corpus, response_tokens
+from supernet.features import FeatureSource
+from supernet.loss import LossConfig, unrolled_loss
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "supernet"))
+from deep_targets import deep_tiny_llama
+
+# Every interaction, two depths and head counts, full and reduced vocabularies.
+SPACE = """\
+name: tiny
+dimensions:
+  num_layers: [1, 2]
+  num_heads: [0.5, 1.0]
+  intermediate_size: [1.0, 2.0]
+  interaction: [none, add, concat, cross_attention]
+  injected_layers:
+    - [top]
+    - [1, top]
+  vision_keep_ratio: [1.0]
+  draft_vocab_size: [0.5, full]
+"""
+NEW_TOKENS = 40
+K = 4
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 3-layer tiny target, its greedy responses, and a supernet trained on them briefly
+    (60 sandwich steps): its subnets accept 1 to 3 tokens per step."""
+    torch.set_num_threads(1)
+    directory = tmp_path_factory.mktemp("estimator")
+    (directory / "tiny.yaml").write_text(SPACE)
+    target = deep_tiny_llama(layers=3)
+    space = load_space(directory / "tiny.yaml").resolve(TargetDims.of(target), None)
+    generator = torch.Generator().manual_seed(0)
+    prompts = [target.prepare(inputs={"input_ids": torch.randint(3, 120, (1, 6),
+                                                                 generator=generator)})
+               for _ in range(24)]
+    corpus = build_corpus(target, prompts, NEW_TOKENS, directory / "corpus")
+    train, validation = corpus[:16], corpus[16:]
+    ranking = most_frequent_tokens(response_tokens(train), 64, target.vocab_size)
+    superdraft = SuperDraft(space, target, ranking)
+    taps = sorted({tap for taps in space.injected_layers for tap in taps})
+    batch = FeatureSource(target, taps, False).batch(list(enumerate(train)))
+    optimizer = torch.optim.AdamW(superdraft.parameters(), lr=3e-3)
+    rng = random.Random(0)
+    for _ in range(60):
+        optimizer.zero_grad()
+        for arch in (space.largest(), space.smallest(), space.sample(rng)):
+            superdraft.activate(arch)
+            unrolled_loss(superdraft, batch, LossConfig(unroll_steps=3)).loss.backward()
+        optimizer.step()
+    superdraft.eval()
+    return target, space, superdraft, validation, ValidationSet.build(target, validation, taps,
+                                                                      False)
+
+
+def decoded_tau(target, draft, validation) -> float:
+    """Chain-mode tau the decoder measures over the validation prompts (pooled over steps)."""
+    decoder = SpeculativeDecoder(target, draft, DecodeConfig(mode="chain", k=K))
+    steps = tokens = 0
+    for item in validation:
+        prompt = target.prepare(inputs={"input_ids": item.input_ids[None, : item.prompt_len]})
+        generation = decoder.generate(inputs=prompt, max_new_tokens=NEW_TOKENS)
+        # Identical sequences: the decoder's greedy output is the target's greedy response.
+        assert generation.token_ids == item.response.tolist()
+        steps, tokens = steps + generation.stats.steps, tokens + generation.stats.step_tokens
+    return tokens / steps
+
+
+def test_chain_tau_agrees_with_the_decoder_for_ten_subnets(trained):
+    target, space, superdraft, validation, validation_set = trained
+    estimator = AcceptanceEstimator(validation_set, DraftShape(k=K, top_k=4))
+    rng = random.Random(1)
+    archs = [space.largest(), space.smallest()] + [space.sample(rng) for _ in range(8)]
+    taus = []
+    for arch in archs:
+        estimate = estimator.estimate(superdraft.activate(arch))
+        measured = decoded_tau(target, extract(superdraft, arch).eval(), validation)
+        assert estimate.tau == pytest.approx(measured, rel=0.03), arch
+        taus.append(measured)
+    # The comparison means something only if drafts accept: several do, and they differ.
+    assert sum(tau > 1.5 for tau in taus) >= 3
+    assert max(taus) - min(taus) > 0.5
+
+
+def test_extracted_draft_and_active_subnet_estimate_alike(trained):
+    _, space, superdraft, _, validation_set = trained
+    estimator = AcceptanceEstimator(validation_set, DraftShape(k=K, top_k=4))
+    arch = space.largest()
+    from_supernet = estimator.estimate(superdraft.activate(arch))
+    from_extracted = estimator.estimate(extract(superdraft, arch).eval())
+    assert from_extracted.tau == pytest.approx(from_supernet.tau, rel=1e-6)
+
+
+def test_estimate_shapes_and_bounds(trained):
+    _, space, superdraft, _, validation_set = trained
+    estimate = AcceptanceEstimator(validation_set, DraftShape(k=K, top_k=4)).estimate(
+        superdraft.activate(space.largest()))
+    assert len(estimate.acceptance_by_depth) == K
+    # Accepting > d tokens implies accepting > d - 1: the fractions never rise with depth.
+    assert all(a >= b for a, b in zip(estimate.acceptance_by_depth,
+                                       estimate.acceptance_by_depth[1:]))
+    # tau = 1 + accepted per step, bonus included, except where the response's end truncates.
+    assert 1.0 <= estimate.tau <= 1 + sum(estimate.acceptance_by_depth) + 1e-9
+    # A tree holding every top-4 child accepts at least what the chain accepts, at most k + 1.
+    assert estimate.tau <= estimate.tree_tau <= K + 1
