@@ -1,0 +1,100 @@
+"""Export a searched draft as a standalone DraftModel checkpoint with its provenance.
+
+Reads the search run directory (best.json, and trials.csv for trial=), loads the search's target
+and its trained supernet, checks that they belong together, optionally refines the chosen subnet
+with a short target-aware fine-tune, and writes <run_dir>/draft/ (config.json + model.safetensors;
+`DraftModel.from_pretrained` and `draftnas decode draft=` load it). Provenance in its config:
+trial, predicted tau / latency / speedup, hardware table, target spec and fingerprint, space,
+supernet directory, refinement.
+
+format=eagle3 asks for the EAGLE-3 layout of vLLM and SGLang as well; no draftnas draft fits it
+exactly today, so it exits 2 naming why (docs/serving.md) before anything is written.
+
+keys:
+  search          the run directory of `draftnas search` (required)
+  trial           a trial number from its trials.csv; null: the best trial (best.json)
+  target          null: the search's target (best.json); else a spec of the same target
+  format          draftnas | eagle3
+  refine          fine-tune the chosen subnet before extracting it
+  refine_steps    optimizer steps of that fine-tune
+  refinement.*    batch_size, lr, grad_clip, seed, loss.* (as train.*)
+  prompts         training prompts the refinement learns from (the target's prompt set)
+  max_new_tokens  length of the target's responses in that corpus
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas.commands import CommandConfig
+from nas.commands.train import prepared_prompts
+from nas.export import (
+    ExportError,
+    RefineConfig,
+    check_eagle3,
+    extract_selection,
+    load_search_supernet,
+    refine,
+    select_trial,
+)
+from nas.target_loading import load_configured_target
+from supernet import draft_config
+from supernet.corpus import build_corpus
+from targets.home import draftnas_home
+
+FORMATS = ("draftnas", "eagle3")
+
+
+@dataclass(kw_only=True)
+class Config(CommandConfig):
+    search: str | None
+    trial: int | None
+    target: str | None
+    format: str
+    refine: bool
+    refine_steps: int
+    prompts: int
+    max_new_tokens: int
+    device: str
+    dtype: str
+    threads: int
+    refinement: RefineConfig = field(default_factory=RefineConfig)
+
+
+def run(cfg: Config) -> dict[str, Any]:
+    check_config(cfg)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    selection = select_trial(cfg.search, cfg.trial)
+    target = load_configured_target(cfg.target or selection.target_spec, cfg.device, cfg.dtype)
+    if cfg.format == "eagle3":  # refuse before any work: the layout is decided by the arch
+        check_eagle3(draft_config(target, selection.arch))
+    superdraft, meta = load_search_supernet(selection, target)
+    refinement = None
+    if cfg.refine:
+        prompts = prepared_prompts(selection.target_spec, target, "train", cfg.prompts)
+        corpus = build_corpus(target, prompts, cfg.max_new_tokens, draftnas_home() / "corpus")
+        refinement = refine(superdraft, selection.arch, corpus, meta.intermediate_tap,
+                            cfg.refine_steps, cfg.refinement)
+    draft = extract_selection(superdraft, selection, refinement)
+    draft_dir = draft.save_pretrained(Path(cfg.run_dir) / "draft")
+    return {"draft": str(draft_dir), "format": cfg.format, "trial": selection.trial,
+            "arch": selection.arch.to_dict(), "predicted": selection.predicted,
+            "target": target.spec, "target_fingerprint": target.fingerprint,
+            "supernet": str(selection.supernet), "refinement": refinement,
+            "parameters": sum(param.numel() for param in draft.parameters())}
+
+
+def check_config(cfg: Config) -> None:
+    if not cfg.search:
+        raise ExportError("search: not given; use search=<the run directory of draftnas search>")
+    if cfg.format not in FORMATS:
+        raise ExportError(f"format: '{cfg.format}'; use one of {', '.join(FORMATS)}")
+    if cfg.refine and (cfg.refine_steps < 1 or cfg.prompts < 1 or cfg.max_new_tokens < 1):
+        raise ExportError(f"refine_steps={cfg.refine_steps}, prompts={cfg.prompts}, "
+                          f"max_new_tokens={cfg.max_new_tokens}: use positive numbers with "
+                          "refine=true")
+    if cfg.threads < 0:
+        raise ExportError(f"threads: {cfg.threads}; use 0 (torch's default) or a positive number")

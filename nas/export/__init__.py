@@ -1,0 +1,28 @@
+"""Export: the searched draft as a standalone checkpoint with its provenance.
+
+    selection = select_trial("runs/search/<run>", trial=None)     # best.json / trials.csv
+    superdraft, meta = load_search_supernet(selection, target)    # checks the pairings
+    refine(superdraft, selection.arch, corpus, meta.intermediate_tap, 20, RefineConfig())
+    draft = extract_selection(superdraft, selection)              # DraftModel, provenance set
+    check_eagle3(draft.config)                                    # format=eagle3 (refuses today)
+
+`draftnas export` (nas/commands/export.py) runs these and saves the draft under <run_dir>/draft/.
+"""
+
+from nas.export.eagle3 import check_eagle3, eagle3_mismatches
+from nas.export.errors import ExportError
+from nas.export.extract_best import extract_selection, load_search_supernet
+from nas.export.refine import RefineConfig, refine
+from nas.export.selection import Selection, select_trial
+
+__all__ = [
+    "ExportError",
+    "RefineConfig",
+    "Selection",
+    "check_eagle3",
+    "eagle3_mismatches",
+    "extract_selection",
+    "load_search_supernet",
+    "refine",
+    "select_trial",
+]

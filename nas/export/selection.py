@@ -1,0 +1,142 @@
+"""Which draft to export: the search's best trial (`best.json`) or a chosen one (`trials.csv`).
+
+A search run directory holds (written by the searcher, nas/reports.py):
+  best.json   {"trial", "arch" (DraftArch.to_dict()), "predicted": {"tau", "latency_ms",
+              "speedup"}, "hardware_table", "supernet" (the train run's supernet/ directory),
+              "target": {"spec", "fingerprint"}, "space"}
+  trials.csv  one row per trial: `number`, the DraftArch fields, the predicted tau / latency_ms /
+              speedup (plain or `predicted_`-prefixed column names) and `state`.
+A chosen trial takes its arch and predictions from its row and everything that is shared by the
+whole search (supernet, target, hardware table, space) from best.json.
+"""
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nas.export.errors import ExportError
+from search_spaces import DraftArch
+from search_spaces.arch import DIMENSIONS
+from search_spaces.errors import SpaceError
+
+BEST_FILE = "best.json"
+TRIALS_FILE = "trials.csv"
+BEST_KEYS = ("trial", "arch", "predicted", "hardware_table", "supernet", "target", "space")
+PREDICTED = ("tau", "latency_ms", "speedup")
+COMPLETE = "COMPLETE"
+
+
+@dataclass
+class Selection:
+    """One trial of a search and everything export records about where it came from."""
+
+    search_dir: Path
+    trial: int
+    arch: DraftArch
+    predicted: dict[str, float]
+    hardware_table: Any
+    supernet: Path
+    target_spec: str
+    target_fingerprint: str
+    space: Any
+
+    def provenance(self) -> dict[str, Any]:
+        return {"source": "draftnas export", "search": str(self.search_dir), "trial": self.trial,
+                "predicted": self.predicted, "hardware_table": self.hardware_table,
+                "target": {"spec": self.target_spec, "fingerprint": self.target_fingerprint},
+                "space": self.space, "supernet": str(self.supernet)}
+
+
+def select_trial(search_dir: str | Path, trial: int | None = None) -> Selection:
+    """The best trial of the search in `search_dir`, or trial number `trial`."""
+    search_dir = Path(search_dir)
+    best = read_best(search_dir)
+    if trial is None or trial == best["trial"]:
+        number, arch, predicted = best["trial"], arch_of(best["arch"], search_dir / BEST_FILE), {
+            key: best["predicted"][key] for key in PREDICTED if key in best["predicted"]}
+    else:
+        number = trial
+        arch, predicted = trial_row(search_dir, trial)
+    return Selection(search_dir, int(number), arch, predicted, best["hardware_table"],
+                     Path(best["supernet"]), str(best["target"]["spec"]),
+                     str(best["target"]["fingerprint"]), best["space"])
+
+
+def read_best(search_dir: Path) -> dict[str, Any]:
+    path = search_dir / BEST_FILE
+    if not path.is_file():
+        raise ExportError(f"{path}: missing; give search=<the run directory of a finished "
+                          "`draftnas search`>")
+    try:
+        best = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ExportError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); rerun "
+                          "the search or restore the file") from None
+    missing = [key for key in BEST_KEYS if key not in best] if isinstance(best, dict) else BEST_KEYS
+    if missing:
+        raise ExportError(f"{path}: lacks key(s) {list(missing)}; rerun the search")
+    target = best["target"]
+    if not isinstance(target, dict) or not {"spec", "fingerprint"} <= set(target):
+        raise ExportError(f"{path}: 'target' must hold 'spec' and 'fingerprint'; rerun the search")
+    return best
+
+
+def arch_of(data: Any, source: Path) -> DraftArch:
+    if not isinstance(data, dict):
+        raise ExportError(f"{source}: 'arch' is not an object of DraftArch fields; rerun the search")
+    try:
+        return DraftArch.from_dict(data)
+    except SpaceError as error:
+        raise ExportError(f"{source}: {error}") from None
+
+
+def trial_row(search_dir: Path, trial: int) -> tuple[DraftArch, dict[str, float]]:
+    """The arch and predictions of trial `trial` from trials.csv."""
+    import pandas as pd
+
+    path = search_dir / TRIALS_FILE
+    if not path.is_file():
+        raise ExportError(f"{path}: missing, so trial={trial} cannot be looked up; leave trial "
+                          "unset to export the best trial")
+    frame = pd.read_csv(path)
+    if "number" not in frame.columns:
+        raise ExportError(f"{path}: no 'number' column; rerun the search")
+    rows = frame[frame["number"] == trial]
+    if rows.empty:
+        raise ExportError(f"trial={trial} is not in {path} (trials "
+                          f"{_span(frame['number'].tolist())}); pick one of those")
+    row = rows.iloc[0].to_dict()
+    if "state" in row and row["state"] != COMPLETE:
+        raise ExportError(f"trial={trial} in {path} has state {row['state']}; pick a "
+                          f"{COMPLETE} trial")
+    missing = [name for name in DIMENSIONS if name not in row]
+    if missing:
+        raise ExportError(f"{path}: lacks arch column(s) {missing}; rerun the search")
+    fields = {name: row[name] for name in DIMENSIONS}
+    fields["injected_layers"] = taps_of(fields["injected_layers"])
+    vocab = fields["draft_vocab_size"]
+    fields["draft_vocab_size"] = None if _is_missing(vocab) else int(vocab)
+    for name in ("num_layers", "num_heads", "intermediate_size"):
+        fields[name] = int(fields[name])
+    fields["vision_keep_ratio"] = float(fields["vision_keep_ratio"])
+    predicted = {key: float(row[column]) for key in PREDICTED
+                 for column in (key, f"predicted_{key}") if column in row}
+    return arch_of(fields, path), predicted
+
+
+def taps_of(cell: Any) -> list[int]:
+    """Tap ids from a CSV cell: '[2, 4]', '(2, 4)', '2 4', '2-4' or one number; empty for none."""
+    if _is_missing(cell):
+        return []
+    return [int(tap) for tap in re.findall(r"\d+", str(cell))]
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
+
+
+def _span(numbers: list[int]) -> str:
+    return f"{min(numbers)}..{max(numbers)}" if numbers else "none"
