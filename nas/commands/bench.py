@@ -98,7 +98,7 @@ def run(cfg: Config) -> dict[str, Any]:
     rows = run_bench(methods, prompts, BenchSettings(sampling, cfg.threads, cfg.warmup))
     title = (f"draftnas bench: {cfg.target}, {len(prompts)} {set_name} prompts, "
              f"{cfg.max_new_tokens} new tokens, temperature {cfg.temperature}, "
-             f"{cfg.threads} threads")
+             f"threads={cfg.threads}")
     files = write_report(rows, Path(cfg.run_dir), title)
     for path in files.values():
         print(path)
