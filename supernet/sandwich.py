@@ -8,7 +8,7 @@ process of a distributed run and a resumed run draw the same ones.
 """
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from search_spaces import DraftArch, ResolvedSpace
 from supernet.features import TargetBatch
@@ -25,11 +25,32 @@ class SandwichConfig:
 def sandwich_archs(space: ResolvedSpace, random_subnets: int, seed: int, step: int
                    ) -> list[DraftArch]:
     """Largest, smallest, then `random_subnets` draws; a repeat is trained once (a one-point
-    space trains its single draft once per step)."""
+    space trains its single draft once per step).
+
+    The draws are stratified by interaction: they cycle through the interactions that the
+    largest and smallest do not have, so every interaction trains about as often (uniform draws
+    left the middle ones, add and concat, with a quarter of the updates each and their subnets
+    far behind the same drafts trained alone)."""
     rng = random.Random(f"{seed}-{step}")
-    drawn = [space.largest(), space.smallest(),
-             *(space.sample(rng) for _ in range(random_subnets))]
+    largest, smallest = space.largest(), space.smallest()
+    middle = [kind for kind in space.interaction
+              if kind not in (largest.interaction, smallest.interaction)]
+    drawn = [largest, smallest]
+    for i in range(random_subnets):
+        arch = space.sample(rng)
+        if middle:
+            arch = with_interaction(space, arch, middle[(step * random_subnets + i) % len(middle)],
+                                    rng)
+        drawn.append(arch)
     return list(dict.fromkeys(drawn))
+
+
+def with_interaction(space: ResolvedSpace, arch: DraftArch, interaction: str,
+                     rng: random.Random) -> DraftArch:
+    """`arch` with another interaction; a tokens-only arch gets injected layers drawn anew."""
+    taps = arch.injected_layers or rng.choice(space.injected_layers)
+    return replace(arch, interaction=interaction,
+                   injected_layers=() if interaction == "none" else taps)
 
 
 def sandwich_backward(superdraft: SuperDraft, batch: TargetBatch, archs: list[DraftArch],
