@@ -68,13 +68,14 @@ def run(cfg: Config) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     selection = select_trial(cfg.search, cfg.trial)
-    target = load_configured_target(cfg.target or selection.target_spec, cfg.device, cfg.dtype)
+    spec = cfg.target or selection.target_spec
+    target = load_configured_target(spec, cfg.device, cfg.dtype)
     if cfg.format == "eagle3":  # refuse before any work: the layout is decided by the arch
         check_eagle3(draft_config(target, selection.arch))
     superdraft, meta = load_search_supernet(selection, target)
     refinement = None
     if cfg.refine:
-        prompts = prepared_prompts(selection.target_spec, target, "train", cfg.prompts)
+        prompts = prepared_prompts(spec, target, "train", cfg.prompts)
         corpus = build_corpus(target, prompts, cfg.max_new_tokens, draftnas_home() / "corpus")
         refinement = refine(superdraft, selection.arch, corpus, meta.intermediate_tap,
                             cfg.refine_steps, cfg.refinement)
