@@ -142,9 +142,9 @@ def table_from_dict(data: Any, source: str) -> LatencyTable:
 def build(cls: type, value: Any, name: str, bad) -> Any:
     try:
         return cls(**value)
-    except TypeError:
-        return_fields = ", ".join(cls.__dataclass_fields__)
-        raise bad(f"{name} must be an object with keys {return_fields}") from None
+    except (TypeError, ValueError) as error:
+        keys = ", ".join(cls.__dataclass_fields__)
+        raise bad(f"{name} must be an object with keys {keys} ({error})") from None
 
 
 def parse_entry(key: str, value: Any, bad) -> Timing:

@@ -7,6 +7,7 @@ so interpolation is tested too) it measures
 - `step`: a real `SpeculativeDecoder.generate` of `new_tokens` tokens with that draft (random
   weights, no EOS stop), whose time per step (prefill excluded) is compared with the predicted
   step at the generation's mean context and its measured tau;
+both on the table's clock (wall, or CPU time for tables measured on a shared CPU);
 and reports MAPE and Kendall's tau of predicted against measured for both, plus one plain-decoding
 run that checks T_target(1) and the predicted speedup formula end to end.
 """
@@ -20,7 +21,7 @@ import torch
 from scipy.stats import kendalltau
 
 from hardware_profiles.predictor import LatencyPredictor
-from hardware_profiles.timing import TimingConfig, pinned_threads, time_call
+from hardware_profiles.timing import CLOCKS, TimingConfig, pinned_threads, time_call
 from search_spaces import DraftArch, ResolvedSpace
 from specdec.config import DraftConfig
 from specdec.decoder import DecodeConfig, SpeculativeDecoder
@@ -113,10 +114,19 @@ def decode_config(predictor: LatencyPredictor) -> DecodeConfig:
 
 def measure_generation(target: Target, draft: DraftModel | None, predictor: LatencyPredictor,
                        inputs: PreparedInputs, new_tokens: int) -> tuple[float, float, float]:
-    """(ms per step with the prefill excluded, tau, mean target context) of one generation."""
+    """(ms per step, tau, mean target context) of a generation of new_tokens tokens.
+
+    Per step = (time of the whole generation - time of a one-token generation, which is the
+    prefill alone) / steps, both on the table's clock, so the prefill cancels out.
+    """
     decoder = SpeculativeDecoder(target, draft, decode_config(predictor))
+    clock = CLOCKS[predictor.table.timing.clock]
+    started = clock()
+    decoder.generate(inputs=inputs, max_new_tokens=1)
+    prefill = clock() - started
+    started = clock()
     stats = decoder.generate(inputs=inputs, max_new_tokens=new_tokens).stats
-    per_step = (stats.time_total - stats.time_prefill) / stats.steps * 1e3
+    per_step = (clock() - started - prefill) / stats.steps * 1e3
     return per_step, stats.tau, stats.prompt_tokens + stats.new_tokens / 2
 
 
@@ -127,7 +137,7 @@ def validate(target: Target, space: ResolvedSpace, predictor: LatencyPredictor,
     from tqdm import tqdm
 
     rng, generator = random.Random(seed), torch.Generator().manual_seed(seed)
-    timing = timing or TimingConfig(warmup=2, repeats=9)
+    timing = timing or TimingConfig(warmup=2, repeats=9, clock=predictor.table.timing.clock)
     contexts = predictor.table.grid.contexts
     threads = threads or predictor.table.device.threads or torch.get_num_threads()
     results = []

@@ -15,7 +15,8 @@ keys:
                     layers a draft injects changes its latency, not which)
   hardware          name (table file name; null: <device>-<target>), device, dtype, threads
                     (null: every usable core), contexts, warmup, repeats, budget_s (seconds
-                    after which a slow part stops repeating, once it has 5 timings)
+                    after which a slow part stops repeating, once it has 5 timings), clock
+                    (wall; cpu = this process's CPU time, for a shared machine, with threads=1)
   decode            the tree a step drafts and verifies: mode, k, depth, top_k, total_tokens
   output            table path; null: hardware_profiles/tables/<hardware.name>.json
   fresh             remake the table instead of resuming it
@@ -33,7 +34,7 @@ from hardware_profiles.device import default_threads
 from hardware_profiles.parts import DecodeShape
 from hardware_profiles.predictor import LatencyPredictor
 from hardware_profiles.profiler import ProfileSettings, profile
-from hardware_profiles.timing import TimingConfig
+from hardware_profiles.timing import CLOCKS, TimingConfig
 from hardware_profiles.validate import plot, validate
 from nas.calibration import Calibration
 from nas.commands import CommandConfig
@@ -56,6 +57,7 @@ class HardwareConfig:
     warmup: int = 3
     repeats: int = 15
     budget_s: float = 2.0
+    clock: str = "wall"
 
 
 @dataclass
@@ -101,7 +103,7 @@ def run(cfg: Config) -> dict[str, Any]:
     settings = ProfileSettings(
         decode=DecodeShape(*DecodeConfig(**asdict(cfg.decode)).tree_shape),
         timing=TimingConfig(cfg.hardware.warmup, cfg.hardware.repeats,
-                            budget_s=cfg.hardware.budget_s),
+                            budget_s=cfg.hardware.budget_s, clock=cfg.hardware.clock),
         threads=threads, contexts=tuple(cfg.hardware.contexts))
     report = profile(target, space, path, settings, fresh=cfg.fresh)
     print(f"table: {report.path} ({len(report.table.entries)} entries, {report.measured} measured "
@@ -123,6 +125,11 @@ def check_config(cfg: Config) -> None:
     for key, value in positive.items():
         if value < 1:
             raise UserError(f"{key}: must be positive (warmup may be 0)")
+    if cfg.hardware.clock not in CLOCKS:
+        raise UserError(f"hardware.clock: {cfg.hardware.clock!r}; use one of {', '.join(CLOCKS)}")
+    if cfg.hardware.clock == "cpu" and cfg.hardware.threads != 1:
+        raise UserError("hardware.clock=cpu adds up the CPU time of every thread: set "
+                        "hardware.threads=1 with it")
     if cfg.hardware.threads is not None and cfg.hardware.threads < 1:
         raise UserError(f"hardware.threads: {cfg.hardware.threads}; use a positive count or null")
     if cfg.validate and cfg.validate_subnets < 2:
