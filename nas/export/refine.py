@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from search_spaces import DraftArch
 from supernet.corpus import CorpusItem
@@ -45,7 +46,7 @@ def refine(superdraft: SuperDraft, arch: DraftArch, corpus: list[CorpusItem],
     losses = []
     superdraft.train()
     try:
-        for _ in range(steps):
+        for _ in tqdm(range(steps), desc="refine", dynamic_ncols=True):
             indices = order.sample(range(len(corpus)), min(cfg.batch_size, len(corpus)))
             batch = features.batch([(index, corpus[index]) for index in indices])
             optimizer.zero_grad(set_to_none=True)

@@ -194,10 +194,13 @@ def test_fused_features_are_not_linear_in_the_raw_taps(target):
     assert not torch.allclose(twice, 2 * once)
 
 
-def test_missing_best_json_exits_2_with_one_line(tmp_path, capsys):
-    assert export(f"search={tmp_path}", f"run_dir={tmp_path / 'run'}") == 2
+@pytest.mark.parametrize(("given", "words"), [(True, "best.json: missing"),
+                                               (False, "search: not given")])
+def test_missing_search_or_best_json_exits_2_with_one_line(tmp_path, capsys, given, words):
+    search = [f"search={tmp_path}"] if given else []
+    assert export(*search, f"run_dir={tmp_path / 'run'}") == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "best.json" in err and "search=" in err
+    assert len(err.splitlines()) == 1 and words in err and "search=" in err
 
 
 @pytest.mark.parametrize(("trial", "words"), [(9, "trial=9 is not in"), (6, "state FAIL")])
