@@ -1,0 +1,166 @@
+"""What `draftnas search` leaves in its run directory (the export command reads these two files).
+
+trials.csv (pandas, one row per completed trial, every arch distinct, sorted by trial):
+    trial, <the DraftArch fields: interaction, injected_layers (taps joined by ",", "" for none),
+    num_layers, num_heads, intermediate_size, vision_keep_ratio, draft_vocab_size (empty: full)>,
+    tau, chain_tau, tree_tau, latency_ms, draft_ms, speedup, constraint, feasible,
+    acceptance_by_depth (JSON list), pareto (bool: on the (tau, latency_ms) front of feasible trials)
+best.json:
+    {"trial": int, "arch": DraftArch.to_dict(),
+     "predicted": {"tau": float, "latency_ms": float, "speedup": float},
+     "hardware_table": str (path), "supernet": str (the train run's supernet/ dir),
+     "target": {"spec": str, "fingerprint": str}, "space": str (space name),
+     "objective": {"kind", "latency_budget_ms", "context"}, "searcher": str, "study_name": str}
+    "tau" is the tau the speedup uses (tree estimate for a tree-profiled table, else chain), as in
+    trials.csv; "latency_ms" is one decoding step (verify + draft cost).
+pareto.png: tau against latency_ms for every trial, the front highlighted, the best marked.
+importance.png: parameter importance of the arch dimensions for the objective's first value.
+    Optuna studies use optuna.importance (fANOVA); Ray and exhaustive trials use the share of the
+    variance of that value explained by each dimension's group means (a one-way ANOVA).
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on a server or in CI
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from nas.objectives import best_of
+from nas.searchers import TrialRecord
+from search_spaces.arch import DIMENSIONS
+
+TRIALS_FILE, BEST_FILE = "trials.csv", "best.json"
+PARETO_PLOT, IMPORTANCE_PLOT = "pareto.png", "importance.png"
+
+
+@dataclass
+class Provenance:
+    """What best.json records beside the trial."""
+
+    hardware_table: str
+    supernet: str
+    target_spec: str
+    target_fingerprint: str
+    space: str
+    objective: dict[str, Any]
+    searcher: str
+    study_name: str
+
+
+def trials_frame(records: list[TrialRecord]) -> pd.DataFrame:
+    rows = []
+    for record in sorted(records, key=lambda r: r.number):
+        arch = record.result.arch.to_dict()
+        arch["injected_layers"] = ",".join(str(tap) for tap in arch["injected_layers"])
+        metrics = record.result.metrics()
+        metrics["acceptance_by_depth"] = json.dumps(metrics["acceptance_by_depth"])
+        rows.append({"trial": record.number, **arch, **metrics})
+    frame = pd.DataFrame(rows)
+    if not frame.empty:
+        frame["pareto"] = pareto_mask(frame)
+    return frame
+
+
+def pareto_mask(frame: pd.DataFrame) -> pd.Series:
+    """Feasible trials no other feasible trial beats on both higher tau and lower latency."""
+    feasible = frame[frame["feasible"]]
+    on_front = []
+    for _, row in frame.iterrows():
+        dominated = ((feasible["tau"] >= row["tau"]) & (feasible["latency_ms"] <= row["latency_ms"])
+                     & ((feasible["tau"] > row["tau"])
+                        | (feasible["latency_ms"] < row["latency_ms"]))).any()
+        on_front.append(bool(row["feasible"]) and not dominated)
+    return pd.Series(on_front, index=frame.index)
+
+
+def write_reports(run_dir: Path, records: list[TrialRecord], provenance: Provenance,
+                  importance: dict[str, float] | None = None) -> dict[str, Any]:
+    """Write every report; returns the paths and the best trial (None when none is feasible).
+    `importance`: precomputed parameter importance (Optuna's), else the variance share."""
+    frame = trials_frame(records)
+    paths = {"trials": str(write_csv(frame, run_dir / TRIALS_FILE))}
+    best = best_of([(record.number, record.result) for record in records])
+    if best is not None:
+        paths["best"] = str(write_best(run_dir / BEST_FILE, *best, provenance))
+    if not frame.empty:
+        paths["pareto_plot"] = str(plot_pareto(frame, best[0] if best else None,
+                                               run_dir / PARETO_PLOT))
+        weights = importance if importance is not None else variance_importance(
+            frame, provenance.objective["kind"])
+        paths["importance_plot"] = str(plot_importance(weights, run_dir / IMPORTANCE_PLOT))
+    return {"paths": paths, "best": best}
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    frame.to_csv(partial, index=False)
+    os.replace(partial, path)
+    return path
+
+
+def write_best(path: Path, number: int, result: Any, provenance: Provenance) -> Path:
+    payload = {
+        "trial": number,
+        "arch": result.arch.to_dict(),
+        "predicted": {"tau": result.tau, "latency_ms": result.latency_ms,
+                      "speedup": result.speedup},
+        "hardware_table": provenance.hardware_table,
+        "supernet": provenance.supernet,
+        "target": {"spec": provenance.target_spec, "fingerprint": provenance.target_fingerprint},
+        "space": provenance.space,
+        "objective": provenance.objective,
+        "searcher": provenance.searcher,
+        "study_name": provenance.study_name,
+    }
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(partial, path)
+    return path
+
+
+def variance_importance(frame: pd.DataFrame, kind: str) -> dict[str, float]:
+    """Share of the objective's variance explained by each dimension's group means."""
+    value = frame["speedup" if kind == "speedup" else "tau"]
+    total = float(((value - value.mean()) ** 2).sum())
+    shares = {}
+    for dimension in DIMENSIONS:
+        groups = value.groupby(frame[dimension].astype(str))
+        between = float((groups.count() * (groups.mean() - value.mean()) ** 2).sum())
+        shares[dimension] = between / total if total > 0 else 0.0
+    norm = sum(shares.values())
+    return {name: share / norm if norm > 0 else 0.0 for name, share in shares.items()}
+
+
+def plot_pareto(frame: pd.DataFrame, best: int | None, path: Path) -> Path:
+    figure, axes = plt.subplots(figsize=(6, 4.5))
+    front = frame[frame["pareto"]].sort_values("latency_ms")
+    axes.scatter(frame["latency_ms"], frame["tau"], s=12, alpha=0.5, label="trials")
+    axes.plot(front["latency_ms"], front["tau"], "o-", color="tab:red", ms=4, label="Pareto front")
+    if best is not None:
+        row = frame[frame["trial"] == best].iloc[0]
+        axes.scatter([row["latency_ms"]], [row["tau"]], marker="*", s=200, color="gold",
+                     edgecolor="black", zorder=5, label=f"best (trial {best})")
+    axes.set_xlabel("predicted latency per decoding step (ms)")
+    axes.set_ylabel("estimated tau (tokens per step, bonus included)")
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_importance(importance: dict[str, float], path: Path) -> Path:
+    names = sorted(importance, key=importance.get)
+    figure, axes = plt.subplots(figsize=(6, 3.5))
+    axes.barh(names, [importance[name] for name in names])
+    axes.set_xlabel("importance (share)")
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
