@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "target": "build or load a target, print its facts; with prompt=, generate greedily",
     "profile": "time the target and a search space's draft parts into a latency table",
     "train": "train the draft supernet of a search space against a target",
+    "search": "search a trained supernet for the fastest draft on a latency table (Optuna, Ray)",
     "export": "write a searched draft as a checkpoint with its provenance (optionally refined)",
     "decode": "generate with a draft checkpoint (or none): text or JSON, tau, acceptance, timing",
     "bench": "compare vanilla, assisted generation, prompt lookup and drafts on the same prompts",
