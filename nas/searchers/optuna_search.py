@@ -14,6 +14,7 @@ Completed trials carry the arch (user attr "arch") and every metric of nas.objec
 
 import logging
 import random
+import warnings
 
 import optuna
 from optuna.distributions import CategoricalDistribution
@@ -143,7 +144,9 @@ def param_importance(problem: SearchProblem, config: SearcherConfig) -> dict[str
     # Optuna's default evaluator (PED-ANOVA) ranks params by how they lead to LOW values.
     sign = -1.0 if problem.objective.directions[0] == "maximize" else 1.0
     try:
-        return optuna.importance.get_param_importances(
-            study, target=lambda trial: sign * trial.values[0], normalize=True)
+        with warnings.catch_warnings():  # its reminder of the above, which `sign` already heeds
+            warnings.simplefilter("ignore", UserWarning)
+            return optuna.importance.get_param_importances(
+                study, target=lambda trial: sign * trial.values[0], normalize=True)
     except (RuntimeError, ValueError):  # fewer than two completed trials, or a constant value
         return None

@@ -1,0 +1,127 @@
+"""`draftnas search` end to end on a tiny VLM directory: reports in the run directory, best.json's
+layout, a resumed study, and one-line exits for bad input."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tiny_llava_dir import save_tiny_llava
+
+from hardware_profiles.device import DeviceFingerprint
+from hardware_profiles.parts import DecodeShape, ProfileGrid, parse_key, required_keys
+from hardware_profiles.profiler import image_tokens_of
+from hardware_profiles.table import LatencyTable
+from hardware_profiles.timing import Timing, TimingConfig
+from nas.cli import main
+from nas.reports import BEST_FILE, TRIALS_FILE
+from search_spaces import TargetDims, load_space
+from supernet import SuperDraft, SupernetMeta, save_supernet
+from targets import load_target
+
+SPACE = """\
+name: small
+dimensions:
+  num_layers: [1, 2]
+  num_heads: [0.5, 1.0]
+  intermediate_size: [1.0, 2.0]
+  interaction: [none, concat, cross_attention]
+  injected_layers:
+    - [top]
+    - [1, top]
+  vision_keep_ratio: [0.5, 1.0]
+  draft_vocab_size: [0.5, full]
+"""
+BEST_KEYS = {"trial", "arch", "predicted", "hardware_table", "supernet", "target", "space"}
+
+
+def part_ms(part: str, fields: dict) -> float:
+    """Latencies that grow with every size, so that speedups differ between drafts."""
+    scale = 1.0 + 0.01 * fields.get("q", 0) + 0.001 * fields.get("ctx", 0)
+    base = {"target": 5.0, "layer": 0.2 + 0.001 * fields.get("ffn", 0), "head": 0.1}
+    return base.get(part, 0.05) * scale
+
+
+def write_table(path: Path, target, space, drop_heads: int | None = None) -> Path:
+    grid = ProfileGrid(contexts=(16, 64), target_queries=(1, 2, 4, 6), draft_queries=(1, 2, 4))
+    image_tokens = image_tokens_of(target)
+    entries = {key: Timing(part_ms(*parse_key(key)), 0.01, 3)
+               for key in required_keys(space, grid, image_tokens)
+               if drop_heads is None or parse_key(key)[1].get("heads") != drop_heads}
+    table = LatencyTable(
+        DeviceFingerprint("cpu", "test cpu", 1, "2.13.0", "float32"),
+        {"spec": target.spec, "fingerprint": target.fingerprint,
+         "hidden_size": target.hidden_size, "num_layers": target.num_layers,
+         "num_heads": target.num_heads, "vocab_size": target.vocab_size,
+         "image_tokens": image_tokens},
+        space.to_dict(), DecodeShape(depth=3, top_k=2, total_tokens=6), grid, TimingConfig(1, 3),
+        entries, complete=True)
+    return table.save(path)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A tiny LLaVA directory, a random supernet of a small space for it, its table; and a second
+    target directory (another seed) for the mismatch checks."""
+    root = tmp_path_factory.mktemp("search")
+    target_dir = save_tiny_llava(root / "target")
+    other_dir = save_tiny_llava(root / "other", seed=1)
+    (root / "small.yaml").write_text(SPACE)
+    target = load_target(str(target_dir))
+    space = load_space(root / "small.yaml").resolve(TargetDims.of(target))
+    superdraft = SuperDraft(space, target, list(range(target.vocab_size)))
+    save_supernet(root / "train" / "supernet", superdraft, SupernetMeta.of(superdraft, None))
+    table = write_table(root / "table.json", target, space)
+    thin = write_table(root / "thin.json", target, space, drop_heads=space.num_heads[0])
+    return {"root": root, "target": str(target_dir), "other": str(other_dir),
+            "supernet": str(root / "train"), "table": str(table), "thin": str(thin),
+            "space": str(root / "small.yaml"), "fingerprint": target.fingerprint}
+
+
+def args(setup, run_dir, *extra):
+    return ["search", f"target={setup['target']}", f"supernet={setup['supernet']}",
+            f"hardware.table={setup['table']}", "validation_prompts=2", "max_new_tokens=8",
+            f"run_dir={run_dir}", *extra]
+
+
+def test_search_writes_reports_and_best_json(setup, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DRAFTNAS_HOME", str(setup["root"] / "home"))
+    assert main(args(setup, tmp_path, "n_trials=6", f"search_space={setup['space']}")) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == str(tmp_path / "result.json")
+    trials = pd.read_csv(tmp_path / TRIALS_FILE)
+    assert len(trials) == 6 and trials["trial"].is_unique
+    assert {"tau", "latency_ms", "speedup", "pareto", "interaction"} <= set(trials.columns)
+    best = json.loads((tmp_path / BEST_FILE).read_text())
+    assert BEST_KEYS <= set(best)
+    assert set(best["predicted"]) == {"tau", "latency_ms", "speedup"}
+    assert best["target"] == {"spec": setup["target"], "fingerprint": setup["fingerprint"]}
+    assert best["space"] == "small" and best["hardware_table"] == setup["table"]
+    assert Path(best["supernet"]).name == "supernet"
+    row = trials[trials["trial"] == best["trial"]].iloc[0]
+    assert row["speedup"] == pytest.approx(best["predicted"]["speedup"])
+    assert best["predicted"]["speedup"] == pytest.approx(trials["speedup"].max())
+    assert (tmp_path / "pareto.png").is_file() and (tmp_path / "importance.png").is_file()
+    # The same study continued to 8 completed trials: the first 6 are kept, none repeated.
+    assert main(args(setup, tmp_path, "n_trials=8")) == 0
+    trials = pd.read_csv(tmp_path / TRIALS_FILE)
+    assert len(trials) == 8
+    assert not trials.drop(columns=["trial"]).duplicated(
+        subset=["interaction", "injected_layers", "num_layers", "num_heads", "intermediate_size",
+                "vision_keep_ratio", "draft_vocab_size"]).any()
+
+
+@pytest.mark.parametrize("bad, names", [
+    ("target", "trained for target"),
+    ("thin", "no layer entry"),
+    ("storage", "searcher.storage"),
+    ("space", "trained for search space"),
+])
+def test_bad_input_exits_2_with_one_line(setup, tmp_path, capsys, monkeypatch, bad, names):
+    monkeypatch.setenv("DRAFTNAS_HOME", str(setup["root"] / "home"))
+    extra = {"target": [f"target={setup['other']}"],
+             "thin": [f"hardware.table={setup['thin']}"],
+             "storage": [f"searcher.storage=sqlite:///{tmp_path}/missing/dir/study.db"],
+             "space": ["search_space=eagle"]}[bad]
+    assert main(args(setup, tmp_path / "run", "n_trials=2", *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and names in err, err
