@@ -45,6 +45,12 @@ PARTS: dict[str, PartSpec] = {
     "prefill": PartSpec(("scores", "ctx"), ("ctx",)),
 }
 
+# Parts of the target's side: they run right after the target's previous forward (plain decoding)
+# or after a draft tree far smaller than the target, so they find the target's weights where they
+# left them and are timed with warm caches; the draft's parts run after the target's forward has
+# pushed them out, and are timed after a cache flush (`TimingConfig.flush_mb`).
+TARGET_PARTS = ("target", "step_overhead", "prefill")
+
 FieldValue = int | str
 
 

@@ -6,7 +6,7 @@ interrupted run resumes where it stopped: entries already in the file are skippe
 """
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -14,7 +14,13 @@ from tqdm import tqdm
 
 from hardware_profiles.benches import PartBenches
 from hardware_profiles.device import current_device
-from hardware_profiles.parts import DecodeShape, ProfileGrid, parse_key, required_keys
+from hardware_profiles.parts import (
+    TARGET_PARTS,
+    DecodeShape,
+    ProfileGrid,
+    parse_key,
+    required_keys,
+)
 from hardware_profiles.table import LatencyTable, TableError, load_table
 from hardware_profiles.timing import TimingConfig, pinned_threads, time_call
 from search_spaces import ResolvedSpace
@@ -113,7 +119,10 @@ def profile(target: Target, space: ResolvedSpace, path: str | Path,
                         disable=not settings.progress):
             benches.release(parse_key(key)[1].get("ctx"))
             call, reset = benches.prepare(key)
-            table.entries[key] = time_call(call, settings.timing, target.device, reset)
+            timing = settings.timing
+            if parse_key(key)[0] in TARGET_PARTS:
+                timing = replace(timing, flush_mb=0)
+            table.entries[key] = time_call(call, timing, target.device, reset)
             if time.perf_counter() - last_save > settings.save_every_s:
                 table.save(path)
                 last_save = time.perf_counter()

@@ -6,6 +6,12 @@ time measures the neighbours; clock "cpu" measures the CPU time this process spe
 (`time.process_time`), which is what one thread's wall time is on a quiet machine: use it with
 threads=1 only (with more threads it adds their times up). GPU: CUDA events around each call,
 synchronised once per call, so launch overhead is included as the decoder sees it.
+
+On CPU a timed call can start with cold caches (`flush_mb` of memory is rewritten before it,
+untimed): in a decoding step a draft layer's weights have been partly pushed out by the target's
+forward, and a part timed hot in a loop comes out far cheaper than it runs there. Flushing about
+half the last-level cache matched whole drafts best on this project's machine (experiments/
+latency.md); the profiler flushes before the draft's parts only (see `parts.TARGET_PARTS`).
 """
 
 import statistics
@@ -14,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -29,6 +36,7 @@ class TimingConfig:
     min_repeats: int = 5
     budget_s: float = 2.0
     clock: str = "wall"  # "wall" or "cpu" (see the module docstring)
+    flush_mb: int = 16  # CPU caches to evict before each timed call (0: time with warm caches)
 
     def __post_init__(self) -> None:
         if self.clock not in CLOCKS:
@@ -70,9 +78,22 @@ def time_call(fn: Callable[[], object], cfg: TimingConfig, device: torch.device,
             elapsed = (clock() - started) * 1e3
         if reset is not None:
             reset()
+        if not cuda and cfg.flush_mb:
+            evict_caches(cfg.flush_mb)
         if index >= cfg.warmup:
             samples.append(elapsed)
     return summarize(samples)
+
+
+# numpy, not torch: a torch buffer made under inference_mode could not be updated outside it.
+_FLUSH_BUFFERS: dict[int, np.ndarray] = {}
+
+
+def evict_caches(megabytes: int) -> None:
+    """Rewrite `megabytes` of memory, so that what the next call reads comes from DRAM."""
+    if megabytes not in _FLUSH_BUFFERS:
+        _FLUSH_BUFFERS[megabytes] = np.zeros(megabytes * 2**20 // 4, dtype=np.float32)
+    _FLUSH_BUFFERS[megabytes] += 1.0
 
 
 def summarize(samples: list[float]) -> Timing:

@@ -16,7 +16,8 @@ keys:
   hardware          name (table file name; null: <device>-<target>), device, dtype, threads
                     (null: every usable core), contexts, warmup, repeats, budget_s (seconds
                     after which a slow part stops repeating, once it has 5 timings), clock
-                    (wall; cpu = this process's CPU time, for a shared machine, with threads=1)
+                    (wall; cpu = this process's CPU time, for a shared machine, with threads=1),
+                    flush_mb (CPU cache evicted before each timed call; 0: warm caches)
   decode            the tree a step drafts and verifies: mode, k, depth, top_k, total_tokens
   output            table path; null: hardware_profiles/tables/<hardware.name>.json
   fresh             remake the table instead of resuming it
@@ -58,6 +59,7 @@ class HardwareConfig:
     repeats: int = 15
     budget_s: float = 2.0
     clock: str = "wall"
+    flush_mb: int = 16
 
 
 @dataclass
@@ -103,7 +105,8 @@ def run(cfg: Config) -> dict[str, Any]:
     settings = ProfileSettings(
         decode=DecodeShape(*DecodeConfig(**asdict(cfg.decode)).tree_shape),
         timing=TimingConfig(cfg.hardware.warmup, cfg.hardware.repeats,
-                            budget_s=cfg.hardware.budget_s, clock=cfg.hardware.clock),
+                            budget_s=cfg.hardware.budget_s, clock=cfg.hardware.clock,
+                            flush_mb=cfg.hardware.flush_mb),
         threads=threads, contexts=tuple(cfg.hardware.contexts))
     report = profile(target, space, path, settings, fresh=cfg.fresh)
     print(f"table: {report.path} ({len(report.table.entries)} entries, {report.measured} measured "
@@ -121,6 +124,7 @@ def run(cfg: Config) -> dict[str, Any]:
 
 def check_config(cfg: Config) -> None:
     positive = {"hardware.warmup": cfg.hardware.warmup + 1, "hardware.repeats": cfg.hardware.repeats,
+                "hardware.flush_mb": cfg.hardware.flush_mb + 1,
                 "validate_subnets": cfg.validate_subnets, "validate_tokens": cfg.validate_tokens}
     for key, value in positive.items():
         if value < 1:

@@ -4,10 +4,11 @@ import pytest
 from conftest import fast_settings, small_space
 
 from hardware_profiles import profiler as profiler_module
-from hardware_profiles.parts import required_keys
+from hardware_profiles.parts import TARGET_PARTS, required_keys
 from hardware_profiles.predictor import LatencyPredictor
 from hardware_profiles.profiler import image_tokens_of, profile
 from hardware_profiles.table import TableError, load_table
+from hardware_profiles.timing import Timing, TimingConfig
 from hardware_profiles.validate import plot, validate
 from search_spaces import TargetDims
 from targets.tiny import tiny_inputs, tiny_target
@@ -86,3 +87,20 @@ def test_validation_measures_random_drafts_and_plots(vlm, tmp_path):
     assert report.draft.mape >= 0 and -1 <= report.step.kendall_tau <= 1
     figure = plot(report, tmp_path / "v.png", "tiny")
     assert figure.stat().st_size > 0
+
+
+def test_only_the_drafts_parts_are_timed_after_a_cache_flush(vlm, tmp_path, monkeypatch):
+    flushes = {}
+
+    def record(call, timing, device, reset=None):
+        flushes[len(flushes)] = timing.flush_mb
+        return Timing(1.0, 0.0, 1)
+
+    monkeypatch.setattr(profiler_module, "time_call", record)
+    settings = fast_settings()
+    settings.timing = TimingConfig(0, 1, flush_mb=8)
+    space = small_space(TargetDims.of(vlm))
+    report = profile(vlm, space, tmp_path / "t.json", settings)
+    keys = required_keys(space, report.table.grid, image_tokens_of(vlm))
+    for index, key in enumerate(keys):
+        assert flushes[index] == (0 if key.split("/")[0] in TARGET_PARTS else 8), key
