@@ -11,6 +11,7 @@ this search started it.
 """
 
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from nas.searchers import SearcherConfig, SearchProblem, TrialRecord, arch_key
 from nas.user_errors import UserError
 from search_spaces import DraftArch
 
+REACH_TIMEOUT_S = 5.0
 # The evaluator a Ray worker process built, with the factory (a frozen dataclass) that built it.
 _WORKER_EVALUATOR: list[tuple[Any, SubnetEvaluator]] = []
 
@@ -71,6 +73,8 @@ def start_ray(ray: Any, config: SearcherConfig) -> bool:
         return False
     root = str(Path(__file__).resolve().parents[2])
     runtime_env = {"env_vars": {"PYTHONPATH": root, "RAY_AUTH_MODE": "disabled"}}
+    if config.address:
+        check_reachable(config.address)
     try:
         if config.address:
             ray.init(address=config.address, runtime_env=runtime_env, log_to_driver=False)
@@ -84,6 +88,19 @@ def start_ray(ray: Any, config: SearcherConfig) -> bool:
                         "give a running cluster's address or leave it null for a local Ray") \
             from None
     return True
+
+
+def check_reachable(address: str) -> None:
+    """Ray retries an unreachable address for minutes: try one TCP connection first."""
+    if address == "auto":
+        return  # Ray resolves it from this machine and fails fast when there is no cluster
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=REACH_TIMEOUT_S).close()
+    except (OSError, ValueError) as error:
+        raise UserError(f"searcher.address: cannot reach Ray at '{address}' ({error}); give a "
+                        "running cluster's host:port (or ray://host:port), or leave it null for "
+                        "a local Ray") from None
 
 
 def run_trial(config: dict[str, Any], factory: Any, space: Any) -> dict[str, Any]:

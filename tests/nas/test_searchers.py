@@ -163,3 +163,11 @@ def test_ray_tune_two_local_workers_reach_a_valid_best_and_shut_down(tmp_path, m
     # The metrics came back from the workers: they equal a fresh evaluation of the same arch.
     fresh = SyntheticEvaluator(search_problem.objective).evaluate(best.arch)
     assert best.speedup == pytest.approx(fresh.speedup)
+
+
+def test_unreachable_ray_address_is_a_one_line_user_error(tmp_path):
+    import ray
+
+    with pytest.raises(UserError, match="searcher.address") as error:
+        search(problem(tmp_path, 2), SearcherConfig(name="ray", address="127.0.0.1:1"))
+    assert "\n" not in str(error.value) and not ray.is_initialized()
