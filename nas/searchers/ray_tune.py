@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from optuna.distributions import CategoricalDistribution
+from tqdm import tqdm
 
 from nas.objectives import SubnetEvaluator, TrialResult
 from nas.searchers import SearcherConfig, SearchProblem, TrialRecord, arch_key
@@ -29,6 +30,7 @@ _WORKER_EVALUATOR: list[tuple[Any, SubnetEvaluator]] = []
 
 def search(problem: SearchProblem, config: SearcherConfig) -> list[TrialRecord]:
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
     import ray
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
@@ -46,17 +48,29 @@ def search(problem: SearchProblem, config: SearcherConfig) -> list[TrialRecord]:
         trainable = tune.with_resources(
             tune.with_parameters(run_trial, factory=problem.evaluator_factory,
                                  space=problem.space), resources)
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=problem.n_trials,
-                                        max_concurrent_trials=config.workers, reuse_actors=True),
-            run_config=tune.RunConfig(name=problem.study_name, verbose=0,
-                                      storage_path=str((problem.run_dir / "ray").resolve())))
-        grid = tuner.fit()
+        with tqdm(total=problem.n_trials, desc=f"search {problem.study_name}", unit="trial",
+                  leave=False) as bar:
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(search_alg=searcher, num_samples=problem.n_trials,
+                                            max_concurrent_trials=config.workers,
+                                            reuse_actors=True),
+                run_config=tune.RunConfig(name=problem.study_name, verbose=0,
+                                          callbacks=[progress_callback(tune, bar)],
+                                          storage_path=str((problem.run_dir / "ray").resolve())))
+            grid = tuner.fit()
         return records_of(grid)
     finally:
         if started:
             ray.shutdown()
+
+
+def progress_callback(tune: Any, bar: tqdm) -> Any:
+    class Progress(tune.Callback):
+        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+            bar.update(1)
+
+    return Progress()
 
 
 def check_config(config: SearcherConfig) -> None:
