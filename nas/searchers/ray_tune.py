@@ -15,7 +15,14 @@ import socket
 from pathlib import Path
 from typing import Any
 
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
+
+# Imported after the environment above, which Ray reads at import.
+import ray
 from optuna.distributions import CategoricalDistribution
+from ray import tune
+from ray.tune.search.optuna import OptunaSearch
 from tqdm import tqdm
 
 from nas.objectives import SubnetEvaluator, TrialResult
@@ -29,14 +36,8 @@ _WORKER_EVALUATOR: list[tuple[Any, SubnetEvaluator]] = []
 
 
 def search(problem: SearchProblem, config: SearcherConfig) -> list[TrialRecord]:
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
-    import ray
-    from ray import tune
-    from ray.tune.search.optuna import OptunaSearch
-
     check_config(config)
-    started = start_ray(ray, config)
+    started = start_ray(config)
     try:
         distributions = {name: CategoricalDistribution(values)
                          for name, values in problem.space.categorical_choices().items()}
@@ -56,7 +57,7 @@ def search(problem: SearchProblem, config: SearcherConfig) -> list[TrialRecord]:
                                             max_concurrent_trials=config.workers,
                                             reuse_actors=True),
                 run_config=tune.RunConfig(name=problem.study_name, verbose=0,
-                                          callbacks=[progress_callback(tune, bar)],
+                                          callbacks=[Progress(bar)],
                                           storage_path=str((problem.run_dir / "ray").resolve())))
             grid = tuner.fit()
         return records_of(grid)
@@ -65,12 +66,19 @@ def search(problem: SearchProblem, config: SearcherConfig) -> list[TrialRecord]:
             ray.shutdown()
 
 
-def progress_callback(tune: Any, bar: tqdm) -> Any:
-    class Progress(tune.Callback):
-        def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-            bar.update(1)
+class Progress(tune.Callback):
+    """Advances the progress bar per finished trial; Tune pickles its callbacks into the
+    experiment state, and a bar (an open stream) does not pickle: it is left out."""
 
-    return Progress()
+    def __init__(self, bar: tqdm):
+        self.bar: tqdm | None = bar
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"bar": None}
 
 
 def check_config(config: SearcherConfig) -> None:
@@ -80,7 +88,7 @@ def check_config(config: SearcherConfig) -> None:
                         "workers >= 1 and non-negative resources")
 
 
-def start_ray(ray: Any, config: SearcherConfig) -> bool:
+def start_ray(config: SearcherConfig) -> bool:
     """Join the cluster at `config.address`, or start a local Ray; True when this call started
     (and so must stop) it."""
     if ray.is_initialized():
