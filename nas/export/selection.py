@@ -1,18 +1,17 @@
 """Which draft to export: the search's best trial (`best.json`) or a chosen one (`trials.csv`).
 
-A search run directory holds (written by the searcher, nas/reports.py):
+Both files are written by `draftnas search` (nas/reports.py documents them):
   best.json   {"trial", "arch" (DraftArch.to_dict()), "predicted": {"tau", "latency_ms",
               "speedup"}, "hardware_table", "supernet" (the train run's supernet/ directory),
-              "target": {"spec", "fingerprint"}, "space"}
-  trials.csv  one row per trial: `number`, the DraftArch fields, the predicted tau / latency_ms /
-              speedup (plain or `predicted_`-prefixed column names) and `state`.
+              "target": {"spec", "fingerprint"}, "space", ...}
+  trials.csv  one row per completed trial: `trial`, the DraftArch fields (taps joined by ",",
+              an empty draft_vocab_size for the full vocabulary), tau, latency_ms, speedup, ...
 A chosen trial takes its arch and predictions from its row and everything that is shared by the
 whole search (supernet, target, hardware table, space) from best.json.
 """
 
 import json
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,6 @@ BEST_FILE = "best.json"
 TRIALS_FILE = "trials.csv"
 BEST_KEYS = ("trial", "arch", "predicted", "hardware_table", "supernet", "target", "space")
 PREDICTED = ("tau", "latency_ms", "speedup")
-COMPLETE = "COMPLETE"
 
 
 @dataclass
@@ -101,20 +99,15 @@ def trial_row(search_dir: Path, trial: int) -> tuple[DraftArch, dict[str, float]
     if not path.is_file():
         raise ExportError(f"{path}: missing, so trial={trial} cannot be looked up; leave trial "
                           "unset to export the best trial")
-    frame = pd.read_csv(path)
-    if "number" not in frame.columns:
-        raise ExportError(f"{path}: no 'number' column; rerun the search")
-    rows = frame[frame["number"] == trial]
-    if rows.empty:
-        raise ExportError(f"trial={trial} is not in {path} (trials "
-                          f"{_span(frame['number'].tolist())}); pick one of those")
-    row = rows.iloc[0].to_dict()
-    if "state" in row and row["state"] != COMPLETE:
-        raise ExportError(f"trial={trial} in {path} has state {row['state']}; pick a "
-                          f"{COMPLETE} trial")
-    missing = [name for name in DIMENSIONS if name not in row]
+    frame = pd.read_csv(path, dtype={"injected_layers": str})  # "2" must not become 2.0
+    missing = [name for name in ("trial", *DIMENSIONS, *PREDICTED) if name not in frame.columns]
     if missing:
-        raise ExportError(f"{path}: lacks arch column(s) {missing}; rerun the search")
+        raise ExportError(f"{path}: lacks column(s) {missing}; rerun the search")
+    rows = frame[frame["trial"] == trial]
+    if rows.empty:
+        raise ExportError(f"trial={trial} is not in {path} (its completed trials: "
+                          f"{_listing(frame['trial'].tolist())}); pick one of those")
+    row = rows.iloc[0].to_dict()
     fields = {name: row[name] for name in DIMENSIONS}
     fields["injected_layers"] = taps_of(fields["injected_layers"])
     vocab = fields["draft_vocab_size"]
@@ -122,21 +115,23 @@ def trial_row(search_dir: Path, trial: int) -> tuple[DraftArch, dict[str, float]
     for name in ("num_layers", "num_heads", "intermediate_size"):
         fields[name] = int(fields[name])
     fields["vision_keep_ratio"] = float(fields["vision_keep_ratio"])
-    predicted = {key: float(row[column]) for key in PREDICTED
-                 for column in (key, f"predicted_{key}") if column in row}
+    predicted = {key: float(row[key]) for key in PREDICTED}
     return arch_of(fields, path), predicted
 
 
 def taps_of(cell: Any) -> list[int]:
-    """Tap ids from a CSV cell: '[2, 4]', '(2, 4)', '2 4', '2-4' or one number; empty for none."""
+    """Tap ids from a CSV cell: '2,4' ('' or NaN: none)."""
     if _is_missing(cell):
         return []
-    return [int(tap) for tap in re.findall(r"\d+", str(cell))]
+    return [int(tap) for tap in str(cell).split(",")]
 
 
 def _is_missing(value: Any) -> bool:
     return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
 
 
-def _span(numbers: list[int]) -> str:
-    return f"{min(numbers)}..{max(numbers)}" if numbers else "none"
+def _listing(numbers: list[int], shown: int = 10) -> str:
+    if not numbers:
+        return "none"
+    listed = ", ".join(str(number) for number in sorted(numbers)[:shown])
+    return listed + (", ..." if len(numbers) > shown else "")

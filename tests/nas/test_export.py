@@ -5,13 +5,16 @@ why no draft fits that layout; bad search directories, trials and pairings exit 
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 from tiny_llava_dir import save_tiny_llava
 
 from nas.cli import main
 from nas.export import eagle3_mismatches
+from nas.export.selection import select_trial
+from nas.objectives import TrialResult
+from nas.reports import Provenance, trials_frame, write_best, write_csv
+from nas.searchers import TrialRecord
 from search_spaces import DraftArch, ResolvedSpace, TargetDims, load_space
 from specdec import DecodeConfig, DraftModel, SpeculativeDecoder
 from supernet import SuperDraft, SupernetMeta, draft_config, save_supernet
@@ -33,6 +36,7 @@ dimensions:
 """
 BEST = DraftArch("concat", (2,), 1, 4, 64, 1.0, None)
 OTHER = DraftArch("cross_attention", (1, 2), 2, 2, 32, 0.5, 64)
+TOKENS_ONLY = DraftArch("none", (), 1, 2, 32, 1.0, None)
 PREDICTED = {"tau": 2.5, "latency_ms": 1.25, "speedup": 1.8}
 
 
@@ -68,22 +72,25 @@ def supernet(target, tmp_path_factory) -> Path:
     return trained_like_supernet(target, tmp_path_factory.mktemp("train"), seed=0)
 
 
+def trial_result(arch: DraftArch, tau: float, latency_ms: float) -> TrialResult:
+    return TrialResult(arch=arch, tau=tau, chain_tau=tau, tree_tau=tau,
+                       acceptance_by_depth=[0.5], latency_ms=latency_ms, draft_ms=0.5,
+                       speedup=1.5)
+
+
 def write_search(directory: Path, target: Target, supernet: Path, target_spec: str) -> Path:
-    """A search run directory in the searcher's layout: best.json and trials.csv."""
+    """A search run directory as `draftnas search` writes it (nas.reports)."""
     directory.mkdir(parents=True, exist_ok=True)
-    best = {"trial": 3, "arch": BEST.to_dict(), "predicted": PREDICTED,
-            "hardware_table": "hardware_profiles/tables/cpu.json", "supernet": str(supernet),
-            "target": {"spec": target_spec, "fingerprint": target.fingerprint},
-            "space": "tiny_export"}
-    (directory / "best.json").write_text(json.dumps(best))
-    rows = []
-    for number, arch, state in ((3, BEST, "COMPLETE"), (5, OTHER, "COMPLETE"),
-                                (6, OTHER, "FAIL")):
-        row = {"number": number, **arch.to_dict(), "tau": 2.0 + number / 10,
-               "latency_ms": 1.0 + number, "speedup": 1.5, "state": state}
-        row["injected_layers"] = str(list(arch.injected_layers))
-        rows.append(row)
-    pd.DataFrame(rows).to_csv(directory / "trials.csv", index=False)
+    provenance = Provenance(hardware_table="hardware_profiles/tables/cpu.json",
+                            supernet=str(supernet), target_spec=target_spec,
+                            target_fingerprint=target.fingerprint, space="tiny_export",
+                            objective={"kind": "speedup"}, searcher="tpe", study_name="test")
+    best = trial_result(BEST, PREDICTED["tau"], PREDICTED["latency_ms"])
+    best.speedup = PREDICTED["speedup"]
+    write_best(directory / "best.json", 3, best, provenance)
+    records = [TrialRecord(3, best), TrialRecord(5, trial_result(OTHER, 2.5, 6.0)),
+               TrialRecord(7, trial_result(TOKENS_ONLY, 1.5, 0.5))]
+    write_csv(trials_frame(records), directory / "trials.csv")
     return directory
 
 
@@ -203,11 +210,15 @@ def test_missing_search_or_best_json_exits_2_with_one_line(tmp_path, capsys, giv
     assert len(err.splitlines()) == 1 and words in err and "search=" in err
 
 
-@pytest.mark.parametrize(("trial", "words"), [(9, "trial=9 is not in"), (6, "state FAIL")])
-def test_bad_trial_exits_2_with_one_line(search, tmp_path, capsys, trial, words):
-    assert export(f"search={search}", f"trial={trial}", f"run_dir={tmp_path / 'run'}") == 2
+def test_every_trial_row_reads_back_as_its_arch(search):
+    for number, arch in ((3, BEST), (5, OTHER), (7, TOKENS_ONLY)):
+        assert select_trial(search, number).arch == arch
+
+
+def test_trial_not_in_trials_csv_exits_2_with_one_line(search, tmp_path, capsys):
+    assert export(f"search={search}", "trial=9", f"run_dir={tmp_path / 'run'}") == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and words in err
+    assert len(err.splitlines()) == 1 and "trial=9 is not in" in err and "3, 5, 7" in err
 
 
 def test_supernet_of_another_target_exits_2_with_one_line(target, target_dir, tmp_path,
