@@ -237,3 +237,12 @@ def test_target_other_than_the_searched_one_exits_2_with_one_line(search, tmp_pa
     assert export(f"search={search}", f"target={elsewhere}", f"run_dir={tmp_path / 'run'}") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "target=" in err and "fingerprint" in err
+
+
+def test_arch_outside_the_supernets_space_exits_2_with_one_line(search, tmp_path, capsys):
+    best = json.loads((search / "best.json").read_text())
+    best["arch"]["num_layers"] = 3
+    (search / "best.json").write_text(json.dumps(best))
+    assert export(f"search={search}", f"run_dir={tmp_path / 'run'}") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "does not fit supernet" in err and "num_layers" in err
