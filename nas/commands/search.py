@@ -132,7 +132,7 @@ def run(cfg: Config) -> dict[str, Any]:
         number, result = best
         print(f"best: trial {number}, tau {result.tau:.3f}, {result.latency_ms:.2f} ms/step, "
               f"predicted speedup {result.speedup:.3f}")
-    return {"trials": len(records), "best_trial": best[0] if best else None,
+    return {"completed_trials": len(records), "best_trial": best[0] if best else None,
             "best": reports["best"][1].metrics() if best else None,
             "best_arch": best[1].arch.to_dict() if best else None,
             "context": evaluator.context, **reports["paths"]}
