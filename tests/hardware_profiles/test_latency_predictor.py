@@ -4,7 +4,7 @@ import dataclasses
 import random
 
 import pytest
-from conftest import DECODE, synthetic_ms, synthetic_table
+from latency_fixtures import DECODE, synthetic_ms, synthetic_table
 
 from hardware_profiles.parts import draft_config
 from hardware_profiles.predictor import InterpolatedValueWarning, LatencyPredictor
@@ -64,7 +64,7 @@ def test_a_step_is_the_sum_of_the_decoders_calls(predictor):
 
 def test_predictions_grow_with_every_size(predictor):
     rng = random.Random(0)
-    from conftest import small_space
+    from latency_fixtures import small_space
 
     space = small_space()
     for _ in range(20):

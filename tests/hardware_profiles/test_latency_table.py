@@ -4,7 +4,7 @@ import json
 import warnings
 
 import pytest
-from conftest import DEVICE, FINGERPRINT, synthetic_table
+from latency_fixtures import DEVICE, FINGERPRINT, synthetic_table
 
 from hardware_profiles.device import DeviceFingerprint
 from hardware_profiles.table import DeviceMismatchWarning, TableError, load_table

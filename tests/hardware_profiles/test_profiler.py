@@ -1,7 +1,7 @@
 """Profiling a tiny target and a small space end to end: complete tables, resume, validation."""
 
 import pytest
-from conftest import fast_settings, small_space
+from latency_fixtures import fast_settings, small_space
 
 from hardware_profiles import profiler as profiler_module
 from hardware_profiles.parts import TARGET_PARTS, required_keys
