@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "export": "write a searched draft as a checkpoint with its provenance (optionally refined)",
     "decode": "generate with a draft checkpoint (or none): text or JSON, tau, acceptance, timing",
     "bench": "compare vanilla, assisted generation, prompt lookup and drafts on the same prompts",
+    "pipeline": "the whole job on one target: train, profile, search, export, bench; resumable",
 }
 
 
