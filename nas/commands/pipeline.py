@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from omegaconf import OmegaConf
 
-from hardware_profiles.device import current_device
+from hardware_profiles.device import DeviceFingerprint, current_device
 from hardware_profiles.table import TableError, load_table
 from nas.commands import CommandConfig, command_module, compose_config
 from nas.run_dir import RESULT_FILE, write_result
@@ -155,7 +155,9 @@ def profile_stage(cfg: Config, run_dir: Path, fingerprint: str, overrides: list[
     stage_dir = run_dir / "03-profile"
     if not (stage_dir / RESULT_FILE).is_file():
         tables = Path(cfg.tables_dir) if cfg.tables_dir else TABLES_DIR
-        found = matching_table(tables, fingerprint, cfg.device, cfg.dtype)
+        here = current_device(cfg.device, getattr(torch, cfg.dtype), 0)
+        found = next((path for path in sorted(tables.glob("*.json"))
+                      if measured_here(path, fingerprint, here, complete=True)), None)
         if found is not None:
             stage_dir.mkdir(parents=True, exist_ok=True)
             write_result(stage_dir, "profile", {"table": str(found), "profiled": False},
@@ -164,23 +166,21 @@ def profile_stage(cfg: Config, run_dir: Path, fingerprint: str, overrides: list[
             return found
         # Named by fingerprint: a table of another build of the target stays as it is.
         output = tables / f"{torch.device(cfg.device).type}-{safe(cfg.target)}-{fingerprint[:8]}.json"
-        overrides = overrides + [f"output={output}", f"fresh={str(output.is_file()).lower()}"]
+        # A partial table of a killed run resumes; one measured elsewhere is remade.
+        fresh = output.is_file() and not measured_here(output, fingerprint, here, complete=False)
+        overrides = overrides + [f"output={output}", f"fresh={str(fresh).lower()}"]
     result = run_stage(stage_dir, "profile", overrides + extra(cfg, "profile"), progress)
     return Path(result["table"])
 
 
-def matching_table(tables: Path, fingerprint: str, device: str, dtype: str) -> Path | None:
-    here = current_device(device, getattr(torch, dtype), 0)
-    for path in sorted(tables.glob("*.json")):
-        try:
-            table = load_table(path)
-        except TableError:
-            continue  # a broken or foreign file is not a match; profiling makes a good one
-        theirs = table.device
-        if (table.complete and table.target.get("fingerprint") == fingerprint
-                and (theirs.kind, theirs.name, theirs.dtype) == (here.kind, here.name, here.dtype)):
-            return path
-    return None
+def measured_here(path: Path, fingerprint: str, here: DeviceFingerprint, complete: bool) -> bool:
+    try:
+        table = load_table(path)
+    except TableError:
+        return False  # a broken or foreign file is no match; profiling makes a good one
+    theirs = table.device
+    return ((table.complete or not complete) and table.target.get("fingerprint") == fingerprint
+            and (theirs.kind, theirs.name, theirs.dtype) == (here.kind, here.name, here.dtype))
 
 
 def safe(spec: str) -> str:

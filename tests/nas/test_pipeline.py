@@ -91,3 +91,16 @@ def test_unknown_stage_in_overrides_exits_2(tmp_path, capsys):
     assert main(["pipeline", f"run_dir={tmp_path}", "overrides.serve=[x]"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("draftnas pipeline: error:") and "serve" in err and len(err.splitlines()) == 1
+
+
+def test_a_matching_table_is_used_instead_of_profiling(pipeline_run, capsys):
+    run_dir, args = pipeline_run
+    before = result_times(run_dir)
+    table = json.loads((run_dir / "03-profile" / "result.json").read_text())["result"]["table"]
+    shutil.rmtree(run_dir / "03-profile")
+    assert main(args) == 0
+    assert "matches this target and device, not profiling" in capsys.readouterr().out
+    result = json.loads((run_dir / "03-profile" / "result.json").read_text())["result"]
+    assert result == {"table": table, "profiled": False}
+    after = result_times(run_dir)
+    assert [stage for stage in STAGES if after[stage] != before[stage]] == ["03-profile"]
