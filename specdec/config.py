@@ -59,7 +59,9 @@ class DraftConfig:
         """A config for `target`: its sizes and fingerprint filled in, widths defaulting to its own.
 
         `choices` sets the draft's fields (interaction, injected_layers, num_layers, ...);
-        unset fields default to one layer at the target's width with its head count.
+        unset fields default to one layer at the target's width with its head count. Heads
+        keep the target's head size whatever their number, so a draft with pruned heads is a
+        front slice of a wider one (the supernet relies on it, the latency tables are keyed by it).
         """
         hidden = choices.pop("hidden_size", target.hidden_size)
         num_heads = choices.pop("num_heads", target.num_heads)
@@ -68,7 +70,7 @@ class DraftConfig:
             "injected_layers": [target.num_layers],
             "num_layers": 1,
             "num_heads": num_heads,
-            "head_dim": choices.pop("head_dim", hidden // num_heads),
+            "head_dim": choices.pop("head_dim", target.hidden_size // target.num_heads),
             "hidden_size": hidden,
             "intermediate_size": 4 * hidden,
             "vision_keep_ratio": 1.0,

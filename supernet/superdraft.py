@@ -43,13 +43,10 @@ def draft_config(target: Any, arch: DraftArch, **extra: Any) -> DraftConfig:
     """The DraftConfig of `arch` for `target`: as wide as the target, heads of its head size.
 
     Every draft made by draftnas from a space point goes through here (supernet, extraction,
-    export), so that pruned heads keep the target's head size and stay sliceable.
+    export); `DraftConfig.for_target` keeps the target's head size for pruned heads, which is
+    what makes them slices of the supernet and what the latency tables are keyed by.
     """
-    return DraftConfig.for_target(target, **{**arch.to_dict(), **extra}, head_dim=head_size(target))
-
-
-def head_size(target: Any) -> int:
-    return target.hidden_size // target.num_heads
+    return DraftConfig.for_target(target, **{**arch.to_dict(), **extra})
 
 
 @dataclass(frozen=True)
