@@ -68,8 +68,8 @@ class AcceptanceEstimate:
 class DraftShape:
     """k: draft tokens of a chain step (and the tree's depth); top_k: children per tree node."""
 
-    k: int = 5
-    top_k: int = 8
+    k: int = 6
+    top_k: int = 4
 
 
 class AcceptanceEstimator:

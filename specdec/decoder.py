@@ -33,9 +33,9 @@ class DecodeConfig:
 
     mode: str = "tree"
     k: int = 4
-    depth: int = 5
-    top_k: int = 8
-    total_tokens: int = 48
+    depth: int = 6
+    top_k: int = 4
+    total_tokens: int = 32
     eos_token_ids: list[int] | None = None
 
     def __post_init__(self) -> None:

@@ -66,9 +66,9 @@ class HardwareConfig:
 class DecodeShapeConfig:
     mode: str = "tree"
     k: int = 4
-    depth: int = 5
-    top_k: int = 8
-    total_tokens: int = 48
+    depth: int = 6
+    top_k: int = 4
+    total_tokens: int = 32
 
 
 @dataclass(kw_only=True)
