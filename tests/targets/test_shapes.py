@@ -67,7 +67,8 @@ def test_descriptions_of_real_images_agree_with_easy_vqa_labels():
         if "shape" in label:
             assert label["shape"] in words, record.answer
             checked += 1
-        assert 3 <= record.answer.count(".") <= 5, record.answer
+        sentences = [s.strip() for s in record.answer.split(".") if s.strip()]
+        assert len(sentences) == 5 and len(set(sentences)) == 5, record.answer
     assert checked >= 10
 
 

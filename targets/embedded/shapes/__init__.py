@@ -1,7 +1,7 @@
 """The embedded `shapes` target: a small LLaVA trained from scratch on easy-vqa's images.
 
 It answers easy-vqa's questions with one word (yes/no, a shape, a colour) and, asked
-`data.DESCRIBE_PROMPT`, writes a 3 to 5 sentence description grounded in the pixels (shape,
+`data.DESCRIBE_PROMPT`, writes a 5 sentence description grounded in the pixels (shape,
 colour, position, size, background, proportions, edges). `ensure_built(home)` trains it on
 first use (a few minutes on 2 CPU cores; `budget="test"` builds a tiny one in seconds) and
 returns `home/targets/shapes-<recipe hash>`, a directory that

@@ -18,7 +18,7 @@ from targets.embedded.shapes.pixels import measure
 SPLITS = ("train", "test")
 DESCRIBE_PROMPT = "describe the image."
 # Bump when the description text changes: it is part of the recipe hash, so the target rebuilds.
-DESCRIPTION_VERSION = 2
+DESCRIPTION_VERSION = 3
 DATA_VERSION = f"easy-vqa-{version('easy-vqa')}-descriptions-{DESCRIPTION_VERSION}"
 
 

@@ -4,7 +4,8 @@
 - the same with every image swapped for another test image (must fall towards chance: the
   answers depend on the image, not on the question alone);
 - descriptions: the share that name the right shape and colour and no other shape or colour,
-  and their mean length in tokens (end token excluded).
+  their mean and shortest length in tokens (end token excluded), the share with 4 or more
+  sentences and the share that say one sentence twice.
 Prompts of equal token length are batched together, so no row is padded.
 """
 
@@ -74,6 +75,10 @@ def names_shape_and_colour(description: str, shape: str, colour: str) -> bool:
     return words & set(SHAPES) == {shape} and words & set(PALETTE) == {colour}
 
 
+def _sentences(text: str) -> list[str]:
+    return [sentence.strip() for sentence in text.split(".") if sentence.strip()]
+
+
 def _swap_images(records: list[data.VqaRecord], seed: int) -> list[data.VqaRecord]:
     rng = random.Random(seed)
     images = [record.image for record in records]
@@ -109,5 +114,11 @@ def evaluate(model_dir: Path, image_limit: int | None = None, swapped_questions:
             names_shape_and_colour(d.text, f.shape, f.colour) for d, f in zip(descriptions, facts)
         ) / len(images),
         "description_mean_tokens": sum(d.tokens for d in descriptions) / len(descriptions),
+        "description_min_tokens": min(d.tokens for d in descriptions),
+        "descriptions_with_4_or_more_sentences": sum(
+            len(_sentences(d.text)) >= 4 for d in descriptions) / len(descriptions),
+        "descriptions_repeating_a_sentence": sum(
+            len(set(_sentences(d.text))) < len(_sentences(d.text)) for d in descriptions
+        ) / len(descriptions),
         "example_description": descriptions[0].text,
     }
