@@ -151,12 +151,17 @@ def profile_stage(cfg: Config, run_dir: Path, fingerprint: str, overrides: list[
                   progress: Progress) -> Path:
     """A table of this target measured on this device if one exists (profiling takes minutes),
     else a fresh profile. Threads and torch version may differ: they shift latencies a little,
-    the ranking of drafts hardly."""
+    the ranking of drafts hardly. A budget that profiles with settings of its own (smoke: fewer
+    repeats) writes a table tagged with its name, which no other budget uses."""
     stage_dir = run_dir / "03-profile"
     if not (stage_dir / RESULT_FILE).is_file():
         tables = Path(cfg.tables_dir) if cfg.tables_dir else TABLES_DIR
         here = current_device(cfg.device, getattr(torch, cfg.dtype), 0)
-        found = next((path for path in sorted(tables.glob("*.json"))
+        # Full-quality tables first; a quick one only serves the budget that made it.
+        tag = f"-{cfg.budget_name}" if extra(cfg, "profile") else ""
+        usable = [path for path in sorted(tables.glob("*.json"))
+                  if not budget_tag(path, cfg) or budget_tag(path, cfg) == tag]
+        found = next((path for path in sorted(usable, key=lambda path: budget_tag(path, cfg))
                       if measured_here(path, fingerprint, here, complete=True)), None)
         if found is not None:
             stage_dir.mkdir(parents=True, exist_ok=True)
@@ -165,12 +170,18 @@ def profile_stage(cfg: Config, run_dir: Path, fingerprint: str, overrides: list[
             progress.say(f"03-profile: {found} matches this target and device, not profiling")
             return found
         # Named by fingerprint: a table of another build of the target stays as it is.
-        output = tables / f"{torch.device(cfg.device).type}-{safe(cfg.target)}-{fingerprint[:8]}.json"
+        name = f"{torch.device(cfg.device).type}-{safe(cfg.target)}-{fingerprint[:8]}{tag}"
+        output = tables / f"{name}.json"
         # A partial table of a killed run resumes; one measured elsewhere is remade.
         fresh = output.is_file() and not measured_here(output, fingerprint, here, complete=False)
         overrides = overrides + [f"output={output}", f"fresh={str(fresh).lower()}"]
     result = run_stage(stage_dir, "profile", overrides + extra(cfg, "profile"), progress)
     return Path(result["table"])
+
+
+def budget_tag(path: Path, cfg: Config) -> str:
+    """`-smoke` for a table profiled with a budget's own (quicker) settings, else ''."""
+    return next((f"-{name}" for name in cfg.stages if path.stem.endswith(f"-{name}")), "")
 
 
 def measured_here(path: Path, fingerprint: str, here: DeviceFingerprint, complete: bool) -> bool:
@@ -221,7 +232,10 @@ def write_summary(run_dir: Path, cfg: Config, rows: list[dict[str, Any]], second
     lines = [f"# draftnas pipeline: {cfg.target}, budget {cfg.budget_name}", "", setting, "", "| " + " | ".join(SUMMARY_COLUMNS.values()) + " |",
              "|" + "---|" * len(SUMMARY_COLUMNS)]
     lines += ["| " + " | ".join(cell(row[key]) for key in SUMMARY_COLUMNS) + " |" for row in rows]
+    plots = [Path(bench["files"]["png"]), run_dir / "04-search" / "pareto.png"]
     lines += ["", "tau: tokens per target forward, the bonus token included.", "",
+              *[f"![{path.stem}]({path.relative_to(run_dir)})" for path in plots if path.is_file()],
+              "",
               "stages: " + ", ".join(path.name for path in stage_dirs(run_dir)), ""]
     text = "\n".join(lines)
     (run_dir / "summary.md").write_text(text)
