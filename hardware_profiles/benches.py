@@ -139,7 +139,7 @@ class PartBenches:
         taps = [] if interaction == "none" else [self.target.num_layers]
         model = self.model(interaction=interaction, injected_layers=taps)
         ids, features = self.ids(q), self.hidden(q)
-        return (lambda: draft_input(model, ids, features)), None
+        return (lambda: model.embed_input(ids, features)), None
 
     def bench_fusion(self, taps: int, q: int) -> tuple[Call, None]:
         layers = list(range(self.target.num_layers - taps + 1, self.target.num_layers + 1))
@@ -210,18 +210,6 @@ class ReplayDraft:
 
     def __call__(self, *args: Any, **kwargs: Any) -> DraftOutput:
         return self.output
-
-
-def draft_input(model: DraftModel, ids: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
-    """The first lines of DraftModel.forward: token embedding and the interaction's input."""
-    x = model.target.embed_tokens(ids)
-    if model.embed_proj is not None:
-        x = model.embed_proj(x)
-    if model.config.interaction == "concat":
-        x = model.input_fc(torch.cat((x, features), dim=-1))
-    elif model.config.interaction == "add":
-        x = x + features
-    return x
 
 
 def additive_mask(visible: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -327,6 +327,18 @@ class DraftModel(nn.Module):
         """Fused features [B, T, D] from the target's taps (None for interaction 'none')."""
         return None if self.fusion is None else self.fusion(hidden)
 
+    def embed_input(self, token_ids: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+        """The first layer's input [B, T, D]: the token embedding, joined with the features as
+        the interaction says (fc over the concatenation, a sum, or nothing)."""
+        x = self.target.embed_tokens(token_ids)
+        if self.embed_proj is not None:
+            x = self.embed_proj(x)
+        if self.config.interaction == "concat":
+            x = self.input_fc(torch.cat((x, features), dim=-1))
+        elif self.config.interaction == "add":
+            x = x + features
+        return x
+
     def forward(self, token_ids: torch.Tensor, features: torch.Tensor | None,
                 positions: torch.Tensor, cache: DraftCache | None = None,
                 attention_mask: torch.Tensor | None = None, logits: str = "all") -> DraftOutput:
@@ -335,13 +347,7 @@ class DraftModel(nn.Module):
         causal; logits 'all' | 'last' | 'none'. New keys/values are appended to `cache`."""
         if self.fusion is not None and features is None:
             raise DraftError(f"draft interaction '{self.config.interaction}' needs features")
-        x = self.target.embed_tokens(token_ids)
-        if self.embed_proj is not None:
-            x = self.embed_proj(x)
-        if self.config.interaction == "concat":
-            x = self.input_fc(torch.cat((x, features), dim=-1))
-        elif self.config.interaction == "add":
-            x = x + features
+        x = self.embed_input(token_ids, features)
         mask = attention_mask if attention_mask is not None else self._causal_mask(x, cache)
         for i, layer in enumerate(self.layers):
             self_kv = cache.self_attn[i] if cache is not None else None
