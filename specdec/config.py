@@ -19,9 +19,10 @@ INTERACTIONS = ("concat", "cross_attention", "add", "none")
 class DraftConfig:
     """A draft model's architecture and the target it belongs to.
 
-    interaction: how target features reach the draft. `concat`: fc over [token embedding ; fused
-        features] feeds the first layer (EAGLE). `cross_attention`: every layer ends with a gated
-        cross-attention block over the fused features (DREAM). `add`: embedding + fused features.
+    interaction: how target features reach the draft. `concat`: EAGLE-3's first layer, attention
+        over [norm(token embedding) ; norm(fc over the raw taps)] (specdec.model).
+        `cross_attention`: every layer ends with a gated cross-attention block over the fused
+        features (DREAM). `add`: embedding + fused features.
         `none`: tokens only, a classic small draft LM over the target's embeddings.
     injected_layers: target tap ids (0 = embeddings, l = output of target layer l-1) whose hidden
         states are projected (one projection each) and summed into the draft's feature stream.
