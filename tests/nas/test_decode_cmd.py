@@ -1,16 +1,31 @@
-"""`draftnas decode` through the real entry point: exit codes, stdout, one-line errors."""
+"""`draftnas decode`: a draft checkpoint (or none) on a local tiny LLaVA, text or JSON, bad input.
+
+Two ways in: `nas.cli.run_command` (compose conf/decode.yaml, run, write result.json), where
+errors arrive as exceptions, and the real entry point `nas.cli.main`, where they become exit
+status 2 and one line on stderr.
+"""
 
 import json
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 from tiny_llava_dir import save_tiny_llava
 
-from nas.cli import main
-from specdec import DraftConfig, DraftModel
+from nas.cli import main, run_command
+from specdec import DraftConfig, DraftError, DraftModel
 from targets import load_target
 from targets.tiny import tiny_target
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models gain nothing from intra-op threads; on a shared CPU they slow down a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -20,30 +35,82 @@ def llava_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("image") / "blue.png"
-    Image.new("RGB", (20, 20), (20, 40, 220)).save(path)
+    path = tmp_path_factory.mktemp("image") / "red.png"
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(path)
     return path
 
 
-@pytest.fixture(scope="module")
-def draft_dir(llava_dir, tmp_path_factory) -> Path:
+def saved_draft(llava_dir: Path, directory: Path, **choices) -> Path:
     target = load_target(str(llava_dir))
-    draft = DraftModel.random(DraftConfig.for_target(target, interaction="add"), target)
-    return draft.save_pretrained(tmp_path_factory.mktemp("draft") / "add")
+    return DraftModel.random(DraftConfig.for_target(target, **choices), target).save_pretrained(
+        directory)
 
 
-def decode(capsys, *argv: str) -> tuple[int, str, str]:
+@pytest.fixture(scope="module")
+def add_draft(llava_dir, tmp_path_factory) -> Path:
+    return saved_draft(llava_dir, tmp_path_factory.mktemp("draft") / "add", interaction="add")
+
+
+@pytest.fixture(scope="module")
+def cross_draft(llava_dir, tmp_path_factory) -> Path:
+    """Cross-attention keeping half the image positions: decoding scores the image tokens."""
+    return saved_draft(llava_dir, tmp_path_factory.mktemp("draft") / "cross",
+                       interaction="cross_attention", vision_keep_ratio=0.5)
+
+
+# -- in process: run_command -----------------------------------------------------------------------
+def run_decode(capsys, tmp_path: Path, *overrides: str) -> tuple[dict, str]:
+    assert run_command("decode", [f"run_dir={tmp_path}", *overrides], wants_help=False) == 0
+    out = capsys.readouterr().out
+    assert out.rstrip().splitlines()[-1] == str(tmp_path / "result.json")
+    return json.loads((tmp_path / "result.json").read_text())["result"], out
+
+
+def test_a_draft_decodes_what_the_plain_target_decodes(capsys, tmp_path, llava_dir, image,
+                                                       cross_draft):
+    common = [f"target={llava_dir}", f"image={image}", "prompt='what colour is it'",
+              "max_new_tokens=8"]
+    vanilla, _ = run_decode(capsys, tmp_path / "vanilla", *common, "draft=none")
+    drafted, out = run_decode(capsys, tmp_path / "tree", *common, f"draft={cross_draft}",
+                              "mode=tree", "depth=3", "top_k=2", "total_tokens=6")
+    assert drafted["token_ids"] == vanilla["token_ids"] and len(vanilla["token_ids"]) >= 1
+    assert vanilla["stats"]["tau"] in (None, 1.0)
+    assert "tau (tokens per target forward, bonus token included)" in out
+    as_json, out = run_decode(capsys, tmp_path / "json", *common, f"draft={cross_draft}",
+                              "mode=chain", "k=2", "format=json")
+    assert json.loads(out.splitlines()[0])["token_ids"] == vanilla["token_ids"]
+    assert as_json["token_ids"] == vanilla["token_ids"]
+
+
+def test_a_draft_for_another_target_is_one_line_draft_error(tmp_path, cross_draft):
+    other = save_tiny_llava(tmp_path / "other-llava", seed=5)
+    with pytest.raises(DraftError, match="fingerprint") as error:
+        run_command("decode", [f"run_dir={tmp_path / 'run'}", f"target={other}",
+                               f"draft={cross_draft}", "prompt=what"], wants_help=False)
+    assert "\n" not in str(error.value)
+
+
+def test_total_tokens_below_depth_is_one_line_draft_error(tmp_path, llava_dir):
+    with pytest.raises(DraftError, match="total_tokens") as error:
+        run_command("decode", [f"run_dir={tmp_path}", f"target={llava_dir}", "prompt=what",
+                               "depth=6", "total_tokens=4"], wants_help=False)
+    assert "\n" not in str(error.value)
+
+
+# -- the real entry point: main(), exit codes, stdout and stderr ----------------------------------
+def main_decode(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(["decode", *argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
 
 def test_json_format_prints_tokens_and_stats_then_the_result_path(capsys, tmp_path, llava_dir,
-                                                                    image, draft_dir):
+                                                                    image, add_draft):
     run_dir = tmp_path / "run"
-    code, out, err = decode(capsys, f"target={llava_dir}", f"draft={draft_dir}", f"image={image}",
-                            "prompt='what shape is it'", "format=json", "max_new_tokens=5",
-                            "depth=3", "top_k=2", "total_tokens=6", f"run_dir={run_dir}")
+    code, out, err = main_decode(capsys, f"target={llava_dir}", f"draft={add_draft}",
+                                 f"image={image}", "prompt='what shape is it'", "format=json",
+                                 "max_new_tokens=5", "depth=3", "top_k=2", "total_tokens=6",
+                                 f"run_dir={run_dir}")
     assert code == 0, err
     lines = out.splitlines()
     printed = json.loads(lines[0])
@@ -76,11 +143,11 @@ def foreign(tmp_path: Path) -> Path:
     ("missing image", ["image", "missing.png"]),
     ("no prompt", ["prompt"]),
 ])
-def test_bad_input_exits_2_with_one_line(capsys, tmp_path, llava_dir, image, draft_dir, case,
+def test_bad_input_exits_2_with_one_line(capsys, tmp_path, llava_dir, image, add_draft, case,
                                          words):
-    argv = {"draft": f"draft={draft_dir}", "image": f"image={image}", "prompt": "prompt=what"}
+    argv = {"draft": f"draft={add_draft}", "image": f"image={image}", "prompt": "prompt=what"}
     if case == "truncated checkpoint":
-        argv["draft"] = f"draft={corrupt(draft_dir, tmp_path)}"
+        argv["draft"] = f"draft={corrupt(add_draft, tmp_path)}"
     elif case == "draft for another target":
         argv["draft"] = f"draft={foreign(tmp_path)}"
     elif case == "missing image":
@@ -88,8 +155,8 @@ def test_bad_input_exits_2_with_one_line(capsys, tmp_path, llava_dir, image, dra
     elif case == "no prompt":
         del argv["prompt"]
     extra = ["depth=6", "total_tokens=4"] if case == "total_tokens below depth" else []
-    code, _, err = decode(capsys, f"target={llava_dir}", *argv.values(), *extra,
-                          f"run_dir={tmp_path / 'run'}")
+    code, _, err = main_decode(capsys, f"target={llava_dir}", *argv.values(), *extra,
+                               f"run_dir={tmp_path / 'run'}")
     assert code == 2 and err.count("\n") == 1 and err.startswith("draftnas decode: error: ")
     for word in words:
         assert word in err, err
