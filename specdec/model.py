@@ -15,13 +15,22 @@ the slot after j is (x_{j+2}, h_j). For `cross_attention`, slot j's memory entry
 attends to the memory entries of the slots it sees (itself and earlier): token x_{j+1} sees target
 features up to its predecessor's, g_0 .. g_j.
 
+The concat interaction is EAGLE-3's layer (vLLM and SGLang `llama_eagle3.py`), so a concat draft
+with one layer is an EAGLE-3 draft tensor for tensor (nas.export.eagle3 writes that layout):
+    g = sum_i W_i h_i                       one projection per raw tap: an fc over their concat
+    x = g + attn([attn_norm(emb) ; hidden_norm(g)])    q/k/v read 2D; the residual starts at g
+    x = x + mlp(mlp_norm(x))                the embedding never enters the residual stream
+Further layers of a concat draft are ordinary pre-norm layers over that stream. `add` and
+`cross_attention` norm each tap before projecting it (taps differ in scale by orders of magnitude).
+
 Parameter names (stable: the supernet slices them by front slicing; D = hidden_size,
 H = target_hidden_size, n = num_heads, d = head_dim, F = intermediate_size, V' = draft_vocab_size)
-    fusion.norms.{i}.weight [H], fusion.projs.{i}.weight [D, H]       one per injected layer i
+    fusion.projs.{i}.weight [D, H]                                      one per injected layer i
+    fusion.norms.{i}.weight [H]                                         not for concat
     embed_proj.weight [D, H]                                            only if D != H
-    input_fc.weight [D, 2D]                                             concat only
     layers.{l}.attn_norm.weight [D], layers.{l}.mlp_norm.weight [D]
     layers.{l}.self_attn.{q,k,v}_proj.weight [n*d, D], .o_proj.weight [D, n*d]
+    layers.0.hidden_norm.weight [D], layers.0.self_attn.{q,k,v}_proj.weight [n*d, 2D]   concat
     layers.{l}.mlp.{gate,up}_proj.weight [F, D], .down_proj.weight [D, F]
     layers.{l}.cross.{norm,memory_norm,mlp_norm}.weight [D]             cross_attention only
     layers.{l}.cross.attn.{q,k,v}_proj / o_proj (as self_attn), .attn.{q,k}_norm.weight [d]
@@ -134,12 +143,12 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, cfg: DraftConfig):
+    def __init__(self, cfg: DraftConfig, input_size: int | None = None):
         super().__init__()
-        inner = cfg.num_heads * cfg.head_dim
-        self.q_proj = nn.Linear(cfg.hidden_size, inner, bias=False)
-        self.k_proj = nn.Linear(cfg.hidden_size, inner, bias=False)
-        self.v_proj = nn.Linear(cfg.hidden_size, inner, bias=False)
+        inner, width = cfg.num_heads * cfg.head_dim, input_size or cfg.hidden_size
+        self.q_proj = nn.Linear(width, inner, bias=False)
+        self.k_proj = nn.Linear(width, inner, bias=False)
+        self.v_proj = nn.Linear(width, inner, bias=False)
         self.o_proj = nn.Linear(inner, cfg.hidden_size, bias=False)
         self.head_dim, self.rope_theta = cfg.head_dim, cfg.rope_theta
 
@@ -205,18 +214,27 @@ class CrossBlock(nn.Module):
 
 class DraftLayer(nn.Module):
     """Pre-norm decoder layer (self-attention with rotary, SwiGLU MLP), then the optional
-    cross-attention block."""
+    cross-attention block. With `joins_features` it is EAGLE-3's first layer: x is the token
+    embedding, and attention reads [attn_norm(x) ; hidden_norm(memory)] with the fused features
+    `memory` alone as the residual."""
 
-    def __init__(self, cfg: DraftConfig):
+    def __init__(self, cfg: DraftConfig, joins_features: bool = False):
         super().__init__()
-        self.attn_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.self_attn = SelfAttention(cfg)
-        self.mlp_norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        D = cfg.hidden_size
+        self.attn_norm = RMSNorm(D, cfg.rms_norm_eps)
+        self.hidden_norm = RMSNorm(D, cfg.rms_norm_eps) if joins_features else None
+        self.self_attn = SelfAttention(cfg, 2 * D if joins_features else D)
+        self.mlp_norm = RMSNorm(D, cfg.rms_norm_eps)
         self.mlp = MLP(cfg)
         self.cross = CrossBlock(cfg) if cfg.interaction == "cross_attention" else None
 
     def forward(self, x, memory, positions, mask, self_kv, cross_kv) -> torch.Tensor:
-        x = x + self.self_attn(self.attn_norm(x), positions, mask, self_kv)
+        if self.hidden_norm is not None:
+            attn_input = torch.cat((self.attn_norm(x), self.hidden_norm(memory)), dim=-1)
+            x = memory
+        else:
+            attn_input = self.attn_norm(x)
+        x = x + self.self_attn(attn_input, positions, mask, self_kv)
         x = x + self.mlp(self.mlp_norm(x))
         if self.cross is not None:
             x = self.cross(x, memory, mask, cross_kv)
@@ -224,13 +242,15 @@ class DraftLayer(nn.Module):
 
 
 class FeatureFusion(nn.Module):
-    """One RMSNorm + projection per injected target layer, summed (= an fc over their concat)."""
+    """One projection per injected target layer, summed (= an fc over their concat); each tap is
+    RMS-normed first except for concat, whose fc reads the raw taps as EAGLE-3's does."""
 
     def __init__(self, cfg: DraftConfig):
         super().__init__()
         n = len(cfg.injected_layers)
         self.layers = list(cfg.injected_layers)
-        self.norms = nn.ModuleList(RMSNorm(cfg.target_hidden_size, cfg.rms_norm_eps) for _ in range(n))
+        self.norms = None if cfg.interaction == "concat" else nn.ModuleList(
+            RMSNorm(cfg.target_hidden_size, cfg.rms_norm_eps) for _ in range(n))
         self.projs = nn.ModuleList(
             nn.Linear(cfg.target_hidden_size, cfg.hidden_size, bias=False) for _ in range(n))
 
@@ -239,8 +259,10 @@ class FeatureFusion(nn.Module):
         if missing:
             raise DraftError(f"draft fusion: target taps {missing} were not computed; "
                              f"call the target with taps={self.layers}")
-        return sum(proj(norm(hidden[layer]))
-                   for layer, norm, proj in zip(self.layers, self.norms, self.projs))
+        taps = [hidden[layer] for layer in self.layers]
+        if self.norms is not None:
+            taps = [norm(tap) for norm, tap in zip(self.norms, taps)]
+        return sum(proj(tap) for proj, tap in zip(self.projs, taps))
 
 
 @dataclass
@@ -261,8 +283,9 @@ class DraftModel(nn.Module):
         D, H = cfg.hidden_size, cfg.target_hidden_size
         self.fusion = FeatureFusion(cfg) if cfg.uses_features else None
         self.embed_proj = nn.Linear(H, D, bias=False) if D != H else None
-        self.input_fc = nn.Linear(2 * D, D, bias=False) if cfg.interaction == "concat" else None
-        self.layers = nn.ModuleList(DraftLayer(cfg) for _ in range(cfg.num_layers))
+        concat = cfg.interaction == "concat"
+        self.layers = nn.ModuleList(DraftLayer(cfg, joins_features=concat and index == 0)
+                                    for index in range(cfg.num_layers))
         self.norm = RMSNorm(D, cfg.rms_norm_eps)
         self.head_proj = nn.Linear(D, H, bias=False) if D != H and not cfg.reduced_vocab else None
         self.lm_head = nn.Linear(D, cfg.draft_vocab_size, bias=False) if cfg.reduced_vocab else None
@@ -328,14 +351,12 @@ class DraftModel(nn.Module):
         return None if self.fusion is None else self.fusion(hidden)
 
     def embed_input(self, token_ids: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
-        """The first layer's input [B, T, D]: the token embedding, joined with the features as
-        the interaction says (fc over the concatenation, a sum, or nothing)."""
+        """The first layer's input x [B, T, D]: the token embedding, plus the features for `add`.
+        (concat joins them inside its first layer, cross_attention in every layer.)"""
         x = self.target.embed_tokens(token_ids)
         if self.embed_proj is not None:
             x = self.embed_proj(x)
-        if self.config.interaction == "concat":
-            x = self.input_fc(torch.cat((x, features), dim=-1))
-        elif self.config.interaction == "add":
+        if self.config.interaction == "add":
             x = x + features
         return x
 

@@ -92,10 +92,15 @@ def weights_of(superdraft: SuperDraft) -> dict[str, torch.Tensor]:
 
 def load_weights(superdraft: SuperDraft, path: Path) -> None:
     tensors = load_file(path)
-    expected = set(superdraft.shared_names())
-    if set(tensors) != expected:
-        raise SupernetError(f"{path}: tensors do not match this supernet (missing "
-                            f"{sorted(expected - set(tensors))[:3]}); retrain or fix the space")
+    expected = {name: tuple(superdraft.shared(name).shape) for name in superdraft.shared_names()}
+    found = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
+    if found != expected:
+        # e.g. a supernet saved before the concat layer became EAGLE-3's (input_fc, D-wide q/k/v)
+        differing = sorted(name for name in expected.keys() | found.keys()
+                           if expected.get(name) != found.get(name))
+        raise SupernetError(f"{path}: tensors do not match this supernet ({len(differing)} "
+                            f"missing, unexpected or reshaped, e.g. {differing[:3]}); retrain "
+                            "or fix the space")
     with torch.no_grad():
         for name, tensor in tensors.items():
             superdraft.shared(name).copy_(tensor)

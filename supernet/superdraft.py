@@ -6,10 +6,15 @@ Weight sharing (front slicing, as HAT and OFA do): the supernet holds each tenso
 - the first `num_heads` heads of every attention (head_dim fixed at the target's head size, so
   pruning heads never reshapes the heads that stay): rows of q/k/v, columns of o,
 - the first `intermediate_size` FFN channels: rows of gate/up, columns of down,
-- one norm + projection per injected target layer, taken from a bank with one per candidate tap,
+- one projection (and, but for concat, one norm) per injected target layer, taken from a bank
+  with one per candidate tap,
 - for a reduced vocabulary of n tokens, the first n rows of a head whose rows are the target's
   tokens by frequency rank (re-ordered into ascending target ids, the DraftModel convention),
-- `input_fc` for concat and the cross-attention blocks only when the interaction uses them.
+- the first D input columns of layer 0's q/k/v, whose 2D columns a concat subnet reads whole
+  (EAGLE-3's [norm(embedding) ; norm(features)]: the other interactions read the embedding half),
+- `hidden_norm` for concat and the cross-attention blocks only when the interaction uses them.
+Every tensor but the fusion bank and the head is a front slice of its shared tensor to the
+subnet's own shape, so `subnet_weights` slices by the shapes of the subnet's DraftModel.
 `vision_keep_ratio` has no weights: it decides which image slots the draft sees (training masks
 them, `specdec.vision.select_kept_positions` picks them, as the decoder does).
 
@@ -58,8 +63,6 @@ class SupernetShape:
     intermediate: int
     taps: tuple[int, ...]
     reduced_vocab: int  # rows of the reduced-vocabulary head (0: the space has none)
-    concat: bool
-    cross: bool
 
     @classmethod
     def of(cls, space: ResolvedSpace) -> "SupernetShape":
@@ -70,8 +73,6 @@ class SupernetShape:
             intermediate=max(space.intermediate_size),
             taps=tuple(sorted({tap for taps in space.injected_layers for tap in taps})),
             reduced_vocab=max(reduced, default=0),
-            concat="concat" in space.interaction,
-            cross="cross_attention" in space.interaction,
         )
 
 
@@ -91,25 +92,20 @@ class SuperDraft(nn.Module):
         if len(self.vocab_ranking) < shape.reduced_vocab:
             raise ValueError(f"vocab_ranking has {len(ranking)} tokens; the space needs "
                              f"{shape.reduced_vocab}")
-        # The largest draft, with one projection per candidate tap, holds every shared tensor.
-        largest = draft_config(
-            target, space.largest(), num_layers=shape.layers, num_heads=shape.heads,
-            intermediate_size=shape.intermediate, injected_layers=list(shape.taps) or [0],
-            interaction="cross_attention" if shape.cross else "concat",
-            draft_vocab_size=shape.reduced_vocab or None)
+        # The largest draft of each interaction, with one projection per candidate tap; their
+        # union holds every shared tensor, each at its largest shape (concat's 2D-wide q/k/v).
+        keep: dict[str, nn.Parameter] = {}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
-            full = DraftModel(largest, self.vocab_ranking or None)
-            # A space with both concat and cross-attention needs the fc that the cross-attention
-            # draft built above lacks.
-            input_fc = full.input_fc or nn.Linear(2 * target.hidden_size, target.hidden_size,
-                                                  bias=False)
-            DraftModel._init_weights(input_fc)
-        keep = {name: param for name, param in full.named_parameters()
-                if not name.startswith("input_fc.")
-                and not (name.startswith("fusion.") and not shape.taps)}
-        if shape.concat:
-            keep["input_fc.weight"] = input_fc.weight
+            for interaction in space.interaction:
+                largest = draft_config(
+                    target, space.largest(), interaction=interaction, num_layers=shape.layers,
+                    num_heads=shape.heads, intermediate_size=shape.intermediate,
+                    injected_layers=[] if interaction == "none" else list(shape.taps),
+                    draft_vocab_size=shape.reduced_vocab or None)
+                for name, param in DraftModel(largest, self.vocab_ranking or None).named_parameters():
+                    if name not in keep or param.numel() > keep[name].numel():
+                        keep[name] = param
         self.weights = nn.ParameterDict({name.replace(".", "/"): param
                                          for name, param in keep.items()})
         self.to(device=target.device, dtype=target.dtype)
@@ -147,39 +143,19 @@ class SuperDraft(nn.Module):
         """DraftModel state dict of `arch`: slices (views, in the autograd graph) of the shared
         parameters, plus the d2t/t2d buffers of a reduced vocabulary."""
         cfg = self.config_of(arch)
-        inner, ffn = cfg.num_heads * cfg.head_dim, cfg.intermediate_size
         out: dict[str, torch.Tensor] = {}
-        for i, tap in enumerate(cfg.injected_layers):
-            index = self.shape.taps.index(tap)
-            out[f"fusion.norms.{i}.weight"] = self.shared(f"fusion.norms.{index}.weight")
-            out[f"fusion.projs.{i}.weight"] = self.shared(f"fusion.projs.{index}.weight")
-        if cfg.interaction == "concat":
-            out["input_fc.weight"] = self.shared("input_fc.weight")
-        for layer in range(cfg.num_layers):
-            blocks = ["", "cross."] if cfg.interaction == "cross_attention" else [""]
-            for block in blocks:
-                prefix = f"layers.{layer}.{block}"
-                attention = "attn" if block else "self_attn"
-                for proj in ("q_proj", "k_proj", "v_proj"):
-                    name = f"{prefix}{attention}.{proj}.weight"
-                    out[name] = self.shared(name)[:inner]
-                out[f"{prefix}{attention}.o_proj.weight"] = \
-                    self.shared(f"{prefix}{attention}.o_proj.weight")[:, :inner]
-                for proj in ("gate_proj", "up_proj"):
-                    out[f"{prefix}mlp.{proj}.weight"] = self.shared(f"{prefix}mlp.{proj}.weight")[:ffn]
-                out[f"{prefix}mlp.down_proj.weight"] = \
-                    self.shared(f"{prefix}mlp.down_proj.weight")[:, :ffn]
-                out[f"{prefix}mlp_norm.weight"] = self.shared(f"{prefix}mlp_norm.weight")
-            out[f"layers.{layer}.attn_norm.weight"] = self.shared(f"layers.{layer}.attn_norm.weight")
-            if cfg.interaction == "cross_attention":
-                for name in ("norm.weight", "memory_norm.weight", "attn.q_norm.weight",
-                             "attn.k_norm.weight", "attn_gate", "mlp_gate"):
-                    out[f"layers.{layer}.cross.{name}"] = self.shared(f"layers.{layer}.cross.{name}")
-        out["norm.weight"] = self.shared("norm.weight")
-        if cfg.reduced_vocab:
-            rows, d2t, t2d = self.vocabulary(cfg.draft_vocab_size)
-            out["lm_head.weight"] = self.shared("lm_head.weight")[: cfg.draft_vocab_size][rows]
-            out["d2t"], out["t2d"] = d2t, t2d
+        for name, wanted in self.skeleton(arch).state_dict().items():
+            if name.startswith("fusion."):  # fusion.{norms,projs}.{i}: tap i's entry of the bank
+                _, kind, i, rest = name.split(".", 3)
+                index = self.shape.taps.index(cfg.injected_layers[int(i)])
+                out[name] = self.shared(f"fusion.{kind}.{index}.{rest}")
+            elif name == "lm_head.weight":
+                rows, _, _ = self.vocabulary(cfg.draft_vocab_size)
+                out[name] = self.shared(name)[: cfg.draft_vocab_size][rows]
+            elif name in ("d2t", "t2d"):
+                out[name] = self.vocabulary(cfg.draft_vocab_size)[1 if name == "d2t" else 2]
+            else:
+                out[name] = self.shared(name)[tuple(slice(0, size) for size in wanted.shape)]
         return out
 
     def draft_token_ids(self, arch: DraftArch) -> list[int] | None:

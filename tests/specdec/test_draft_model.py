@@ -74,6 +74,42 @@ def test_tree_mask_equals_running_each_branch_alone(target, interaction):
     torch.testing.assert_close(together, torch.cat(alone, dim=1), rtol=1e-4, atol=1e-5)
 
 
+def test_concat_fusion_reads_raw_taps_the_others_norm_them(target):
+    """concat's fusion is EAGLE-3's fc (linear in the raw taps); add and cross_attention norm
+    each tap first, so scaling the taps leaves their features unchanged."""
+    hidden = {tap: torch.randn(1, 4, target.hidden_size, generator=torch.Generator().manual_seed(0))
+              for tap in (1, target.num_layers)}
+    doubled = {tap: 2 * state for tap, state in hidden.items()}
+    concat, add = make_draft(target, "concat"), make_draft(target, "add")
+    with torch.no_grad():
+        torch.testing.assert_close(concat.fuse(doubled), 2 * concat.fuse(hidden))
+        torch.testing.assert_close(add.fuse(doubled), add.fuse(hidden))
+    assert concat.fusion.norms is None and len(add.fusion.norms) == 2
+
+
+@pytest.mark.parametrize("interaction", ["concat", "add"])
+def test_concat_residual_stream_starts_at_the_features_alone(target, interaction):
+    """EAGLE-3's first layer: attention reads [norm(embedding) ; norm(features)] (q/k/v 2D wide),
+    but the residual is the features alone. With every branch's output projection zeroed the
+    draft's output is what its residual stream started as: the features for concat, the
+    embedding plus features for add."""
+    draft = make_draft(target, interaction)
+    D = target.hidden_size
+    first, second = draft.layers
+    assert first.self_attn.q_proj.in_features == (2 * D if interaction == "concat" else D)
+    assert (first.hidden_norm is not None) == (interaction == "concat")
+    assert second.hidden_norm is None and second.self_attn.q_proj.in_features == D
+    tokens, features, positions = slots(target, draft, 5)
+    with torch.no_grad():
+        for layer in draft.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        hidden = draft(tokens, features, positions).hidden
+    embedding = target.embed_tokens(tokens)
+    expected = features if interaction == "concat" else embedding + features
+    torch.testing.assert_close(hidden, expected)
+
+
 @pytest.mark.parametrize("interaction, choices", [
     ("concat", {}), ("cross_attention", {"hidden_size": 48, "head_dim": 8}),
     ("add", {"draft_vocab_size": 40}), ("none", {}),
