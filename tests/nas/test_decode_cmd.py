@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 from tiny_llava_dir import save_tiny_llava
 
@@ -17,15 +16,6 @@ from nas.cli import main, run_command
 from specdec import DraftConfig, DraftError, DraftModel
 from targets import load_target
 from targets.tiny import tiny_target
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models gain nothing from intra-op threads; on a shared CPU they slow down a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
