@@ -14,6 +14,7 @@ with a one-line message.
 """
 
 from search_spaces.arch import DIMENSIONS, INTERACTIONS, DraftArch
+from search_spaces.decode import DEFAULT_DECODE, DecodeShape
 from search_spaces.errors import SpaceError
 from search_spaces.loading import available_spaces, load_space
 from search_spaces.resolved import ResolvedSpace
@@ -21,8 +22,10 @@ from search_spaces.schema import RankedTaps, SearchSpace
 from search_spaces.target_dims import TargetDims
 
 __all__ = [
+    "DEFAULT_DECODE",
     "DIMENSIONS",
     "INTERACTIONS",
+    "DecodeShape",
     "DraftArch",
     "RankedTaps",
     "ResolvedSpace",

@@ -16,6 +16,8 @@ of every dimension of `DraftArch`:
                        top, eagle3, entropy:N or a tap id
     vision_keep_ratio: fractions in (0, 1]
     draft_vocab_size:  full, or a fraction in (0, 1) of the target's vocabulary
+    decode:            decoding shapes, `chain K` or `tree DEPTH/TOP_K/TOTAL_TOKENS`
+                       (search_spaces.decode); optional: without it, the default tree alone
 
 Choices that coincide after resolution (two head fractions rounding alike, two injected sets
 naming the same taps) collapse into one.
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from search_spaces.arch import DIMENSIONS, INTERACTIONS
+from search_spaces.decode import DEFAULT_DECODE, DecodeShape
 from search_spaces.errors import SpaceError
 from search_spaces.resolved import ResolvedSpace
 from search_spaces.taps import TapToken, parse_tap_token, resolve_taps, uses_calibration
@@ -52,6 +55,7 @@ class SearchSpace:
     injected_layers: tuple[tuple[TapToken, ...], ...]
     vision_keep_ratio: tuple[float, ...]
     draft_vocab_size: tuple[float | None, ...]
+    decode: tuple[DecodeShape, ...]
 
     @property
     def needs_calibration(self) -> bool:
@@ -79,6 +83,8 @@ class SearchSpace:
         parsed = {}
         for dimension in DIMENSIONS:
             values = dimensions.get(dimension)
+            if dimension == "decode" and values is None:  # spaces from before shapes were searched
+                values = [DEFAULT_DECODE.label]
             if not isinstance(values, list) or not values:
                 raise SpaceError(
                     f"space {name!r} dimension {dimension!r} needs a non-empty list of choices"
@@ -118,6 +124,7 @@ class SearchSpace:
             draft_vocab_size=tuple(
                 reduced_vocab_size(f, target.vocab_size) for f in self.draft_vocab_size
             ),
+            decode_shapes=self.decode,
         )
 
 
@@ -196,4 +203,5 @@ PARSERS: dict[str, Callable[[object, str], Any]] = {
     "injected_layers": parse_tap_choice,
     "vision_keep_ratio": parse_fraction,
     "draft_vocab_size": parse_vocab,
+    "decode": DecodeShape.parse,
 }

@@ -13,6 +13,8 @@ from typing import Any
 from specdec.errors import DraftError
 
 INTERACTIONS = ("concat", "cross_attention", "add", "none")
+# The keys of a recommended decoding shape, per mode (DecodeConfig's fields).
+DECODE_KEYS = {"chain": ("k",), "tree": ("depth", "top_k", "total_tokens")}
 
 
 @dataclass
@@ -31,6 +33,11 @@ class DraftConfig:
     vision_keep_ratio: fraction of image positions the draft keeps in its context (1 = all).
     draft_vocab_size: None or 0 = full vocabulary through the target's lm_head; else an own head
         over that many most frequent target tokens (d2t/t2d maps, EAGLE-3 convention).
+    decode: the decoding shape recommended for this draft, in DecodeConfig's terms
+        ({"mode": "chain", "k": 3} or {"mode": "tree", "depth": 6, "top_k": 4, "total_tokens": 32});
+        None: DecodeConfig's defaults. `draftnas search` picks it with the draft for one hardware
+        (what it measured and predicted is in provenance["decode"]); `draftnas decode` and
+        `draftnas bench` use it unless told otherwise (specdec.recommended).
     provenance: free-form record of where the draft came from (trial, training run, ...).
     """
 
@@ -49,6 +56,7 @@ class DraftConfig:
     target_fingerprint: str
     rms_norm_eps: float = 1e-6
     rope_theta: float = 10000.0
+    decode: dict[str, Any] | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -77,7 +85,8 @@ class DraftConfig:
             "vision_keep_ratio": 1.0,
             "draft_vocab_size": None,
         }
-        unknown = sorted(set(choices) - set(defaults) - {"rms_norm_eps", "rope_theta", "provenance"})
+        unknown = sorted(set(choices) - set(defaults)
+                         - {"rms_norm_eps", "rope_theta", "decode", "provenance"})
         if unknown:
             raise DraftError(f"DraftConfig.for_target: unknown field(s) {unknown}; "
                              f"known: {sorted(f.name for f in dataclasses.fields(cls))}")
@@ -123,6 +132,9 @@ class DraftConfig:
         ):
             raise bad("draft_vocab_size",
                       f"use null/0 (full vocabulary) or 1..{self.target_vocab_size}")
+        if self.decode is not None and not decode_shape_ok(self.decode):
+            raise bad("decode", "use null, {'mode': 'chain', 'k': K} or {'mode': 'tree', "
+                      "'depth': D, 'top_k': K, 'total_tokens': N} (positive, N > D)")
         if not isinstance(self.provenance, dict):
             raise bad("provenance", "use a JSON object")
 
@@ -135,7 +147,9 @@ class DraftConfig:
         if not isinstance(data, dict):
             raise DraftError(f"{source}: expected a JSON object of draft config fields")
         names = {f.name for f in dataclasses.fields(cls)}
-        missing, unknown = sorted(names - set(data)), sorted(set(data) - names)
+        # Drafts exported before shapes were searched have no decode: they get the defaults.
+        missing = sorted(names - set(data) - {"decode"})
+        unknown = sorted(set(data) - names)
         if missing:
             raise DraftError(f"{source}: missing key(s) {missing}; re-export the draft "
                              "or add them")
@@ -163,3 +177,16 @@ class DraftConfig:
             raise DraftError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); "
                              "re-export the draft") from None
         return cls.from_dict(data, source=str(path))
+
+
+def decode_shape_ok(decode: Any) -> bool:
+    """Whether `decode` is a chain or tree in DecodeConfig's terms (what DecodeConfig accepts)."""
+    if not isinstance(decode, dict) or decode.get("mode") not in DECODE_KEYS:
+        return False
+    keys = DECODE_KEYS[decode["mode"]]
+    if set(decode) != {"mode", *keys}:
+        return False
+    if not all(isinstance(decode[key], int) and not isinstance(decode[key], bool)
+               and decode[key] >= 1 for key in keys):
+        return False
+    return decode["mode"] == "chain" or decode["total_tokens"] > decode["depth"]

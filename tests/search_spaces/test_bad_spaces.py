@@ -48,6 +48,8 @@ def test_a_good_file_loads_by_path(tmp_path):
         ({"injected_layers": [["bottom"]]}, r"injected_layers\[0\]\[0\]='bottom' is not a tap"),
         ({"injected_layers": [["entropy:0"]]}, r"'entropy:0' is not a tap"),
         ({"injected_layers": [[0]]}, r"injected_layers\[0\]\[0\]=0 is not a decoder-layer tap"),
+        ({"decode": ["chain 2", "tree 3"]}, r"decode\[1\]='tree 3' is not a decoding shape"),
+        ({"decode": []}, "dimension 'decode' needs a non-empty list"),
     ],
 )
 def test_bad_dimension_names_the_key(tmp_path, changes, message):
