@@ -36,7 +36,8 @@ from targets import load_target
 from targets.embedded.prompts import prompt_set
 from targets.embedded.shapes.data import DESCRIBE_PROMPT
 
-TREE = DecodeConfig(mode="tree", depth=6, top_k=4, total_tokens=32)
+# adaptive=False: the draft's own tau, with no plain steps mixed in.
+TREE = DecodeConfig(mode="tree", depth=6, top_k=4, total_tokens=32, adaptive=False)
 
 
 def pick_configs(space: ResolvedSpace, count: int, seed: int = 0) -> list[DraftArch]:

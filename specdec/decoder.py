@@ -7,13 +7,20 @@ One step: draft a tree under the root -> one target forward over root + tree (4D
 -> accept a path and a bonus token -> keep only prefix + root + path in the target cache -> feed
 the draft the accepted tokens with the target's real features -> the bonus token is the new root.
 With draft=None the tree is the root alone, which is plain autoregressive decoding.
+
+Adaptive drafting (DecodeConfig.adaptive, specdec.adaptive): a step may also skip the draft and
+verify the root alone (a plain step) when drafting does not pay on this hardware. A plain step
+does not run the draft: its slot (the bonus token, the target's taps at the root) waits in
+`_DraftState.pending`, and the next drafted step first feeds all waiting slots in one forward.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from specdec.adaptive import AdaptiveDrafting, AlwaysDraft, DraftPolicy
 from specdec.errors import DraftError
 from specdec.model import DraftCache, DraftModel
 from specdec.stats import DecodeStats, Stopwatch
@@ -29,7 +36,9 @@ MODES = ("chain", "tree")
 class DecodeConfig:
     """mode 'chain': k draft tokens per step. mode 'tree': EAGLE-2 dynamic tree of at most
     `depth` draft tokens on a path, `top_k` children per expanded node, `total_tokens` nodes
-    (the root included). eos_token_ids None = the target's."""
+    (the root included). eos_token_ids None = the target's. adaptive: skip drafting while it
+    measures slower than plain steps and probe it again with exponential back-off (see
+    specdec.adaptive); False drafts every step, which is what measuring a draft's tau needs."""
 
     mode: str = "tree"
     k: int = 4
@@ -37,6 +46,7 @@ class DecodeConfig:
     top_k: int = 4
     total_tokens: int = 32
     eos_token_ids: list[int] | None = None
+    adaptive: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -65,20 +75,49 @@ class Generation:
 
 
 @dataclass
+class _PendingSlots:
+    """Slots the target verified that the draft has not been fed yet, oldest first; the last is
+    the root's. Per step: its tokens [n] and the target's taps {layer: [1, n, H]} at their parents."""
+
+    tokens: list[torch.Tensor] = field(default_factory=list)
+    hidden: list[dict[int, torch.Tensor]] = field(default_factory=list)
+
+    def add(self, tokens: torch.Tensor, hidden: dict[int, torch.Tensor]) -> None:
+        self.tokens.append(tokens)
+        self.hidden.append(hidden)
+
+    def take(self) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+        """All waiting slots joined (tokens [N], taps [1, N, H]); none wait afterwards."""
+        tokens = torch.cat(self.tokens)
+        hidden = {tap: torch.cat([step[tap] for step in self.hidden], dim=1)
+                  for tap in self.hidden[0]}
+        self.tokens, self.hidden = [], []
+        return tokens, hidden
+
+    def __len__(self) -> int:
+        return sum(tokens.shape[0] for tokens in self.tokens)
+
+
+@dataclass
 class _DraftState:
     cache: DraftCache
-    hidden: torch.Tensor  # [D] the draft's output at the root's slot
+    hidden: torch.Tensor  # [D] the draft's output at the newest slot fed
     logits: torch.Tensor  # [V'] its logits there
     peak_length: int = 0  # the longest the draft cache got (prefix slots + one tree)
+    pending: _PendingSlots = field(default_factory=_PendingSlots)  # verified, not yet fed
 
 
 class SpeculativeDecoder:
     def __init__(self, target: Any, draft: DraftModel | None = None,
-                 config: DecodeConfig | None = None):
+                 config: DecodeConfig | None = None,
+                 policy: Callable[[], DraftPolicy] | None = None):
+        """policy: makes each generation's DraftPolicy (whether a step drafts); None = from
+        config.adaptive. Tests and experiments pass scripted ones."""
         if draft is not None:
             draft.attach(target)
         self.target, self.draft, self.config = target, draft, config or DecodeConfig()
         self.taps = tuple(draft.config.injected_layers) if draft is not None else ()
+        self.policy = policy or (AdaptiveDrafting if self.config.adaptive else AlwaysDraft)
 
     @torch.inference_mode()
     def generate(self, prompt: str | None = None, images: Any = None, inputs: Any = None,
@@ -119,9 +158,18 @@ class SpeculativeDecoder:
                 with clock.measure(stats, "time_draft"):
                     state = self._draft_prefill(prepared, out, root)
         stats.max_target_cache = cache.length
+        policy = self.policy()
         while not finished():
+            # Decided before this step draws anything: see specdec.adaptive on lossless sampling.
+            drafting = state is not None and policy.draft_next()
+            if drafting and state.pending:
+                # Plain steps' slots, in one forward. Left out of the step's time that the policy
+                # sees: it is paid once per resume (the back-off bounds how often), not per step.
+                with clock.measure(stats, "time_draft"):
+                    self._draft_catch_up(state, prefix_len)
+            step_start = clock.now()
             tree = DraftTree.root_only(torch.tensor(root, device=target.device))
-            if state is not None:
+            if drafting:
                 with clock.measure(stats, "time_draft"):
                     tree = self._draft_tree(state, root, prefix_len)
             with clock.measure(stats, "time_target"):
@@ -138,11 +186,14 @@ class SpeculativeDecoder:
                 break
             kept = [0] + result.path
             _keep_path(cache, prefix_len, kept, target.device)
-            if state is not None:
-                with clock.measure(stats, "time_draft"):
-                    self._draft_advance(state, out, tree, kept, result.bonus, prefix_len)
             prefix_len += len(kept)
             root = result.bonus
+            if state is not None:
+                self._hold_slots(state, out, tree, kept, root)
+                if drafting:  # a drafting run feeds its slots at once, inside the step's time
+                    with clock.measure(stats, "time_draft"):
+                        self._draft_catch_up(state, prefix_len)
+                policy.record(len(new), clock.now() - step_start, drafting)
         stats.new_tokens = len(emitted)
         stats.max_draft_cache = state.peak_length if state is not None else 0
         stats.time_total = clock.now() - start
@@ -191,15 +242,20 @@ class SpeculativeDecoder:
         state.cache.crop(before)  # the tree's slots carry stand-in features: recompute them
         return tree
 
-    def _draft_advance(self, state: _DraftState, out: Any, tree: DraftTree, kept: list[int],
-                       bonus: int, prefix_len: int) -> None:
-        """Feed slots (path token, target feature of its parent) ... (bonus, feature of the last
-        accepted node): the target's real features replace the draft's stand-ins."""
-        device = self.target.device
-        index = torch.tensor(kept, device=device)
-        tokens = torch.cat((tree.tokens[index[1:]], torch.tensor([bonus], device=device)))
-        features = self.draft.fuse({tap: out.hidden[tap][:, index] for tap in self.taps})
-        positions = _positions(prefix_len + 1, len(kept), device)
+    def _hold_slots(self, state: _DraftState, out: Any, tree: DraftTree, kept: list[int],
+                    bonus: int) -> None:
+        """Slots (path token, target taps at its parent) ... (bonus, taps at the last accepted
+        node): the target's real features, to replace the draft's stand-ins when fed."""
+        index = torch.tensor(kept, device=tree.tokens.device)
+        tokens = torch.cat((tree.tokens[index[1:]], torch.tensor([bonus], device=index.device)))
+        state.pending.add(tokens, {tap: out.hidden[tap][:, index] for tap in self.taps})
+
+    def _draft_catch_up(self, state: _DraftState, root_position: int) -> None:
+        """Feed every waiting slot in one forward; the last is the root's, at root_position."""
+        count = len(state.pending)
+        tokens, hidden = state.pending.take()
+        features = self.draft.fuse(hidden)
+        positions = _positions(root_position - count + 1, count, tokens.device)
         result = self.draft(tokens[None], features, positions, state.cache, logits="last")
         state.hidden, state.logits = result.hidden[0, -1], result.logits[0, -1]
 

@@ -1,8 +1,14 @@
 """What one generation measured: tau, acceptance by depth, time split, cache sizes.
 
-tau = tokens emitted per target forward, the bonus token INCLUDED; the prefill forward is not a
-step and the token it produces is not counted in tau (it is counted in new_tokens). A draft that
-never matches gives tau = 1; vanilla decoding (no draft) gives exactly 1.
+tau = tokens emitted per target forward, the bonus token INCLUDED, over ALL steps: drafted ones
+and plain ones (an adaptive decoder verifies the root alone while drafting does not pay, see
+specdec.adaptive). So tau is what the decoder got per target forward, not the draft's quality
+alone; that is tau with adaptive=False. The prefill forward is not a step and the token it
+produces is not counted in tau (it is counted in new_tokens). A draft that never matches gives
+tau = 1; vanilla decoding (no draft) gives exactly 1.
+
+acceptance_by_depth is over drafted steps only (a step that proposed draft tokens): a plain step
+proposes nothing, and counting it would mix the draft's quality with how often it was used.
 """
 
 import time
@@ -16,6 +22,7 @@ import torch
 class DecodeStats:
     new_tokens: int = 0  # generated tokens, the prefill's first token included
     steps: int = 0  # target forwards after prefill (one per verified tree)
+    drafted_steps: int = 0  # of those, steps that verified draft tokens (the rest: root only)
     step_tokens: int = 0  # tokens emitted by those steps (after EOS / budget truncation)
     accepted_at_depth: list[int] = field(default_factory=list)  # [d]: steps accepting > d drafts
     draft_tokens: int = 0  # draft tokens verified (tree nodes without roots), summed over steps
@@ -29,13 +36,16 @@ class DecodeStats:
 
     @property
     def tau(self) -> float | None:
-        """Tokens per target forward, the bonus token included; None before any step."""
+        """Tokens per target forward over all steps, the bonus token included; None before any
+        step."""
         return self.step_tokens / self.steps if self.steps else None
 
     @property
     def acceptance_by_depth(self) -> list[float]:
-        """[d]: fraction of steps whose accepted path has more than d draft tokens."""
-        return [count / self.steps for count in self.accepted_at_depth] if self.steps else []
+        """[d]: fraction of drafted steps whose accepted path has more than d draft tokens."""
+        if not self.drafted_steps:
+            return []
+        return [count / self.drafted_steps for count in self.accepted_at_depth]
 
     @property
     def time_overhead(self) -> float:
@@ -46,7 +56,9 @@ class DecodeStats:
         return self.new_tokens / self.time_total if self.time_total > 0 else 0.0
 
     def record_step(self, accepted: int, emitted: int, draft_tokens: int) -> None:
+        """One target forward that verified draft_tokens draft tokens (0: a plain step)."""
         self.steps += 1
+        self.drafted_steps += int(draft_tokens > 0)
         self.step_tokens += emitted
         self.draft_tokens += draft_tokens
         if accepted > len(self.accepted_at_depth):
@@ -56,7 +68,8 @@ class DecodeStats:
 
     def to_dict(self) -> dict:
         return {
-            "new_tokens": self.new_tokens, "steps": self.steps, "tau": self.tau,
+            "new_tokens": self.new_tokens, "steps": self.steps,
+            "drafted_steps": self.drafted_steps, "tau": self.tau,
             "acceptance_by_depth": self.acceptance_by_depth, "draft_tokens": self.draft_tokens,
             "prompt_tokens": self.prompt_tokens, "time_prefill": self.time_prefill,
             "time_target": self.time_target, "time_draft": self.time_draft,

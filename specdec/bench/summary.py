@@ -32,8 +32,8 @@ def total(runs: list[MethodRun]) -> DecodeStats:
     summed = DecodeStats()
     for run in runs:
         stats = run.stats
-        for name in ("new_tokens", "steps", "step_tokens", "draft_tokens", "prompt_tokens",
-                     "time_prefill", "time_target", "time_draft", "time_total"):
+        for name in ("new_tokens", "steps", "drafted_steps", "step_tokens", "draft_tokens",
+                     "prompt_tokens", "time_prefill", "time_target", "time_draft", "time_total"):
             setattr(summed, name, getattr(summed, name) + getattr(stats, name))
         depth = len(stats.accepted_at_depth)
         summed.accepted_at_depth += [0] * max(depth - len(summed.accepted_at_depth), 0)

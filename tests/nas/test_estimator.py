@@ -71,7 +71,8 @@ def trained(tmp_path_factory):
 
 def decoded_tau(target, draft, validation) -> float:
     """Chain-mode tau the decoder measures over the validation prompts (pooled over steps)."""
-    decoder = SpeculativeDecoder(target, draft, DecodeConfig(mode="chain", k=K))
+    # adaptive=False: the draft's own tau, with no plain steps mixed in.
+    decoder = SpeculativeDecoder(target, draft, DecodeConfig(mode="chain", k=K, adaptive=False))
     steps = tokens = 0
     for item in validation:
         prompt = target.prepare(inputs={"input_ids": item.input_ids[None, : item.prompt_len]})

@@ -72,7 +72,10 @@ def test_greedy_decoding_is_lossless(family):
             eos = [reference[len(reference) // 2]]
             expected = until(reference, eos[0])
         mode = TREE if (case // 4) % 2 == 0 else CHAIN
-        decoder = SpeculativeDecoder(target, draft, DecodeConfig(**mode, eos_token_ids=eos))
+        # adaptive=False: every step drafts, so the oracle's long paths are what gets counted
+        # (test_adaptive_decoding.py covers decoding with paused drafting).
+        decoder = SpeculativeDecoder(target, draft, DecodeConfig(**mode, eos_token_ids=eos,
+                                                                 adaptive=False))
         generation = decoder.generate(inputs=prepared, max_new_tokens=budget)
         assert generation.token_ids == expected, (family, case, mode, draft.config.interaction)
         accepted += sum(generation.stats.accepted_at_depth)
