@@ -103,7 +103,8 @@ class SuperDraft(nn.Module):
                     num_heads=shape.heads, intermediate_size=shape.intermediate,
                     injected_layers=[] if interaction == "none" else list(shape.taps),
                     draft_vocab_size=shape.reduced_vocab or None)
-                for name, param in DraftModel(largest, self.vocab_ranking or None).named_parameters():
+                draft = DraftModel(largest, self.vocab_ranking or None)
+                for name, param in draft.named_parameters():
                     if name not in keep or param.numel() > keep[name].numel():
                         keep[name] = param
         self.weights = nn.ParameterDict({name.replace(".", "/"): param

@@ -7,8 +7,9 @@ with a short target-aware fine-tune, and writes <run_dir>/draft/ (config.json + 
 trial, predicted tau / latency / speedup, hardware table, target spec and fingerprint, space,
 supernet directory, refinement.
 
-format=eagle3 asks for the EAGLE-3 layout of vLLM and SGLang as well; no draftnas draft fits it
-exactly today, so it exits 2 naming why (docs/serving.md) before anything is written.
+format=eagle3 writes the EAGLE-3 layout of vLLM and SGLang to <run_dir>/eagle3/ as well, for a
+draft that fits it exactly (concat, 1 layer, at most 3 taps, every image position: see
+nas/export/eagle3.py); any other draft exits 2 naming why before anything is written.
 
 keys:
   search          the run directory of `draftnas search` (required)
@@ -38,6 +39,7 @@ from nas.export import (
     load_search_supernet,
     refine,
     select_trial,
+    write_eagle3,
 )
 from nas.target_loading import load_configured_target
 from supernet import draft_config
@@ -71,7 +73,7 @@ def run(cfg: Config) -> dict[str, Any]:
     spec = cfg.target or selection.target_spec
     target = load_configured_target(spec, cfg.device, cfg.dtype)
     if cfg.format == "eagle3":  # refuse before any work: the layout is decided by the arch
-        check_eagle3(draft_config(target, selection.arch))
+        check_eagle3(draft_config(target, selection.arch), target)
     superdraft, meta = load_search_supernet(selection, target)
     refinement = None
     if cfg.refine:
@@ -81,7 +83,11 @@ def run(cfg: Config) -> dict[str, Any]:
                             cfg.refine_steps, cfg.refinement)
     draft = extract_selection(superdraft, selection, refinement)
     draft_dir = draft.save_pretrained(Path(cfg.run_dir) / "draft")
-    return {"draft": str(draft_dir), "format": cfg.format, "trial": selection.trial,
+    eagle3_dir = None
+    if cfg.format == "eagle3":
+        eagle3_dir = str(write_eagle3(draft, Path(cfg.run_dir) / "eagle3"))
+    return {"draft": str(draft_dir), "eagle3": eagle3_dir, "format": cfg.format,
+            "trial": selection.trial,
             "arch": selection.arch.to_dict(), "predicted": selection.predicted,
             "target": target.spec, "target_fingerprint": target.fingerprint,
             "supernet": str(selection.supernet), "refinement": refinement,

@@ -4,12 +4,12 @@
     superdraft, meta = load_search_supernet(selection, target)    # checks the pairings
     refine(superdraft, selection.arch, corpus, meta.intermediate_tap, 20, RefineConfig())
     draft = extract_selection(superdraft, selection)              # DraftModel, provenance set
-    check_eagle3(draft.config)                                    # format=eagle3 (refuses today)
+    write_eagle3(draft, "<dir>")                                  # format=eagle3, where it fits
 
 `draftnas export` (nas/commands/export.py) runs these and saves the draft under <run_dir>/draft/.
 """
 
-from nas.export.eagle3 import check_eagle3, eagle3_mismatches
+from nas.export.eagle3 import check_eagle3, eagle3_mismatches, write_eagle3
 from nas.export.errors import ExportError
 from nas.export.extract_best import extract_selection, load_search_supernet
 from nas.export.refine import RefineConfig, refine
@@ -25,4 +25,5 @@ __all__ = [
     "load_search_supernet",
     "refine",
     "select_trial",
+    "write_eagle3",
 ]

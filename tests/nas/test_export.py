@@ -1,16 +1,21 @@
 """`draftnas export` on a tiny LLaVA: the best or a chosen trial becomes a DraftModel checkpoint
-with its provenance that decodes losslessly (refined or not); format=eagle3 refuses with one line
-why no draft fits that layout; bad search directories, trials and pairings exit 2 with one line."""
+with its provenance that decodes losslessly (refined or not); bad search directories, trials and
+pairings exit 2 with one line. format=eagle3 on a deeper tiny Llama writes exactly the EAGLE-3
+layout, and a reference EAGLE-3 forward over the written files computes what the draft computes;
+a draft that does not fit is refused with one line naming why."""
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 import torch
+from eagle3_reference import eagle3_forward
+from safetensors.torch import load_file
 from tiny_llava_dir import save_tiny_llava
 
 from nas.cli import main
-from nas.export import eagle3_mismatches
+from nas.export import eagle3_mismatches, write_eagle3
 from nas.export.selection import select_trial
 from nas.objectives import TrialResult
 from nas.reports import Provenance, trials_frame, write_best, write_csv
@@ -20,6 +25,9 @@ from specdec import DecodeConfig, DraftModel, SpeculativeDecoder
 from supernet import SuperDraft, SupernetMeta, draft_config, save_supernet
 from targets import Target, load_target
 from targets.tiny import tiny_inputs, tiny_target
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "supernet"))
+from deep_targets import deep_tiny_llama
 
 SPACE_YAML = """
 name: tiny_export
@@ -38,6 +46,21 @@ BEST = DraftArch("concat", (2,), 1, 4, 64, 1.0, None)
 OTHER = DraftArch("cross_attention", (1, 2), 2, 2, 32, 0.5, 64)
 TOKENS_ONLY = DraftArch("none", (), 1, 2, 32, 1.0, None)
 PREDICTED = {"tau": 2.5, "latency_ms": 1.25, "speedup": 1.8}
+# On the 5-layer Llama: taps 2 and 4 fit EAGLE-3 (aux ids 1..4), `top` (5) does not.
+DEEP_SPACE_YAML = """
+name: tiny_eagle3
+dimensions:
+  num_layers: [1, 2]
+  num_heads: [0.5, 1.0]
+  intermediate_size: [1.0, 2.0]
+  interaction: [concat, add]
+  injected_layers:
+    - [2, 4]
+    - [top]
+  vision_keep_ratio: [1.0]
+  draft_vocab_size: [0.5, full]
+"""
+EAGLE_LIKE = DraftArch("concat", (2, 4), 1, 2, 64, 1.0, 64)
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +73,16 @@ def target(target_dir) -> Target:
     return load_target(str(target_dir))
 
 
-def resolved_space(target: Target, directory: Path) -> ResolvedSpace:
-    path = directory / "tiny_export.yaml"
-    path.write_text(SPACE_YAML)
+def resolved_space(target: Target, directory: Path, space_yaml: str) -> ResolvedSpace:
+    path = directory / "space.yaml"
+    path.write_text(space_yaml)
     return load_space(path).resolve(TargetDims.of(target))
 
 
-def trained_like_supernet(target: Target, directory: Path, seed: int) -> Path:
+def trained_like_supernet(target: Target, directory: Path, seed: int,
+                          space_yaml: str = SPACE_YAML) -> Path:
     """A supernet saved as `draftnas train` saves it, with perturbed weights (open gates too)."""
-    superdraft = SuperDraft(resolved_space(target, directory), target,
+    superdraft = SuperDraft(resolved_space(target, directory, space_yaml), target,
                             vocab_ranking=list(range(target.vocab_size - 1, -1, -1)))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -78,14 +102,15 @@ def trial_result(arch: DraftArch, tau: float, latency_ms: float) -> TrialResult:
                        speedup=1.5)
 
 
-def write_search(directory: Path, target: Target, supernet: Path, target_spec: str) -> Path:
+def write_search(directory: Path, target: Target, supernet: Path, target_spec: str,
+                 best_arch: DraftArch = BEST) -> Path:
     """A search run directory as `draftnas search` writes it (nas.reports)."""
     directory.mkdir(parents=True, exist_ok=True)
     provenance = Provenance(hardware_table="hardware_profiles/tables/cpu.json",
                             supernet=str(supernet), target_spec=target_spec,
                             target_fingerprint=target.fingerprint, space="tiny_export",
                             objective={"kind": "speedup"}, searcher="tpe", study_name="test")
-    best = trial_result(BEST, PREDICTED["tau"], PREDICTED["latency_ms"])
+    best = trial_result(best_arch, PREDICTED["tau"], PREDICTED["latency_ms"])
     best.speedup = PREDICTED["speedup"]
     write_best(directory / "best.json", 3, best, provenance)
     records = [TrialRecord(3, best), TrialRecord(5, trial_result(OTHER, 2.5, 6.0)),
@@ -172,33 +197,129 @@ def test_refined_draft_moves_off_the_supernet_and_stays_lossless(search, target,
 
 def test_eagle3_format_is_refused_in_one_line_before_anything_is_written(search, tmp_path,
                                                                          capsys):
+    """The tiny LLaVA's best trial reads tap 2 of a 2-layer target: no engine captures that."""
     run = tmp_path / "export"
     assert export(f"search={search}", "format=eagle3", f"run_dir={run}") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "EAGLE-3" in err and "format=draftnas" in err
+    assert "taps [2]" in err and "a target of 2 layers" in err
     assert not (run / "draft").exists()
 
 
-def test_eagle3_mismatches_name_each_difference(target):
-    eagle_like = draft_config(target, DraftArch("concat", (1, 2), 1, 4, 64, 1.0, None))
-    assert eagle_like.injected_layers == [1, 2]
-    problems = eagle3_mismatches(draft_config(target, OTHER))
+@pytest.fixture(scope="module")
+def deep_target() -> Target:
+    return deep_tiny_llama()
+
+
+def test_eagle3_mismatches_name_each_difference(target, deep_target):
+    problems = eagle3_mismatches(draft_config(target, OTHER), target)
     assert any("cross_attention" in p for p in problems)
     assert any("num_layers 2" in p for p in problems)
-    assert any("2 injected layers" in p for p in problems)
     assert any("vision_keep_ratio 0.5" in p for p in problems)
-    (only,) = [p for p in eagle3_mismatches(eagle_like) if "injected layers" not in p]
-    assert "per-tap RMSNorm" in only
+    too_many = DraftArch("concat", (1, 2, 3, 4), 1, 4, 64, 1.0, None)
+    (only,) = eagle3_mismatches(draft_config(deep_target, too_many), deep_target)
+    assert "4 injected layers" in only
+    assert eagle3_mismatches(draft_config(deep_target, EAGLE_LIKE), deep_target) == []
 
 
-def test_fused_features_are_not_linear_in_the_raw_taps(target):
-    """Why no EAGLE-3 fc (linear over raw taps) can stand in for our fusion: scaling every tap
-    by 2 leaves our per-tap-normed fusion unchanged, where any linear map would double."""
-    draft = DraftModel.random(draft_config(target, BEST), target)
-    hidden = {2: torch.randn(1, 4, target.hidden_size, generator=torch.Generator().manual_seed(0))}
-    once, twice = draft.fuse(hidden), draft.fuse({2: 2 * hidden[2]})
-    torch.testing.assert_close(twice, once)
-    assert not torch.allclose(twice, 2 * once)
+def perturbed_draft(target: Target, arch: DraftArch) -> DraftModel:
+    """A random draft whose norms are not all ones (so a misplaced norm shows)."""
+    size = arch.draft_vocab_size
+    token_ids = list(range(1, 2 * size, 2)) if size else None  # odd ids: d2t is not all zero
+    draft = DraftModel.random(draft_config(target, arch), target, token_ids)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for param in draft.parameters():
+            param.add_(0.1 * torch.randn(param.shape, generator=generator))
+    return draft
+
+
+def test_eagle3_files_hold_exactly_the_formats_tensors_and_keys(deep_target, tmp_path):
+    draft = perturbed_draft(deep_target, EAGLE_LIKE)  # 2 heads of 8 on a width of 32, vocab 64
+    directory = write_eagle3(draft, tmp_path / "eagle3")
+    tensors = load_file(directory / "model.safetensors")
+    D, H, V, inner, F = 32, 32, 128, 16, 64
+    shapes = {"fc.weight": (D, 3 * H), "midlayer.input_layernorm.weight": (D,),
+              "midlayer.hidden_norm.weight": (D,),
+              "midlayer.self_attn.q_proj.weight": (inner, 2 * D),
+              "midlayer.self_attn.k_proj.weight": (inner, 2 * D),
+              "midlayer.self_attn.v_proj.weight": (inner, 2 * D),
+              "midlayer.self_attn.o_proj.weight": (D, inner),
+              "midlayer.post_attention_layernorm.weight": (D,),
+              "midlayer.mlp.gate_proj.weight": (F, D), "midlayer.mlp.up_proj.weight": (F, D),
+              "midlayer.mlp.down_proj.weight": (D, F), "norm.weight": (D,),
+              "lm_head.weight": (64, D), "d2t": (64,), "t2d": (V,)}
+    assert {name: tuple(tensor.shape) for name, tensor in tensors.items()} == shapes
+    assert tensors["d2t"].dtype == torch.int64 and tensors["t2d"].dtype == torch.bool
+    assert all(tensors[name].dtype == torch.float32
+               for name in shapes if name not in ("d2t", "t2d"))
+    # Aux ids: taps 2 and 4 plus the lowest free id 1, ascending; id 1's columns are zero.
+    fc = tensors["fc.weight"]
+    assert not fc[:, :H].any()
+    assert torch.equal(fc[:, H:2 * H], draft.fusion.projs[0].weight)
+    assert torch.equal(fc[:, 2 * H:], draft.fusion.projs[1].weight)
+    config = json.loads((directory / "config.json").read_text())
+    assert config == {
+        "architectures": ["LlamaForCausalLMEagle3"], "model_type": "llama",
+        "num_hidden_layers": 1, "hidden_size": D, "intermediate_size": F,
+        "num_attention_heads": 2, "num_key_value_heads": 2, "head_dim": 8, "hidden_act": "silu",
+        "rms_norm_eps": draft.config.rms_norm_eps, "rope_theta": draft.config.rope_theta,
+        "max_position_embeddings": 256, "attention_bias": False, "mlp_bias": False,
+        "tie_word_embeddings": False, "vocab_size": V, "draft_vocab_size": 64,
+        "target_hidden_size": H, "torch_dtype": "float32",
+        "eagle_config": {"eagle_aux_hidden_state_layer_ids": [1, 2, 4],
+                         "use_aux_hidden_state": True}}
+
+
+def draft_logits_over_target_vocab(draft: DraftModel, tokens, features, positions):
+    """The draft's logits scattered onto target ids, -inf elsewhere (as vLLM's compute_logits)."""
+    with torch.no_grad():
+        out = draft(tokens, features, positions)
+    width = out.logits.shape[-1]
+    logits = out.logits.new_full((*out.logits.shape[:2], draft.config.target_vocab_size),
+                                 float("-inf"))
+    logits[..., draft.to_target_ids(torch.arange(width))] = out.logits
+    return logits, out.hidden
+
+
+def assert_reference_eagle3_matches(draft: DraftModel, directory: Path, seed: int) -> None:
+    target = draft.target
+    generator = torch.Generator().manual_seed(seed)
+    tokens = torch.randint(0, target.vocab_size, (2, 7), generator=generator)
+    aux = {layer: torch.randn(2, 7, target.hidden_size, generator=generator)
+           for layer in range(target.num_layers + 1)}
+    positions = torch.arange(1, 8).expand(2, 7)
+    expected, expected_hidden = draft_logits_over_target_vocab(
+        draft, tokens, draft.fuse(aux), positions)
+    with torch.no_grad():
+        got, hidden = eagle3_forward(directory, target.embed_tokens(tokens), aux, positions)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(hidden, expected_hidden, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", [
+    EAGLE_LIKE,  # 2 taps (one zero block), pruned heads, reduced vocabulary
+    DraftArch("concat", (1, 2, 3), 1, 4, 32, 1.0, None),  # 3 taps, the target's head
+])
+def test_reference_eagle3_forward_over_the_files_equals_the_draft(deep_target, arch, tmp_path):
+    draft = perturbed_draft(deep_target, arch)
+    assert_reference_eagle3_matches(draft, write_eagle3(draft, tmp_path / "eagle3"), seed=1)
+
+
+def test_export_format_eagle3_writes_the_layout_beside_the_draft(deep_target, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.setenv("DRAFTNAS_HOME", str(tmp_path / "home"))
+    target_dir = tmp_path / "deep_llama"
+    deep_target.model.save_pretrained(target_dir)
+    supernet = trained_like_supernet(deep_target, tmp_path, seed=2, space_yaml=DEEP_SPACE_YAML)
+    search = write_search(tmp_path / "search", deep_target, supernet, str(target_dir),
+                          best_arch=EAGLE_LIKE)
+    run = tmp_path / "export"
+    assert export(f"search={search}", "format=eagle3", f"run_dir={run}") == 0
+    result = json.loads((run / "result.json").read_text())["result"]
+    assert result["eagle3"] == str(run / "eagle3") and result["format"] == "eagle3"
+    draft = DraftModel.from_pretrained(run / "draft", deep_target)
+    assert_reference_eagle3_matches(draft, run / "eagle3", seed=3)
 
 
 @pytest.mark.parametrize(("given", "words"), [(True, "best.json: missing"),
