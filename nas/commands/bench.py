@@ -17,6 +17,8 @@ keys:
                   assistant trains on its train split
   n_prompts       how many test prompts; max_new_tokens, temperature (0 = greedy), top_p, seed
   mode, k, depth, top_k, total_tokens   how our decoder drafts (tree: EAGLE-2 dynamic tree)
+  adaptive        true: skip drafting while it measures slower than plain steps (probing it
+                  again with back-off); false: draft every step
   baselines       any of assisted, prompt_lookup (vanilla always runs: speedups are over it)
   assistant_tokens, prompt_lookup_tokens   candidates per step of the transformers baselines
   assistant.*     the distilled assistant LM (layers, width, training steps...), cached per target
@@ -66,6 +68,7 @@ class Config(CommandConfig):
     depth: int
     top_k: int
     total_tokens: int
+    adaptive: bool
     baselines: list[str]
     assistant_tokens: int
     prompt_lookup_tokens: int
@@ -79,7 +82,7 @@ class Config(CommandConfig):
 def run(cfg: Config) -> dict[str, Any]:
     check_request(cfg)
     decode = DecodeConfig(mode=cfg.mode, k=cfg.k, depth=cfg.depth, top_k=cfg.top_k,
-                          total_tokens=cfg.total_tokens)
+                          total_tokens=cfg.total_tokens, adaptive=cfg.adaptive)
     target = load_configured_target(cfg.target, cfg.device, cfg.dtype)
     set_name = prompt_set_name(cfg)
     methods: list[Method] = [vanilla_method(target)]

@@ -88,8 +88,9 @@ def print_summary(result: dict[str, Any]) -> None:
     acceptance = ", ".join(f"{rate:.2f}" for rate in stats["acceptance_by_depth"]) or "none"
     print(f"output: {result['text']}")
     print(f"tokens: {stats['new_tokens']} in {stats['time_total']:.3f}s "
-          f"({stats['tokens_per_second']:.1f} tokens/s), target forwards: {stats['steps']}")
+          f"({stats['tokens_per_second']:.1f} tokens/s), target forwards: {stats['steps']} "
+          f"({stats['drafted_steps']} drafted)")
     print(f"tau (tokens per target forward, bonus token included): {tau}")
-    print(f"acceptance by depth: {acceptance}")
+    print(f"acceptance by depth (drafted steps): {acceptance}")
     print(f"time: target {stats['time_target']:.3f}s, draft {stats['time_draft']:.3f}s, "
           f"overhead {stats['time_overhead']:.3f}s")

@@ -108,7 +108,8 @@ def draft_method(target: Any, directory: str | Path, config: DecodeConfig) -> De
     draft = DraftModel.from_pretrained(directory, target)
     shape = f"k={config.k}" if config.mode == "chain" else (
         f"d={config.depth},k={config.top_k},n={config.total_tokens}")
-    name = f"draft:{Path(directory).name} ({config.mode} {shape})"
+    every_step = "" if config.adaptive else ", every step"
+    name = f"draft:{Path(directory).name} ({config.mode} {shape}{every_step})"
     return DecoderMethod(name, "draft", SpeculativeDecoder(target, draft, config))
 
 

@@ -12,13 +12,17 @@ import pandas as pd
 
 MD_COLUMNS = {
     "method": "method", "tokens_per_s": "tokens/s", "speedup": "speedup", "tau": "tau",
+    "drafted_steps": "drafted steps",
     "acceptance_by_depth": "acceptance by depth", "time_draft_s": "draft s",
     "time_target_s": "target s", "time_overhead_s": "overhead s", "t_step_ms": "step ms",
     "efficiency": "efficiency", "equals_vanilla": "equals vanilla", "peak_rss_mib": "peak RSS MiB",
 }
 NOTES = (
-    "tau: tokens per target forward after the prefill, bonus token included (vanilla = 1). "
-    "acceptance by depth d: share of steps accepting more than d draft tokens (0: none accepted). "
+    "tau: tokens per target forward after the prefill, bonus token included (vanilla = 1), over "
+    "all steps. drafted steps: steps that verified draft tokens (adaptive decoding takes plain "
+    "steps while drafting does not pay). "
+    "acceptance by depth d: share of drafted steps accepting more than d draft tokens "
+    "(0: none accepted). "
     "step ms: draft + target time per step (vanilla's is T_target(1)). "
     "efficiency: speedup / (tau x T_target(1) / step ms), our drafts only. "
     "n/a: not measured for that method (or sampling, for 'equals vanilla')."

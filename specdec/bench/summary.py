@@ -3,13 +3,16 @@
 Definitions (all summed over prompts before dividing):
 - tokens_per_s: generated tokens / wall seconds of the generate calls; speedup: over vanilla.
 - tau: tokens emitted per target forward after the prefill, the bonus token included (vanilla
-  gives 1); acceptance_by_depth[d]: share of those forwards that accepted more than d drafts.
+  gives 1), over all steps; drafted_steps: the steps that verified draft tokens (an adaptive
+  decoder takes plain steps while drafting does not pay); acceptance_by_depth[d]: share of the
+  drafted steps that accepted more than d drafts.
 - time split: seconds in the draft, in target forwards, and the rest (overhead).
 - equals_vanilla: every prompt's tokens equal vanilla's (None when sampling: not comparable).
 - t_step_ms: draft + target time per step, prefill left out (vanilla's is T_target(1)).
 - efficiency (our drafts): measured speedup / (tau x T_target(1) / T_step). That denominator is
   the speedup a latency table predicts from the same tau, so efficiency says how much of it
-  survives the decoder's bookkeeping.
+  survives the decoder's bookkeeping. With adaptive decoding tau and T_step are both over all
+  steps, drafted and plain, so the ratio keeps that meaning.
 """
 
 from dataclasses import dataclass
@@ -75,6 +78,7 @@ def summarize(results: list[MethodResult], sampling: bool) -> list[dict[str, Any
             "tokens_per_s": stats.tokens_per_second,
             "speedup": speedup,
             "tau": stats.tau,
+            "drafted_steps": stats.drafted_steps,
             "acceptance_by_depth": stats.acceptance_by_depth,
             "time_draft_s": stats.time_draft,
             "time_target_s": stats.time_target,
