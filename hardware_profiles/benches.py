@@ -1,6 +1,6 @@
 """What each table entry runs: the decoder's real calls, on the target and on DraftModel modules.
 
-`PartBenches(target, decode).prepare(key)` returns `(call, reset)`: `call()` is the timed work,
+`PartBenches(target, image_tokens).prepare(key)` returns `(call, reset)`: `call()` is the timed work,
 `reset()` (untimed) puts the caches back as they were before it, so every repeat starts from the
 same context length. Caches are restored from a snapshot rather than cropped: cropping copies.
 Expensive setups (a prefilled target cache, a draft layer's KV at a context, a draft model) are
@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from hardware_profiles.parts import DecodeShape, parse_key
+from hardware_profiles.parts import parse_key
 from specdec.config import DraftConfig
 from specdec.model import DraftCache, DraftModel, DraftOutput, KVCache
 from specdec.tree import DraftTree, build_tree
@@ -27,8 +27,8 @@ LOW_ID = 3
 
 
 class PartBenches:
-    def __init__(self, target: Target, decode: DecodeShape, image_tokens: int, seed: int = 0):
-        self.target, self.decode, self.image_tokens = target, decode, image_tokens
+    def __init__(self, target: Target, image_tokens: int, seed: int = 0):
+        self.target, self.image_tokens = target, image_tokens
         self.generator = torch.Generator().manual_seed(seed)
         self.models: dict[tuple, DraftModel] = {}
         self.target_caches: dict[int, TargetCache] = {}
@@ -66,15 +66,15 @@ class PartBenches:
             self.target_caches[ctx] = cache
         return self.target_caches[ctx]
 
-    def bench_target(self, q: int, ctx: int) -> tuple[Call, Call]:
-        """Plain decoding (q = 1: no mask, no taps) or tree verification (q > 1: the additive tree
-        mask and the top tap, as SpeculativeDecoder calls it)."""
+    def bench_target(self, tree: int, q: int, ctx: int) -> tuple[Call, Call]:
+        """Plain decoding (q = 1: no mask, no taps), a chain's verification (causal, the top tap)
+        or a tree's (tree = 1: the additive tree mask, the top tap), as SpeculativeDecoder calls
+        it."""
         target, cache = self.target, self.target_cache(ctx)
         ids = self.ids(q)
-        depths = torch.arange(q, device=target.device).clamp(max=self.decode.depth)
-        positions = (ctx + depths)[None]
-        mask = None if q == 1 else additive_mask(torch.ones(q, ctx + q, dtype=torch.bool,
-                                                            device=target.device), target.dtype)
+        positions = self.positions(ctx, q)
+        mask = None if not tree else additive_mask(torch.ones(q, ctx + q, dtype=torch.bool,
+                                                              device=target.device), target.dtype)
         taps = () if q == 1 else (target.num_layers,)
 
         def call() -> object:
@@ -83,13 +83,15 @@ class PartBenches:
 
         return call, snapshot(cache)
 
-    def bench_step_overhead(self, q: int, ctx: int) -> tuple[Call, Call]:
-        """The decoder's work around a verification forward of q tokens: tree mask, acceptance,
-        keeping prefix + root + path in the target cache (crop for plain decoding)."""
+    def bench_step_overhead(self, depth: int, top_k: int, total: int, ctx: int
+                            ) -> tuple[Call, Call]:
+        """The decoder's work around the verification of one decoding shape (depth 0: plain
+        decoding): tree mask, acceptance, keeping prefix + root + path in the target cache (a crop
+        for chains and plain decoding)."""
         target, cache = self.target, self.target_cache(ctx)
         device = target.device
-        tree = synthetic_tree(q, self.decode, device)
-        logits = torch.randn(q, target.vocab_size, generator=self.generator).to(device)
+        tree = synthetic_tree(total, depth, top_k, device)
+        logits = torch.randn(total, target.vocab_size, generator=self.generator).to(device)
         sampler = TokenSampler(0.0, 1.0, 0, device)
 
         def call() -> object:
@@ -100,10 +102,10 @@ class PartBenches:
             result = accept(tree, logits, sampler)
             kept = [0] + result.path
             if kept == list(range(len(kept))):
-                crop_cache(cache, ctx - q + len(kept))
+                crop_cache(cache, ctx - total + len(kept))
             else:
-                keep = torch.arange(ctx - q, device=device)
-                select_cache(cache, torch.cat((keep, ctx - q + torch.tensor(kept, device=device))))
+                keep = torch.arange(ctx - total, device=device)
+                select_cache(cache, torch.cat((keep, ctx - total + torch.tensor(kept, device=device))))
             return result
 
         return call, snapshot(cache)
@@ -152,11 +154,11 @@ class PartBenches:
         hidden = self.hidden(q)
         return (lambda: model.logits(hidden)), None
 
-    def bench_tree_overhead(self, vocab: int) -> tuple[Call, None]:
-        """`build_tree` with the draft's forwards replayed from memory: what is left is its own
-        top-k, cumulative scores, masks and rerank over the draft vocabulary."""
+    def bench_tree_overhead(self, vocab: int, depth: int, top_k: int, total: int
+                            ) -> tuple[Call, None]:
+        """`build_tree` of one decoding shape with the draft's forwards replayed from memory: what
+        is left is its own top-k, cumulative scores, masks and rerank over the draft vocabulary."""
         model = self.model(draft_vocab_size=vocab or None)
-        depth, top_k, total = self.decode.depth, self.decode.top_k, self.decode.total_tokens
         width = model.config.draft_vocab_size or self.target.vocab_size
         k = min(top_k, width)
         output = DraftOutput(self.hidden(k), torch.randn(1, k, width, generator=self.generator)
@@ -218,12 +220,13 @@ def additive_mask(visible: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return mask.masked_fill(~visible, torch.finfo(dtype).min)[None, None]
 
 
-def synthetic_tree(size: int, decode: DecodeShape, device: torch.device) -> DraftTree:
-    """A tree of `size` nodes shaped like EAGLE-2's: top_k children per node, depth-limited."""
+def synthetic_tree(size: int, depth: int, top_k: int, device: torch.device) -> DraftTree:
+    """A tree of `size` nodes shaped like EAGLE-2's: top_k children per node, depth-limited
+    (top_k = 1: a chain, which the decoder verifies causally and keeps with a crop)."""
     parents, depths = [-1], [0]
     for node in range(1, size):
-        parent = (node - 1) // max(decode.top_k, 1)
-        while depths[parent] >= decode.depth:
+        parent = (node - 1) // max(top_k, 1)
+        while depths[parent] >= depth:
             parent -= 1
         parents.append(parent)
         depths.append(depths[parent] + 1)

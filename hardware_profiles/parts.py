@@ -3,28 +3,36 @@
 A decoding step of `specdec.SpeculativeDecoder` is made of these calls (see specdec/decoder.py and
 specdec/tree.py), so a table holds one entry per part and per value the space allows:
 
-    target/q/ctx                the target's forward over q new tokens after ctx cached ones
-                                (q = 1: plain decoding; q > 1: tree verification with a 4D mask)
-    step_overhead/q/ctx         the decoder's work around that forward: tree mask, acceptance
-                                over q rows of logits, keeping prefix + path in the target cache
+    target/tree/q/ctx           the target's forward over q new tokens after ctx cached ones
+                                (tree = 0: causal, as plain decoding (q = 1) and chains verify;
+                                tree = 1: a tree's verification with its 4D ancestor mask)
+    step_overhead/depth/top_k/total/ctx
+                                the decoder's work around that forward for one decoding shape
+                                (search_spaces.DecodeShape; 0/0/1: plain decoding): tree mask,
+                                acceptance, keeping prefix + path in the target cache
     input/interaction/q         the draft's token embedding and interaction (concat fc, add)
     fusion/taps/q               fusing `taps` injected target layers (norm + projection each)
     layer/cross/heads/head_dim/ffn/q/ctx
                                 one draft layer over q new slots after ctx cached slots
                                 (cross = 1: with the cross-attention block)
     head/vocab/q                the draft's logits for q rows (vocab 0: the target's full head)
-    tree_overhead/vocab         `build_tree`'s own work (top-k, scores, rerank) around the draft
+    tree_overhead/vocab/depth/top_k/total
+                                `build_tree`'s own work (top-k, scores, rerank) around the draft
+                                for one decoding shape
     prefill/scores/ctx          a VLM target's prefill of ctx tokens without / with the image
                                 scoring that vision_keep_ratio < 1 needs (eager attention)
 
 Keys are `part/name=value/...` in the field order above; `q` and `ctx` (and `heads`, `ffn`
 inside the profiled range) are interpolated by the predictor, every other field must match.
+One table serves every decoding shape of its space: the target at every q a shape verifies, the
+draft's parts at every q a shape drafts (top_k slots per tree level, up to depth + 1 accepted
+slots in the advance), the overheads per shape.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
-from search_spaces import DraftArch, ResolvedSpace, TargetDims
+from search_spaces import DecodeShape, DraftArch, ResolvedSpace, TargetDims
 from specdec.config import DraftConfig
 
 
@@ -35,13 +43,13 @@ class PartSpec:
 
 
 PARTS: dict[str, PartSpec] = {
-    "target": PartSpec(("q", "ctx"), ("q", "ctx")),
-    "step_overhead": PartSpec(("q", "ctx"), ("q", "ctx")),
+    "target": PartSpec(("tree", "q", "ctx"), ("q", "ctx")),
+    "step_overhead": PartSpec(("depth", "top_k", "total", "ctx"), ("ctx",)),
     "input": PartSpec(("interaction", "q"), ("q",)),
     "fusion": PartSpec(("taps", "q"), ("q",)),
     "layer": PartSpec(("cross", "heads", "head_dim", "ffn", "q", "ctx"), ("ffn", "q", "ctx")),
     "head": PartSpec(("vocab", "q"), ("q",)),
-    "tree_overhead": PartSpec(("vocab",), ()),
+    "tree_overhead": PartSpec(("vocab", "depth", "top_k", "total"), ()),
     "prefill": PartSpec(("scores", "ctx"), ("ctx",)),
 }
 
@@ -81,19 +89,18 @@ def parse_key(key: str) -> tuple[str, dict[str, FieldValue]]:
 
 
 @dataclass(frozen=True)
-class DecodeShape:
-    """The tree a decoding step drafts and verifies (`DecodeConfig.tree_shape`)."""
-
-    depth: int
-    top_k: int
-    total_tokens: int
-
-
-@dataclass(frozen=True)
 class ProfileGrid:
     contexts: tuple[int, ...]  # cached tokens before the timed call
-    target_queries: tuple[int, ...]  # new tokens in a target forward
+    causal_queries: tuple[int, ...]  # new tokens in a causal target forward (plain, chains)
+    tree_queries: tuple[int, ...]  # new tokens in a tree-masked target forward
     draft_queries: tuple[int, ...]  # new slots in a draft forward
+
+
+def shape_fields(shape: DecodeShape | None) -> dict[str, int]:
+    """The key fields of a decoding shape; None is plain decoding (the root alone)."""
+    if shape is None:
+        return {"depth": 0, "top_k": 0, "total": 1}
+    return {"depth": shape.depth, "top_k": shape.top_k, "total": shape.total_tokens}
 
 
 def draft_config(dims: TargetDims, arch: DraftArch) -> DraftConfig:
@@ -114,8 +121,7 @@ def attention_shapes(space: ResolvedSpace) -> list[tuple[int, int]]:
     arch = space.largest()
     shapes = []
     for heads in space.num_heads:
-        cfg = draft_config(space.target, DraftArch(**{**arch.to_dict(), "num_heads": heads,
-                                                      "injected_layers": arch.injected_layers}))
+        cfg = draft_config(space.target, replace(arch, num_heads=heads))
         shapes.append((cfg.num_heads, cfg.head_dim))
     return shapes
 
@@ -128,15 +134,19 @@ def fusion_counts(space: ResolvedSpace) -> list[int]:
 
 def required_keys(space: ResolvedSpace, grid: ProfileGrid, image_tokens: int) -> list[str]:
     """Every key a table for `space` on `grid` holds, cheap parts first."""
-    keys = [part_key("tree_overhead", vocab=vocab_field(v)) for v in space.draft_vocab_size]
+    shapes = space.decode_shapes
+    keys = [part_key("tree_overhead", vocab=vocab_field(v), **shape_fields(shape))
+            for v in space.draft_vocab_size for shape in shapes]
     for q in grid.draft_queries:
         keys += [part_key("input", interaction=i, q=q) for i in space.interaction]
         keys += [part_key("fusion", taps=n, q=q) for n in fusion_counts(space)]
         keys += [part_key("head", vocab=vocab_field(v), q=q) for v in space.draft_vocab_size]
     crosses = sorted({int(i == "cross_attention") for i in space.interaction})
     for ctx in grid.contexts:
-        for q in grid.target_queries:
-            keys += [part_key("target", q=q, ctx=ctx), part_key("step_overhead", q=q, ctx=ctx)]
+        keys += [part_key("target", tree=0, q=q, ctx=ctx) for q in grid.causal_queries]
+        keys += [part_key("target", tree=1, q=q, ctx=ctx) for q in grid.tree_queries]
+        keys += [part_key("step_overhead", **shape_fields(shape), ctx=ctx)
+                 for shape in (None, *shapes)]
         for cross in crosses:
             for heads, head_dim in attention_shapes(space):
                 for ffn in space.intermediate_size:

@@ -1,15 +1,16 @@
 """Latency of any draft of the profiled space and of a decoding step, from a latency table.
 
-A step of `SpeculativeDecoder` (tree mode; chain mode is the tree with top_k = 1) at a target
-context of `ctx` cached tokens, with `tau` tokens emitted per step (accepted drafts + bonus):
+A step of `SpeculativeDecoder` decoding with the arch's own shape (`arch.decode`: depth, top_k,
+total_tokens; a chain of k is the tree k/1/k+1) at a target context of `ctx` cached tokens, with
+`tau` tokens emitted per step (accepted drafts + bonus):
 
     tree     = sum over steps s = 1 .. depth-1 of a draft forward over top_k slots after
                ctx_d + (s-1) * top_k cached slots, with logits for those top_k rows
-               + build_tree's own top-k/rerank work over the draft vocabulary
+               + build_tree's own top-k/rerank work for that shape over the draft vocabulary
     advance  = fusion of the injected layers for tau slots + a draft forward over tau slots
                after ctx_d, logits for the last row only
-    verify   = the target's forward over total_tokens tokens after ctx + the decoder's mask,
-               acceptance and cache bookkeeping
+    verify   = the target's forward over total_tokens tokens after ctx (causal for a chain, with
+               the tree mask for a tree) + the decoder's mask, acceptance and cache bookkeeping
     T_target(1) = the same for one token (plain autoregressive decoding)
 
 where ctx_d = ctx - (1 - vision_keep_ratio) * image_tokens is the draft's own context (dropped
@@ -29,9 +30,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from hardware_profiles.device import DeviceFingerprint
-from hardware_profiles.parts import PARTS, DecodeShape, draft_config, parse_key, vocab_field
+from hardware_profiles.parts import PARTS, draft_config, parse_key, shape_fields, vocab_field
 from hardware_profiles.table import LatencyTable, TableError, load_table
-from search_spaces import DraftArch, TargetDims
+from search_spaces import DecodeShape, DraftArch, TargetDims
 
 ARCH_FIELDS = ("ffn",)  # interpolated inside the profiled range only, with a warning
 
@@ -59,7 +60,6 @@ class StepBreakdown:
 class LatencyPredictor:
     def __init__(self, table: LatencyTable):
         self.table = table
-        self.decode: DecodeShape = table.decode
         self.dims = TargetDims(*(int(table.target[name]) for name in
                                  ("hidden_size", "num_layers", "num_heads", "vocab_size")))
         self.image_tokens = int(table.target["image_tokens"])
@@ -142,12 +142,13 @@ class LatencyPredictor:
                 + self.part_ms("head", vocab=vocab_field(arch.draft_vocab_size), q=logit_rows))
 
     def tree_ms(self, arch: DraftArch, ctx: float) -> float:
-        depth, top_k = self.decode.depth, self.decode.top_k
-        k = min(top_k, arch.draft_vocab_size or self.dims.vocab_size)
+        shape = arch.decode
+        k = min(shape.top_k, arch.draft_vocab_size or self.dims.vocab_size)
         ctx_d = self.draft_context(arch, ctx)
         forwards = sum(self.draft_forward_ms(arch, k, ctx_d + (step - 1) * k, k)
-                       for step in range(1, depth))
-        return forwards + self.part_ms("tree_overhead", vocab=vocab_field(arch.draft_vocab_size))
+                       for step in range(1, shape.depth))
+        return forwards + self.part_ms("tree_overhead", vocab=vocab_field(arch.draft_vocab_size),
+                                       **shape_fields(shape))
 
     def advance_ms(self, arch: DraftArch, ctx: float, tau: float) -> float:
         fusion = 0.0
@@ -160,19 +161,19 @@ class LatencyPredictor:
         return self.tree_ms(arch, ctx) + self.advance_ms(arch, ctx, tau)
 
     # -- the target and a whole step -------------------------------------------------------------
-    def target_forward_ms(self, q: float, ctx: float) -> float:
-        return self.part_ms("target", q=q, ctx=ctx) + self.part_ms("step_overhead", q=q, ctx=ctx)
-
-    def verify_ms(self, ctx: float) -> float:
-        return self.target_forward_ms(self.decode.total_tokens, ctx)
+    def verify_ms(self, shape: DecodeShape, ctx: float) -> float:
+        """The target's forward over the shape's tokens and the decoder's work around it."""
+        return (self.part_ms("target", tree=int(not shape.is_chain), q=shape.total_tokens, ctx=ctx)
+                + self.part_ms("step_overhead", **shape_fields(shape), ctx=ctx))
 
     def target_step_ms(self, ctx: float) -> float:
         """T_target(1): one step of plain autoregressive decoding at context ctx."""
-        return self.target_forward_ms(1, ctx)
+        return (self.part_ms("target", tree=0, q=1, ctx=ctx)
+                + self.part_ms("step_overhead", **shape_fields(None), ctx=ctx))
 
     def breakdown(self, arch: DraftArch, ctx: float, tau: float) -> StepBreakdown:
         return StepBreakdown(self.tree_ms(arch, ctx), self.advance_ms(arch, ctx, tau),
-                             self.verify_ms(ctx), self.target_step_ms(ctx))
+                             self.verify_ms(arch.decode, ctx), self.target_step_ms(ctx))
 
     def step_ms(self, arch: DraftArch, ctx: float, tau: float) -> float:
         return self.breakdown(arch, ctx, tau).step_ms

@@ -14,22 +14,15 @@ from tqdm import tqdm
 
 from hardware_profiles.benches import PartBenches
 from hardware_profiles.device import current_device
-from hardware_profiles.parts import (
-    TARGET_PARTS,
-    DecodeShape,
-    ProfileGrid,
-    parse_key,
-    required_keys,
-)
+from hardware_profiles.parts import TARGET_PARTS, ProfileGrid, parse_key, required_keys
 from hardware_profiles.table import LatencyTable, TableError, load_table
 from hardware_profiles.timing import TimingConfig, pinned_threads, time_call
-from search_spaces import ResolvedSpace
+from search_spaces import DecodeShape, ResolvedSpace
 from targets import Target
 
 
 @dataclass
 class ProfileSettings:
-    decode: DecodeShape
     timing: TimingConfig = field(default_factory=TimingConfig)
     threads: int = 1
     contexts: tuple[int, ...] = (64, 128, 256, 512, 1024)
@@ -53,23 +46,33 @@ def image_tokens_of(target: Target) -> int:
     return int(getattr(target.model.config, "image_seq_length", 0) or 0)
 
 
-def plan_grid(target: Target, decode: DecodeShape, contexts: tuple[int, ...]) -> ProfileGrid:
-    """Contexts that fit the target (a verified tree on top included), query counts up to the tree.
+def plan_grid(target: Target, shapes: tuple[DecodeShape, ...],
+              contexts: tuple[int, ...]) -> ProfileGrid:
+    """Contexts that fit the target (the largest tree on top included), and the query counts of
+    every shape.
 
-    Target queries: powers of two and the verified tree's size; draft queries: one slot (an
-    accepted-nothing advance), the tree's frontier top_k, and accepted paths up to depth + 1.
+    Target queries: each shape's verified tokens (causal for chains and plain decoding, masked
+    for trees), and powers of two in between so that a shape given by hand (decode, bench) is
+    interpolated; draft queries: every count up to the deepest accepted path (depth + 1: the
+    advance over tau slots) and each tree's frontier top_k.
     """
-    limit = target.max_positions - decode.total_tokens - decode.depth * decode.top_k
+    limit = target.max_positions - max(s.total_tokens + s.depth * s.top_k for s in shapes)
     if limit < 1:
-        raise TableError(f"target context {target.max_positions} cannot hold a tree of "
-                         f"{decode.total_tokens} tokens; lower decode.total_tokens")
+        raise TableError(f"target context {target.max_positions} cannot hold the space's largest "
+                         "tree; drop its largest decode shapes")
     fitting = sorted({min(c, limit) for c in contexts if c >= 1})
     if not fitting:
         raise TableError("hardware.contexts is empty; list context lengths such as [64, 256]")
-    powers = [2 ** i for i in range(12) if 2 ** i < decode.total_tokens]
-    target_queries = tuple(sorted({*powers, decode.total_tokens}))
-    draft_queries = tuple(sorted({1, 2, 4, decode.top_k, decode.depth + 1}))
-    return ProfileGrid(tuple(fitting), target_queries, draft_queries)
+
+    def with_powers(sizes: set[int], low: int) -> tuple[int, ...]:
+        powers = {2 ** i for i in range(12) if low <= 2 ** i < max(sizes, default=0)}
+        return tuple(sorted(sizes | powers))
+
+    causal = with_powers({1} | {s.total_tokens for s in shapes if s.is_chain}, 1)
+    tree = with_powers({s.total_tokens for s in shapes if not s.is_chain}, 2)
+    deepest = max(s.depth for s in shapes) + 1
+    draft = tuple(sorted({*range(1, deepest + 1), *(s.top_k for s in shapes)}))
+    return ProfileGrid(tuple(fitting), causal, tree, draft)
 
 
 def new_table(target: Target, space: ResolvedSpace, settings: ProfileSettings) -> LatencyTable:
@@ -78,18 +81,18 @@ def new_table(target: Target, space: ResolvedSpace, settings: ProfileSettings) -
              "hidden_size": target.hidden_size, "num_layers": target.num_layers,
              "num_heads": target.num_heads, "vocab_size": target.vocab_size,
              "image_tokens": image_tokens_of(target)}
-    grid = plan_grid(target, settings.decode, settings.contexts)
-    return LatencyTable(device, facts, space.to_dict(), settings.decode, grid, settings.timing)
+    grid = plan_grid(target, space.decode_shapes, settings.contexts)
+    return LatencyTable(device, facts, space.to_dict(), grid, settings.timing)
 
 
 def resume_or_start(path: Path, fresh: LatencyTable) -> LatencyTable:
-    """The table at `path` when it was started with the same device, target, space, decode shape,
-    grid and timing; else refuse (one line) rather than mix timings."""
+    """The table at `path` when it was started with the same device, target, space (decoding
+    shapes included), grid and timing; else refuse (one line) rather than mix timings."""
     if not path.exists():
         return fresh
     old = load_table(path)
     old.check_target(fresh.target["fingerprint"], repr(fresh.target["spec"]))
-    mismatches = [name for name in ("device", "space", "decode", "grid", "timing")
+    mismatches = [name for name in ("device", "space", "grid", "timing")
                   if asdict_or_self(getattr(old, name)) != asdict_or_self(getattr(fresh, name))]
     if mismatches:
         raise TableError(f"{path}: exists with another {mismatches[0]} than this profile; "
@@ -112,7 +115,7 @@ def profile(target: Target, space: ResolvedSpace, path: str | Path,
             table = resume_or_start(path, table)
         keys = required_keys(space, table.grid, table.target["image_tokens"])
         todo = [key for key in keys if key not in table.entries]
-        benches = PartBenches(target, table.decode, table.target["image_tokens"])
+        benches = PartBenches(target, table.target["image_tokens"])
         last_save = time.perf_counter()
         table.complete = False
         for key in tqdm(todo, desc=f"profile {path.stem}", unit="part",

@@ -1,13 +1,15 @@
-"""The versioned latency-table file: device, target, space, decode shape, grid and timed entries.
+"""The versioned latency-table file: device, target, space, grid and timed entries.
 
-    {"format": "draftnas-latency-table", "version": 1, "complete": true,
+    {"format": "draftnas-latency-table", "version": 2, "complete": true,
      "device": {kind, name, threads, torch_version, dtype},
      "target": {spec, fingerprint, hidden_size, num_layers, num_heads, vocab_size, image_tokens},
-     "space": ResolvedSpace.to_dict() of the profiled space,
-     "decode": {depth, top_k, total_tokens}, "grid": {contexts, target_queries, draft_queries},
-     "timing": {warmup, repeats},
+     "space": ResolvedSpace.to_dict() of the profiled space (its decoding shapes included),
+     "grid": {contexts, causal_queries, tree_queries, draft_queries},
+     "timing": {warmup, repeats, ...},
      "entries": {"<part key>": {"ms": median, "spread": interquartile range, "repeats": n}}}
 
+Version 2: one table serves every decoding shape of its space (version 1 timed one shape, named
+by a "decode" key); older versions are refused with the command that remakes them.
 `complete` is false while the profiler is still adding entries (it saves atomically as it goes,
 so an interrupted run resumes from the file). Part keys are described in `hardware_profiles.parts`.
 Every problem with a file raises `TableError` with one line that names the file, the bad entry and
@@ -23,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from hardware_profiles.device import DeviceFingerprint
-from hardware_profiles.parts import DecodeShape, ProfileGrid, parse_key
+from hardware_profiles.parts import ProfileGrid, parse_key
 from hardware_profiles.timing import Timing, TimingConfig
 
 FORMAT = "draftnas-latency-table"
-VERSION = 1
+VERSION = 2
 TARGET_KEYS = ("spec", "fingerprint", "hidden_size", "num_layers", "num_heads", "vocab_size",
                "image_tokens")
 
@@ -45,7 +47,6 @@ class LatencyTable:
     device: DeviceFingerprint
     target: dict[str, Any]
     space: dict[str, Any]
-    decode: DecodeShape
     grid: ProfileGrid
     timing: TimingConfig
     entries: dict[str, Timing] = field(default_factory=dict)
@@ -56,7 +57,6 @@ class LatencyTable:
         return {
             "format": FORMAT, "version": VERSION, "complete": self.complete,
             "device": self.device.to_dict(), "target": self.target, "space": self.space,
-            "decode": asdict(self.decode),
             "grid": {name: list(values) for name, values in asdict(self.grid).items()},
             "timing": asdict(self.timing),
             "entries": {key: {"ms": round(t.ms, 5), "spread": round(t.spread, 5),
@@ -114,14 +114,15 @@ def table_from_dict(data: Any, source: str) -> LatencyTable:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise bad(f"not a latency table (no \"format\": \"{FORMAT}\")")
     if data.get("version") != VERSION:
-        raise bad(f"version {data.get('version')!r}, this draftnas reads version {VERSION}")
-    expected = {"format", "version", "complete", "device", "target", "space", "decode", "grid",
-                "timing", "entries"}
+        raise TableError(f"{source}: version {data.get('version')!r}, this draftnas reads version "
+                         f"{VERSION} (one table for every decoding shape); remake it with "
+                         "`draftnas profile ... fresh=true`")
+    expected = {"format", "version", "complete", "device", "target", "space", "grid", "timing",
+                "entries"}
     if set(data) != expected:
         extra, missing = sorted(set(data) - expected), sorted(expected - set(data))
         raise bad(f"unknown key {extra[0]!r}" if extra else f"missing key {missing[0]!r}")
     device = build(DeviceFingerprint, data["device"], "device", bad)
-    decode = build(DecodeShape, data["decode"], "decode", bad)
     grid = build(ProfileGrid, data["grid"], "grid", bad)
     grid = ProfileGrid(*(tuple(values) for values in asdict(grid).values()))
     if not all(isinstance(v, int) and v > 0 for values in asdict(grid).values() for v in values):
@@ -135,7 +136,7 @@ def table_from_dict(data: Any, source: str) -> LatencyTable:
     if not isinstance(data["entries"], dict):
         raise bad("entries must be an object of part key -> timing")
     entries = {key: parse_entry(key, value, bad) for key, value in data["entries"].items()}
-    return LatencyTable(device, target, data["space"], decode, grid, timing, entries,
+    return LatencyTable(device, target, data["space"], grid, timing, entries,
                         bool(data["complete"]), source)
 
 

@@ -1,7 +1,7 @@
 """Check a latency table against measurement: random whole drafts, timed end to end.
 
-For each of `n` random points of the space (each at a random context between the profiled ones,
-so interpolation is tested too) it measures
+For each of `n` random points of the space, decoding shape included (each at a random context
+between the profiled ones, so interpolation is tested too) it measures
 - `draft`: the draft's cost per step as the decoder pays it: `build_tree` with the whole extracted
   DraftModel over its real cache, then the advance forward (fusion + draft over the accepted slots);
 - `step`: a real `SpeculativeDecoder.generate` of `new_tokens` tokens with that draft (random
@@ -22,7 +22,7 @@ from scipy.stats import kendalltau
 
 from hardware_profiles.predictor import LatencyPredictor
 from hardware_profiles.timing import CLOCKS, TimingConfig, pinned_threads, time_call
-from search_spaces import DraftArch, ResolvedSpace
+from search_spaces import DEFAULT_DECODE, DecodeShape, DraftArch, ResolvedSpace
 from specdec.config import DraftConfig
 from specdec.decoder import DecodeConfig, SpeculativeDecoder
 from specdec.model import DraftModel
@@ -69,11 +69,12 @@ def agreement(predicted: list[float], measured: list[float]) -> Agreement:
 
 
 @torch.inference_mode()
-def measure_draft(target: Target, draft: DraftModel, predictor: LatencyPredictor, ctx: int,
-                  tau: int, timing: TimingConfig, generator: torch.Generator) -> float:
-    """Median ms of one step's draft work at target context ctx, as the decoder runs it."""
-    cfg, decode, device = draft.config, predictor.decode, target.device
-    ctx_d = max(round(predictor.draft_context(arch_of(cfg), ctx)), 1)
+def measure_draft(target: Target, draft: DraftModel, arch: DraftArch, predictor: LatencyPredictor,
+                  ctx: int, tau: int, timing: TimingConfig, generator: torch.Generator) -> float:
+    """Median ms of one step's draft work at target context ctx, as the decoder runs it with the
+    arch's decoding shape."""
+    cfg, decode, device = draft.config, arch.decode, target.device
+    ctx_d = max(round(predictor.draft_context(arch, ctx)), 1)
     width = target.hidden_size
 
     def hidden(count: int) -> torch.Tensor:
@@ -100,26 +101,21 @@ def measure_draft(target: Target, draft: DraftModel, predictor: LatencyPredictor
     return time_call(step, timing, device, reset=lambda: cache.crop(ctx_d)).ms
 
 
-def arch_of(cfg: DraftConfig) -> DraftArch:
-    return DraftArch(cfg.interaction, tuple(cfg.injected_layers), cfg.num_layers, cfg.num_heads,
-                     cfg.intermediate_size, cfg.vision_keep_ratio, cfg.draft_vocab_size)
+def decode_config(shape: DecodeShape) -> DecodeConfig:
+    # No EOS stop: every run decodes exactly new_tokens tokens, whatever the random draft says;
+    # not adaptive: every step drafts, which is the step the table predicts.
+    return DecodeConfig(**shape.to_dict(), eos_token_ids=[], adaptive=False)
 
 
-def decode_config(predictor: LatencyPredictor) -> DecodeConfig:
-    # No EOS stop: every run decodes exactly new_tokens tokens, whatever the random draft says.
-    shape = predictor.decode
-    return DecodeConfig(mode="tree", depth=shape.depth, top_k=shape.top_k,
-                        total_tokens=shape.total_tokens, eos_token_ids=[])
-
-
-def measure_generation(target: Target, draft: DraftModel | None, predictor: LatencyPredictor,
-                       inputs: PreparedInputs, new_tokens: int) -> tuple[float, float, float]:
+def measure_generation(target: Target, draft: DraftModel | None, shape: DecodeShape,
+                       predictor: LatencyPredictor, inputs: PreparedInputs,
+                       new_tokens: int) -> tuple[float, float, float]:
     """(ms per step, tau, mean target context) of a generation of new_tokens tokens.
 
     Per step = (time of the whole generation - time of a one-token generation, which is the
     prefill alone) / steps, both on the table's clock, so the prefill cancels out.
     """
-    decoder = SpeculativeDecoder(target, draft, decode_config(predictor))
+    decoder = SpeculativeDecoder(target, draft, decode_config(shape))
     clock = CLOCKS[predictor.table.timing.clock]
     started = clock()
     decoder.generate(inputs=inputs, max_new_tokens=1)
@@ -143,16 +139,17 @@ def validate(target: Target, space: ResolvedSpace, predictor: LatencyPredictor,
     results = []
     with pinned_threads(threads):
         # Plain decoding first: also warms up the target.
-        plain_ms, _, plain_ctx = measure_generation(target, None, predictor, inputs, new_tokens)
+        plain_ms, _, plain_ctx = measure_generation(target, None, DEFAULT_DECODE, predictor,
+                                                    inputs, new_tokens)
         for index in tqdm(range(n), desc="validate", unit="draft", disable=not progress):
             arch = space.sample(rng)
             cfg = DraftConfig.for_target(target, **arch.to_dict())
             draft = DraftModel.random(cfg, target, seed=index)
             ctx = rng.randint(contexts[0], contexts[-1])
-            tau = rng.randint(1, predictor.decode.depth + 1)
-            draft_ms = measure_draft(target, draft, predictor, ctx, tau, timing, generator)
-            step_ms, step_tau, mean_ctx = measure_generation(target, draft, predictor, inputs,
-                                                             new_tokens)
+            tau = rng.randint(1, arch.decode.depth + 1)
+            draft_ms = measure_draft(target, draft, arch, predictor, ctx, tau, timing, generator)
+            step_ms, step_tau, mean_ctx = measure_generation(target, draft, arch.decode,
+                                                             predictor, inputs, new_tokens)
             results.append(SubnetResult(
                 arch.to_dict(), ctx, tau, draft_ms, predictor.draft_ms(arch, ctx, tau), step_ms,
                 predictor.step_ms(arch, mean_ctx, step_tau), step_tau, mean_ctx))

@@ -1,8 +1,9 @@
 """Profile the target and a search space on this machine into a latency table; validate it.
 
-Times the target's forward (1..total_tokens new tokens, several contexts) and every draft part
-the space allows (a layer per interaction/heads/FFN width/context, fusion per number of injected
-layers, the head per draft vocabulary, the vision scoring) with the decoder's real calls, and
+Times the target's forward (the new tokens every decoding shape of the space verifies, several
+contexts) and every draft part the space allows (a layer per interaction/heads/FFN width/context,
+fusion per number of injected layers, the head per draft vocabulary, the tree bookkeeping per
+decoding shape, the vision scoring) with the decoder's real calls, and
 writes `hardware_profiles/tables/<hardware.name>.json` (or output=). The table is saved as it
 grows; rerunning an interrupted profile skips the entries already measured (fresh=true remakes
 it). With validate=true it then times random whole drafts end to end and reports MAPE and
@@ -10,7 +11,8 @@ Kendall tau of predicted against measured, with a scatter plot in the run direct
 
 keys:
   target            shapes | smollm2 | a Hugging Face model id | a local model directory
-  search_space      a named space (dream_s, eagle, dream) or a space YAML file
+  search_space      a named space (dream_s, eagle, dream) or a space YAML file; its `decode`
+                    shapes are the decoding shapes the table serves
   calibration       calibration.json for entropy:N layers; null: any ranking (only how many
                     layers a draft injects changes its latency, not which)
   hardware          name (table file name; null: <device>-<target>), device, dtype, threads
@@ -18,7 +20,6 @@ keys:
                     after which a slow part stops repeating, once it has 5 timings), clock
                     (wall; cpu = this process's CPU time, for a shared machine, with threads=1),
                     flush_mb (CPU cache evicted before each timed call; 0: warm caches)
-  decode            the tree a step drafts and verifies: mode, k, depth, top_k, total_tokens
   output            table path; null: hardware_profiles/tables/<hardware.name>.json
   fresh             remake the table instead of resuming it
   validate          after profiling, validate on validate_subnets random drafts
@@ -32,7 +33,6 @@ from typing import Any
 import torch
 
 from hardware_profiles.device import default_threads
-from hardware_profiles.parts import DecodeShape
 from hardware_profiles.predictor import LatencyPredictor
 from hardware_profiles.profiler import ProfileSettings, profile
 from hardware_profiles.timing import CLOCKS, TimingConfig
@@ -42,7 +42,6 @@ from nas.commands import CommandConfig
 from nas.target_loading import load_configured_target
 from nas.user_errors import UserError
 from search_spaces import ResolvedSpace, TargetDims, load_space
-from specdec.decoder import DecodeConfig
 from targets import PreparedInputs, Target
 
 TABLES_DIR = Path(__file__).resolve().parents[2] / "hardware_profiles" / "tables"
@@ -62,22 +61,12 @@ class HardwareConfig:
     flush_mb: int = 16
 
 
-@dataclass
-class DecodeShapeConfig:
-    mode: str = "tree"
-    k: int = 4
-    depth: int = 6
-    top_k: int = 4
-    total_tokens: int = 32
-
-
 @dataclass(kw_only=True)
 class Config(CommandConfig):
     target: str
     search_space: str
     calibration: str | None
     hardware: HardwareConfig
-    decode: DecodeShapeConfig
     output: str | None
     fresh: bool
     validate: bool
@@ -103,7 +92,6 @@ def run(cfg: Config) -> dict[str, Any]:
     path = Path(cfg.output) if cfg.output else TABLES_DIR / f"{name}.json"
     threads = cfg.hardware.threads or default_threads()
     settings = ProfileSettings(
-        decode=DecodeShape(*DecodeConfig(**asdict(cfg.decode)).tree_shape),
         timing=TimingConfig(cfg.hardware.warmup, cfg.hardware.repeats,
                             budget_s=cfg.hardware.budget_s, clock=cfg.hardware.clock,
                             flush_mb=cfg.hardware.flush_mb),
@@ -115,7 +103,8 @@ def run(cfg: Config) -> dict[str, Any]:
         "table": str(report.path), "entries": len(report.table.entries),
         "measured": report.measured, "skipped": report.skipped,
         "profile_seconds": round(report.seconds, 1), "device": report.table.device.to_dict(),
-        "grid": asdict(report.table.grid), "decode": asdict(report.table.decode),
+        "grid": asdict(report.table.grid),
+        "decode": [shape.label for shape in space.decode_shapes],
     }
     if cfg.validate:
         result["validation"] = run_validation(cfg, target, space, report.path, threads)

@@ -3,11 +3,11 @@
 import pytest
 
 from hardware_profiles.device import DeviceFingerprint
-from hardware_profiles.parts import DecodeShape, ProfileGrid, parse_key, required_keys
+from hardware_profiles.parts import ProfileGrid, parse_key, required_keys
 from hardware_profiles.profiler import ProfileSettings
 from hardware_profiles.table import LatencyTable
 from hardware_profiles.timing import Timing, TimingConfig
-from search_spaces import SearchSpace, TargetDims
+from search_spaces import DecodeShape, SearchSpace, TargetDims
 
 SMALL_SPACE = {
     "name": "small",
@@ -19,13 +19,14 @@ SMALL_SPACE = {
         "injected_layers": [["top"], [1, "top"]],
         "vision_keep_ratio": [0.5, 1.0],
         "draft_vocab_size": [0.5, "full"],
+        "decode": ["chain 2", "tree 3/4/10"],
     },
 }
 
 DIMS = TargetDims(hidden_size=64, num_layers=4, num_heads=4, vocab_size=256)
-DECODE = DecodeShape(depth=3, top_k=4, total_tokens=10)
-GRID = ProfileGrid(contexts=(32, 64, 128), target_queries=(1, 2, 4, 8, 10),
-                   draft_queries=(1, 2, 4))
+CHAIN, TREE = DecodeShape.chain(2), DecodeShape(depth=3, top_k=4, total_tokens=10)
+GRID = ProfileGrid(contexts=(32, 64, 128), causal_queries=(1, 2, 3), tree_queries=(2, 4, 8, 10),
+                   draft_queries=(1, 2, 3, 4))
 DEVICE = DeviceFingerprint("cpu", "test cpu", 1, "2.13.0", "float32")
 FINGERPRINT = "a" * 64
 
@@ -44,18 +45,17 @@ def small_space(dims: TargetDims = DIMS):
 
 
 def fast_settings(contexts: tuple[int, ...] = (16, 40)) -> ProfileSettings:
-    return ProfileSettings(decode=DecodeShape(3, 4, 10), timing=TimingConfig(0, 1), threads=1,
-                           contexts=contexts, save_every_s=0.0, progress=False)
+    return ProfileSettings(timing=TimingConfig(0, 1), threads=1, contexts=contexts, save_every_s=0.0, progress=False)
 
 
 def synthetic_ms(part: str, fields: dict) -> float:
     """A latency model that is linear in every interpolated field (so interpolation is exact)
     and grows with every size."""
     q, ctx = fields.get("q", 0), fields.get("ctx", 0)
-    if part == "target":
-        return 1.0 + 0.05 * q + 0.002 * ctx
+    if part == "target":  # a tree's mask costs a little more than causal attention
+        return 1.0 + 0.05 * q + 0.002 * ctx + 0.02 * fields["tree"]
     if part == "step_overhead":
-        return 0.1 + 0.01 * q + 0.0005 * ctx
+        return 0.1 + 0.01 * fields["total"] + 0.002 * fields["depth"] + 0.0005 * ctx
     if part == "layer":
         return (0.05 + 0.01 * q + 0.001 * ctx + 0.0002 * fields["ffn"]
                 + 0.003 * fields["heads"] + 0.05 * fields["cross"])
@@ -66,7 +66,7 @@ def synthetic_ms(part: str, fields: dict) -> float:
     if part == "fusion":
         return 0.01 * fields["taps"] + 0.001 * q
     if part == "tree_overhead":
-        return 0.2 if fields["vocab"] == 0 else 0.1
+        return (0.2 if fields["vocab"] == 0 else 0.1) + 0.01 * fields["total"] * fields["top_k"]
     return 5.0 + 0.01 * ctx + fields["scores"]  # prefill
 
 
@@ -77,5 +77,5 @@ def synthetic_table(image_tokens: int = 16) -> LatencyTable:
               "vocab_size": DIMS.vocab_size, "image_tokens": image_tokens}
     entries = {key: Timing(synthetic_ms(*parse_key(key)), 0.01, 5)
                for key in required_keys(space, GRID, image_tokens)}
-    return LatencyTable(DEVICE, target, space.to_dict(), DECODE, GRID, TimingConfig(1, 5),
+    return LatencyTable(DEVICE, target, space.to_dict(), GRID, TimingConfig(1, 5),
                         entries, complete=True)

@@ -4,15 +4,16 @@ import dataclasses
 import random
 
 import pytest
-from latency_fixtures import DECODE, synthetic_ms, synthetic_table
+from latency_fixtures import CHAIN, TREE, synthetic_ms, synthetic_table
 
 from hardware_profiles.parts import draft_config
 from hardware_profiles.predictor import InterpolatedValueWarning, LatencyPredictor
 from hardware_profiles.table import TableError
-from search_spaces import DraftArch
+from search_spaces import DEFAULT_DECODE, DraftArch
 
 EAGLE_LIKE = DraftArch(interaction="concat", injected_layers=(4,), num_layers=1, num_heads=4,
-                       intermediate_size=128, vision_keep_ratio=1.0, draft_vocab_size=None)
+                       intermediate_size=128, vision_keep_ratio=1.0, draft_vocab_size=None,
+                       decode=TREE)
 
 
 @pytest.fixture
@@ -22,37 +23,47 @@ def predictor():
 
 def test_context_and_queries_are_interpolated_linearly(predictor):
     # The synthetic latencies are linear, so interpolation between grid points is exact.
-    for q, ctx in [(1, 32), (3, 50), (6.5, 100), (10, 127)]:
-        assert predictor.part_ms("target", q=q, ctx=ctx) == pytest.approx(
-            synthetic_ms("target", {"q": q, "ctx": ctx}))
+    for q, ctx in [(2, 32), (3, 50), (6.5, 100), (10, 127)]:
+        assert predictor.part_ms("target", tree=1, q=q, ctx=ctx) == pytest.approx(
+            synthetic_ms("target", {"tree": 1, "q": q, "ctx": ctx}))
     layer = {"cross": 1, "heads": 4, "head_dim": 16, "ffn": 96, "q": 3, "ctx": 77}
     with pytest.warns(InterpolatedValueWarning, match="ffn=96"):
         assert predictor.part_ms("layer", **layer) == pytest.approx(synthetic_ms("layer", layer))
 
 
 def test_context_beyond_the_grid_extrapolates_up_and_holds_below(predictor):
-    assert predictor.part_ms("target", q=1, ctx=256) == pytest.approx(
-        synthetic_ms("target", {"q": 1, "ctx": 256}))
-    assert predictor.part_ms("target", q=1, ctx=8) == predictor.part_ms("target", q=1, ctx=32)
+    assert predictor.part_ms("target", tree=0, q=1, ctx=256) == pytest.approx(
+        synthetic_ms("target", {"tree": 0, "q": 1, "ctx": 256}))
+    assert predictor.part_ms("target", tree=0, q=1, ctx=8) == \
+        predictor.part_ms("target", tree=0, q=1, ctx=32)
 
 
-def test_a_step_is_the_sum_of_the_decoders_calls(predictor):
-    arch, ctx, tau = EAGLE_LIKE, 100, 2
+def shape_ms(part: str, shape, **fields) -> float:
+    return synthetic_ms(part, {"depth": shape.depth, "top_k": shape.top_k,
+                               "total": shape.total_tokens, **fields})
+
+
+@pytest.mark.parametrize("shape", [TREE, CHAIN], ids=["tree", "chain"])
+def test_a_step_is_the_sum_of_the_decoders_calls(predictor, shape):
+    arch, ctx, tau = dataclasses.replace(EAGLE_LIKE, decode=shape), 100, 2
     cfg = draft_config(predictor.dims, arch)
-    k = DECODE.top_k
+    k = shape.top_k
 
     def forward(q, at, rows):
         layer = synthetic_ms("layer", {"cross": 0, "heads": cfg.num_heads, "ffn": 128, "q": q, "ctx": at})
         return (synthetic_ms("input", {"interaction": "concat", "q": q}) + layer
                 + synthetic_ms("head", {"vocab": 0, "q": rows}))
 
-    tree = sum(forward(k, ctx + (s - 1) * k, k) for s in range(1, DECODE.depth))
-    tree += synthetic_ms("tree_overhead", {"vocab": 0})
+    # depth - 1 draft forwards over top_k slots build the tree (a chain: one slot each)
+    tree = sum(forward(k, ctx + (s - 1) * k, k) for s in range(1, shape.depth))
+    tree += shape_ms("tree_overhead", shape, vocab=0)
     advance = synthetic_ms("fusion", {"taps": 1, "q": tau}) + forward(tau, ctx, 1)
-    verify = (synthetic_ms("target", {"q": 10, "ctx": ctx})
-              + synthetic_ms("step_overhead", {"q": 10, "ctx": ctx}))
-    plain = (synthetic_ms("target", {"q": 1, "ctx": ctx})
-             + synthetic_ms("step_overhead", {"q": 1, "ctx": ctx}))
+    # a chain is verified causally, a tree with its mask
+    verify = (synthetic_ms("target", {"tree": int(shape == TREE), "q": shape.total_tokens,
+                                      "ctx": ctx})
+              + shape_ms("step_overhead", shape, ctx=ctx))
+    plain = (synthetic_ms("target", {"tree": 0, "q": 1, "ctx": ctx})
+             + synthetic_ms("step_overhead", {"depth": 0, "top_k": 0, "total": 1, "ctx": ctx}))
     parts = predictor.breakdown(arch, ctx, tau)
     assert parts.tree_ms == pytest.approx(tree)
     assert parts.advance_ms == pytest.approx(advance)
@@ -84,6 +95,14 @@ def test_predictions_grow_with_every_size(predictor):
     assert predictor.speedup(EAGLE_LIKE, 3, 64) > predictor.speedup(EAGLE_LIKE, 2, 64)
 
 
+def test_a_chain_drafts_and_verifies_less_than_a_tree(predictor):
+    chain, tree = (dataclasses.replace(EAGLE_LIKE, decode=shape) for shape in (CHAIN, TREE))
+    assert predictor.breakdown(chain, 64, 2).tree_ms < predictor.breakdown(tree, 64, 2).tree_ms
+    assert predictor.verify_ms(CHAIN, 64) < predictor.verify_ms(TREE, 64)
+    # at the same tau the cheaper step decodes faster
+    assert predictor.speedup(chain, 2, 64) > predictor.speedup(tree, 2, 64)
+
+
 def test_missing_space_values_raise_one_line(predictor):
     with pytest.raises(TableError, match=r"no layer entry with heads=1 \(table has 2, 4\)"):
         predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, num_heads=1), 64, 2)
@@ -93,6 +112,8 @@ def test_missing_space_values_raise_one_line(predictor):
         predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, intermediate_size=512), 64, 2)
     with pytest.raises(TableError, match="no fusion entry with taps=3"):
         predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, injected_layers=(1, 2, 4)), 64, 2)
+    with pytest.raises(TableError, match=r"no tree_overhead entry with depth=6 \(table has 2, 3\)"):
+        predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, decode=DEFAULT_DECODE), 64, 2)
 
 
 def test_tau_below_one_is_refused(predictor):

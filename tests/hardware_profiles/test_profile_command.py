@@ -10,7 +10,7 @@ from nas.cli import main
 from targets.tiny import tiny_target
 
 FAST = ["hardware.contexts=[16,40]", "hardware.warmup=0", "hardware.repeats=1",
-        "hardware.threads=1", "decode.depth=3", "decode.top_k=4", "decode.total_tokens=10"]
+        "hardware.threads=1"]
 
 
 @pytest.fixture(scope="module")

@@ -27,9 +27,16 @@ def test_profile_times_every_part_the_space_needs(vlm, tmp_path):
     assert set(table.entries) == set(keys) and table.complete
     assert report.measured == len(keys) and report.skipped == 0
     # the parts the space implies: both heads, both layer kinds, the VLM's scoring prefill
-    assert {"tree_overhead/vocab=0", "tree_overhead/vocab=64", "prefill/scores=1/ctx=40"} <= set(keys)
+    assert {"tree_overhead/vocab=0/depth=2/top_k=1/total=3",
+            "tree_overhead/vocab=64/depth=3/top_k=4/total=10",
+            "prefill/scores=1/ctx=40"} <= set(keys)
     assert any(k.startswith("layer/cross=1/") for k in keys)
-    assert table.grid.contexts == (16, 40) and table.grid.target_queries[-1] == 10
+    # every decoding shape: the chain verified causally, the tree with its mask, plain decoding
+    assert {"target/tree=0/q=3/ctx=16", "target/tree=1/q=10/ctx=16", "target/tree=0/q=1/ctx=40",
+            "step_overhead/depth=2/top_k=1/total=3/ctx=40",
+            "step_overhead/depth=0/top_k=0/total=1/ctx=16"} <= set(keys)
+    assert table.grid.contexts == (16, 40) and table.grid.tree_queries[-1] == 10
+    assert table.grid.draft_queries == (1, 2, 3, 4)  # up to depth + 1 = 4, and top_k 4
     assert all(t.ms > 0 for t in table.entries.values())
     # the predictor covers every point of the space with this table
     predictor = LatencyPredictor(table)
