@@ -24,6 +24,8 @@ Call = Callable[[], object]
 
 # Token ids drawn for synthetic inputs stay clear of special and image ids at both ends.
 LOW_ID = 3
+# A draft whose first layer is of each `layer` part kind (parts.layer_kinds).
+LAYER_KIND_INTERACTION = {"self": "add", "cross": "cross_attention", "concat": "concat"}
 
 
 class PartBenches:
@@ -173,14 +175,14 @@ class PartBenches:
 
         return call, None
 
-    def bench_layer(self, cross: int, heads: int, head_dim: int, ffn: int, q: int,
+    def bench_layer(self, kind: str, heads: int, head_dim: int, ffn: int, q: int,
                     ctx: int) -> tuple[Call, Call]:
-        """One draft layer over q new slots after ctx cached ones (tree steps pass a mask; one
-        slot sees everything cached, as DraftModel does)."""
-        model = self.model(interaction="cross_attention" if cross else "add", num_heads=heads,
+        """One draft layer of `kind` over q new slots after ctx cached ones (tree steps pass a
+        mask; one slot sees everything cached, as DraftModel does)."""
+        model = self.model(interaction=LAYER_KIND_INTERACTION[kind], num_heads=heads,
                            head_dim=head_dim, intermediate_size=ffn)
-        layer = model.layers[0]
-        kv_key = (cross, heads, head_dim, ffn, ctx)
+        layer, cross = model.layers[0], kind == "cross"
+        kv_key = (kind, heads, head_dim, ffn, ctx)
         if kv_key not in self.layer_kv:
             self_kv, cross_kv = KVCache(), KVCache()
             layer(self.hidden(ctx), self.hidden(ctx), self.positions(0, ctx), None, self_kv,

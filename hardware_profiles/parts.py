@@ -10,11 +10,13 @@ specdec/tree.py), so a table holds one entry per part and per value the space al
                                 the decoder's work around that forward for one decoding shape
                                 (search_spaces.DecodeShape; 0/0/1: plain decoding): tree mask,
                                 acceptance, keeping prefix + path in the target cache
-    input/interaction/q         the draft's token embedding and interaction (concat fc, add)
+    input/interaction/q         the draft's token embedding (plus the features for add; concat
+                                joins them in its first layer)
     fusion/taps/q               fusing `taps` injected target layers (norm + projection each)
-    layer/cross/heads/head_dim/ffn/q/ctx
-                                one draft layer over q new slots after ctx cached slots
-                                (cross = 1: with the cross-attention block)
+    layer/kind/heads/head_dim/ffn/q/ctx
+                                one draft layer over q new slots after ctx cached slots, of a
+                                kind (`layer_kinds`): self (plain), cross (with the
+                                cross-attention block) or concat (EAGLE-3's: q/k/v read 2D)
     head/vocab/q                the draft's logits for q rows (vocab 0: the target's full head)
     tree_overhead/vocab/depth/top_k/total
                                 `build_tree`'s own work (top-k, scores, rerank) around the draft
@@ -47,7 +49,7 @@ PARTS: dict[str, PartSpec] = {
     "step_overhead": PartSpec(("depth", "top_k", "total", "ctx"), ("ctx",)),
     "input": PartSpec(("interaction", "q"), ("q",)),
     "fusion": PartSpec(("taps", "q"), ("q",)),
-    "layer": PartSpec(("cross", "heads", "head_dim", "ffn", "q", "ctx"), ("ffn", "q", "ctx")),
+    "layer": PartSpec(("kind", "heads", "head_dim", "ffn", "q", "ctx"), ("ffn", "q", "ctx")),
     "head": PartSpec(("vocab", "q"), ("q",)),
     "tree_overhead": PartSpec(("vocab", "depth", "top_k", "total"), ()),
     "prefill": PartSpec(("scores", "ctx"), ("ctx",)),
@@ -83,7 +85,7 @@ def parse_key(key: str) -> tuple[str, dict[str, FieldValue]]:
     if tuple(fields) != PARTS[part].fields:
         raise ValueError(f"part {part!r} needs fields {'/'.join(PARTS[part].fields)}")
     for name in PARTS[part].fields:
-        if name != "interaction" and not isinstance(fields[name], int):
+        if name not in ("interaction", "kind") and not isinstance(fields[name], int):
             raise ValueError(f"field {name}={fields[name]!r} is not a non-negative integer")
     return part, fields
 
@@ -126,6 +128,12 @@ def attention_shapes(space: ResolvedSpace) -> list[tuple[int, int]]:
     return shapes
 
 
+def layer_kinds(interaction: str, num_layers: int) -> list[str]:
+    """The `layer` part kind of each layer of a draft, first to last."""
+    rest = "cross" if interaction == "cross_attention" else "self"
+    return ["concat" if interaction == "concat" else rest] + [rest] * (num_layers - 1)
+
+
 def fusion_counts(space: ResolvedSpace) -> list[int]:
     if all(interaction == "none" for interaction in space.interaction):
         return []
@@ -141,16 +149,17 @@ def required_keys(space: ResolvedSpace, grid: ProfileGrid, image_tokens: int) ->
         keys += [part_key("input", interaction=i, q=q) for i in space.interaction]
         keys += [part_key("fusion", taps=n, q=q) for n in fusion_counts(space)]
         keys += [part_key("head", vocab=vocab_field(v), q=q) for v in space.draft_vocab_size]
-    crosses = sorted({int(i == "cross_attention") for i in space.interaction})
+    kinds = sorted({kind for i in space.interaction for n in space.num_layers
+                    for kind in layer_kinds(i, n)})
     for ctx in grid.contexts:
         keys += [part_key("target", tree=0, q=q, ctx=ctx) for q in grid.causal_queries]
         keys += [part_key("target", tree=1, q=q, ctx=ctx) for q in grid.tree_queries]
         keys += [part_key("step_overhead", **shape_fields(shape), ctx=ctx)
                  for shape in (None, *shapes)]
-        for cross in crosses:
+        for kind in kinds:
             for heads, head_dim in attention_shapes(space):
                 for ffn in space.intermediate_size:
-                    keys += [part_key("layer", cross=cross, heads=heads, head_dim=head_dim,
+                    keys += [part_key("layer", kind=kind, heads=heads, head_dim=head_dim,
                                       ffn=ffn, q=q, ctx=ctx) for q in grid.draft_queries]
         if image_tokens and min(space.vision_keep_ratio) < 1.0:
             keys += [part_key("prefill", scores=s, ctx=ctx) for s in (0, 1)]

@@ -30,7 +30,14 @@ from functools import lru_cache
 from pathlib import Path
 
 from hardware_profiles.device import DeviceFingerprint
-from hardware_profiles.parts import PARTS, draft_config, parse_key, shape_fields, vocab_field
+from hardware_profiles.parts import (
+    PARTS,
+    draft_config,
+    layer_kinds,
+    parse_key,
+    shape_fields,
+    vocab_field,
+)
 from hardware_profiles.table import LatencyTable, TableError, load_table
 from search_spaces import DecodeShape, DraftArch, TargetDims
 
@@ -134,11 +141,11 @@ class LatencyPredictor:
     def draft_forward_ms(self, arch: DraftArch, q: float, ctx_d: float, logit_rows: float) -> float:
         """One draft forward over q slots after ctx_d cached slots, logits for logit_rows rows."""
         cfg = draft_config(self.dims, arch)
-        layer = self.part_ms("layer", cross=int(arch.interaction == "cross_attention"),
-                             heads=cfg.num_heads, head_dim=cfg.head_dim,
-                             ffn=arch.intermediate_size, q=q, ctx=ctx_d)
+        layers = sum(self.part_ms("layer", kind=kind, heads=cfg.num_heads, head_dim=cfg.head_dim,
+                                  ffn=arch.intermediate_size, q=q, ctx=ctx_d)
+                     for kind in layer_kinds(arch.interaction, arch.num_layers))
         return (self.part_ms("input", interaction=arch.interaction, q=q)
-                + arch.num_layers * layer
+                + layers
                 + self.part_ms("head", vocab=vocab_field(arch.draft_vocab_size), q=logit_rows))
 
     def tree_ms(self, arch: DraftArch, ctx: float) -> float:

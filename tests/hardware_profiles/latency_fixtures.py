@@ -23,6 +23,8 @@ SMALL_SPACE = {
     },
 }
 
+# What a layer's kind adds: the cross-attention block, or concat's 2D-wide q/k/v.
+LAYER_KIND_MS = {"self": 0.0, "cross": 0.05, "concat": 0.02}
 DIMS = TargetDims(hidden_size=64, num_layers=4, num_heads=4, vocab_size=256)
 CHAIN, TREE = DecodeShape.chain(2), DecodeShape(depth=3, top_k=4, total_tokens=10)
 GRID = ProfileGrid(contexts=(32, 64, 128), causal_queries=(1, 2, 3), tree_queries=(2, 4, 8, 10),
@@ -58,7 +60,7 @@ def synthetic_ms(part: str, fields: dict) -> float:
         return 0.1 + 0.01 * fields["total"] + 0.002 * fields["depth"] + 0.0005 * ctx
     if part == "layer":
         return (0.05 + 0.01 * q + 0.001 * ctx + 0.0002 * fields["ffn"]
-                + 0.003 * fields["heads"] + 0.05 * fields["cross"])
+                + 0.003 * fields["heads"] + LAYER_KIND_MS[fields["kind"]])
     if part == "head":
         return 0.02 + (0.3 if fields["vocab"] == 0 else 0.1) + 0.01 * q
     if part == "input":

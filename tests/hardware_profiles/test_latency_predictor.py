@@ -26,7 +26,7 @@ def test_context_and_queries_are_interpolated_linearly(predictor):
     for q, ctx in [(2, 32), (3, 50), (6.5, 100), (10, 127)]:
         assert predictor.part_ms("target", tree=1, q=q, ctx=ctx) == pytest.approx(
             synthetic_ms("target", {"tree": 1, "q": q, "ctx": ctx}))
-    layer = {"cross": 1, "heads": 4, "head_dim": 16, "ffn": 96, "q": 3, "ctx": 77}
+    layer = {"kind": "cross", "heads": 4, "head_dim": 16, "ffn": 96, "q": 3, "ctx": 77}
     with pytest.warns(InterpolatedValueWarning, match="ffn=96"):
         assert predictor.part_ms("layer", **layer) == pytest.approx(synthetic_ms("layer", layer))
 
@@ -50,7 +50,8 @@ def test_a_step_is_the_sum_of_the_decoders_calls(predictor, shape):
     k = shape.top_k
 
     def forward(q, at, rows):
-        layer = synthetic_ms("layer", {"cross": 0, "heads": cfg.num_heads, "ffn": 128, "q": q, "ctx": at})
+        layer = synthetic_ms("layer", {"kind": "concat", "heads": cfg.num_heads, "ffn": 128,
+                                       "q": q, "ctx": at})
         return (synthetic_ms("input", {"interaction": "concat", "q": q}) + layer
                 + synthetic_ms("head", {"vocab": 0, "q": rows}))
 
@@ -71,6 +72,21 @@ def test_a_step_is_the_sum_of_the_decoders_calls(predictor, shape):
     assert parts.target_step_ms == pytest.approx(plain)
     assert predictor.speedup(arch, tau, ctx) == pytest.approx(
         tau * plain / (tree + advance + verify))
+
+
+@pytest.mark.parametrize(("interaction", "kinds"), [("concat", ["concat", "self"]),
+                                                     ("cross_attention", ["cross", "cross"]),
+                                                     ("none", ["self", "self"])])
+def test_a_draft_forward_times_each_layer_by_its_kind(predictor, interaction, kinds):
+    """A concat draft's first layer is EAGLE-3's (q/k/v 2D wide), the layers after it plain."""
+    taps = () if interaction == "none" else (4,)
+    arch = dataclasses.replace(EAGLE_LIKE, interaction=interaction, injected_layers=taps,
+                               num_layers=2)
+    layers = sum(synthetic_ms("layer", {"kind": kind, "heads": 4, "ffn": 128, "q": 2, "ctx": 64})
+                 for kind in kinds)
+    expected = (synthetic_ms("input", {"interaction": interaction, "q": 2}) + layers
+                + synthetic_ms("head", {"vocab": 0, "q": 1}))
+    assert predictor.draft_forward_ms(arch, 2, 64, 1) == pytest.approx(expected)
 
 
 def test_predictions_grow_with_every_size(predictor):

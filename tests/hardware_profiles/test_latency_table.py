@@ -61,6 +61,9 @@ def test_other_version_is_refused_with_the_remake_command(table_file, version):
     (lambda d: d["grid"].update(contexts=[64, -1]), ["grid values"]),
     (lambda d: d["entries"].update({"layer/q=1": {"ms": 1, "spread": 0, "repeats": 1}}),
      ["entry 'layer/q=1'", "needs fields"]),
+    # a layer keyed the old way (cross=0/1, before concat's first layer had a kind of its own)
+    (lambda d: d["entries"].update({"layer/cross=1/heads=4/head_dim=16/ffn=64/q=1/ctx=32": {
+        "ms": 1, "spread": 0, "repeats": 1}}), ["entry 'layer/cross=1/", "needs fields kind/"]),
     (lambda d: d["entries"].update({"warp/q=1": {"ms": 1, "spread": 0, "repeats": 1}}),
      ["entry 'warp/q=1'", "unknown part"]),
     (lambda d: d["entries"].update({"head/vocab=0/q=x": {"ms": 1, "spread": 0, "repeats": 1}}),

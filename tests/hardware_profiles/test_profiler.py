@@ -30,7 +30,8 @@ def test_profile_times_every_part_the_space_needs(vlm, tmp_path):
     assert {"tree_overhead/vocab=0/depth=2/top_k=1/total=3",
             "tree_overhead/vocab=64/depth=3/top_k=4/total=10",
             "prefill/scores=1/ctx=40"} <= set(keys)
-    assert any(k.startswith("layer/cross=1/") for k in keys)
+    assert {key.split("/")[1] for key in keys if key.startswith("layer/")} == {
+        "kind=self", "kind=cross", "kind=concat"}
     # every decoding shape: the chain verified causally, the tree with its mask, plain decoding
     assert {"target/tree=0/q=3/ctx=16", "target/tree=1/q=10/ctx=16", "target/tree=0/q=1/ctx=40",
             "step_overhead/depth=2/top_k=1/total=3/ctx=40",
