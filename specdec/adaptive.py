@@ -14,6 +14,10 @@ token; on a GPU about the same), so `AdaptiveDrafting` decides from timings, not
 - while drafting it takes one plain step every `refresh_every` drafted steps, so the plain rate
   follows the growing context instead of freezing at its first value.
 
+The decoder keeps one policy for its lifetime: what drafting costs and gains with this draft on
+this hardware carries over from one generation to the next, so a stream of short generations
+(a VQA answer is ~25 tokens) does not pay the first probes in each of them.
+
 Rates are ratios of decaying means (tokens per step / seconds per step). Every step, drafted or
 plain, multiplies the weight of all earlier steps by `decay`: a probe after a long pause outweighs
 drafted steps from long ago, while in a run of drafted steps the last few smooth out the noise of

@@ -14,7 +14,6 @@ does not run the draft: its slot (the bonus token, the target's taps at the root
 `_DraftState.pending`, and the next drafted step first feeds all waiting slots in one forward.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,15 +108,16 @@ class _DraftState:
 
 class SpeculativeDecoder:
     def __init__(self, target: Any, draft: DraftModel | None = None,
-                 config: DecodeConfig | None = None,
-                 policy: Callable[[], DraftPolicy] | None = None):
-        """policy: makes each generation's DraftPolicy (whether a step drafts); None = from
-        config.adaptive. Tests and experiments pass scripted ones."""
+                 config: DecodeConfig | None = None, policy: DraftPolicy | None = None):
+        """policy: whether a step drafts; None = from config.adaptive (tests pass scripted ones).
+        It lives as long as the decoder: what drafting costs and gains with this draft on this
+        hardware carries over from one generation to the next, so each short generation does
+        not pay the first probes again."""
         if draft is not None:
             draft.attach(target)
         self.target, self.draft, self.config = target, draft, config or DecodeConfig()
         self.taps = tuple(draft.config.injected_layers) if draft is not None else ()
-        self.policy = policy or (AdaptiveDrafting if self.config.adaptive else AlwaysDraft)
+        self.policy = policy or (AdaptiveDrafting() if self.config.adaptive else AlwaysDraft())
 
     @torch.inference_mode()
     def generate(self, prompt: str | None = None, images: Any = None, inputs: Any = None,
@@ -158,7 +158,7 @@ class SpeculativeDecoder:
                 with clock.measure(stats, "time_draft"):
                     state = self._draft_prefill(prepared, out, root)
         stats.max_target_cache = cache.length
-        policy = self.policy()
+        policy = self.policy
         while not finished():
             # Decided before this step draws anything: see specdec.adaptive on lossless sampling.
             drafting = state is not None and policy.draft_next()

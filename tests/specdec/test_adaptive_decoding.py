@@ -4,8 +4,9 @@ catches up on paused steps in one forward is in the state of a draft that was ne
 
 import pytest
 import torch
-from specdec_test_drafts import OracleDraft
+from specdec_test_drafts import MimicDraft, OracleDraft
 from test_lossless_greedy import NEW_TOKENS, case_draft, greedy_reference
+from test_lossless_sampling import SAMPLES, VOCAB, chi_square_p_value, exact_joint
 
 from specdec.config import DraftConfig
 from specdec.decoder import DecodeConfig, SpeculativeDecoder
@@ -42,12 +43,36 @@ def test_greedy_decoding_with_paused_drafting_is_lossless(family):
             "mode": "chain", "k": 3}
         pattern = PATTERNS[case % 2]
         decoder = SpeculativeDecoder(target, draft, DecodeConfig(**mode),
-                                     policy=lambda: ScriptedPolicy(pattern))
+                                     policy=ScriptedPolicy(pattern))
         generation = decoder.generate(inputs=prepared, max_new_tokens=NEW_TOKENS)
         assert generation.token_ids == expected, (family, case, mode, draft.config.interaction)
         drafted += generation.stats.drafted_steps
         plain += generation.stats.steps - generation.stats.drafted_steps
     assert drafted >= 8 and plain >= 8, "resumes after plain steps should be tested"
+
+
+def test_sampling_with_paused_drafting_matches_the_target():
+    """As test_lossless_sampling, with the policy going on across generations in the pattern
+    P D D: generations start plain then resume (catch-up), or draft then pause."""
+    target = tiny_target("llama", seed=0, vocab_size=VOCAB)
+    with torch.no_grad():
+        target.model.lm_head.weight.mul_(25.0)
+    prepared = tiny_inputs(target, n_text=5, seed=0)
+    draft = MimicDraft.random(DraftConfig.for_target(target, interaction="concat"), target)
+    draft.first_token = int(prepared.input_ids[0, 0])
+    decoder = SpeculativeDecoder(target, draft, DecodeConfig(mode="chain", k=3, eos_token_ids=[]),
+                                 policy=ScriptedPolicy("PDD"))
+    counts = torch.zeros(VOCAB, VOCAB, VOCAB)
+    accepted = plain = 0
+    for seed in range(SAMPLES):
+        generation = decoder.generate(inputs=prepared, max_new_tokens=3, seed=seed,
+                                      temperature=1.0)
+        counts[tuple(generation.token_ids)] += 1
+        accepted += sum(generation.stats.accepted_at_depth)
+        plain += generation.stats.steps - generation.stats.drafted_steps
+    assert accepted > SAMPLES // 4 and plain > SAMPLES // 4
+    # Observed (deterministic): p = 0.280, 4182 draft tokens accepted, 1111 plain steps.
+    assert chi_square_p_value(counts, exact_joint(target, prepared.input_ids, 1.0, 1.0)) > 1e-3
 
 
 def never_matching_draft(target, interaction: str, reference: list[int]) -> OracleDraft:
@@ -89,7 +114,7 @@ def test_a_draft_resumed_after_plain_steps_equals_a_draft_never_paused(family, i
         prepared, new_tokens)
     resumed, paused_run = root_states(
         SpeculativeDecoder(target, never_matching_draft(target, interaction, reference), chain,
-                           policy=lambda: ScriptedPolicy("DPPPDPD")),
+                           policy=ScriptedPolicy("DPPPDPD")),
         prepared, new_tokens)
     assert paused_run.token_ids == plain_run.token_ids
     assert paused_run.stats.drafted_steps < paused_run.stats.steps == plain_run.stats.steps
@@ -108,7 +133,7 @@ def test_stats_count_drafted_steps_and_acceptance_over_them_only():
     draft = OracleDraft.random(DraftConfig.for_target(target, interaction="concat"), target)
     draft.reference, draft.wrong_every = reference, 1000  # every draft token is right
     decoder = SpeculativeDecoder(target, draft, DecodeConfig(mode="chain", k=2, eos_token_ids=[]),
-                                 policy=lambda: ScriptedPolicy("DP"))
+                                 policy=ScriptedPolicy("DP"))
     stats = decoder.generate(inputs=prepared, max_new_tokens=new_tokens).stats
     # Drafted steps emit 3 tokens, plain ones 1: the prefill's token, then D P D P D give 12.
     assert (stats.steps, stats.drafted_steps) == (5, 3)
