@@ -1,7 +1,8 @@
 """`SuperDraft`: one elastic draft that contains every point of a resolved search space.
 
-Weight sharing (front slicing, as HAT and OFA do): the supernet holds each tensor of
-`specdec.model.DraftModel` at the largest size the space allows, and a subnet uses
+Weight sharing (front slicing, as HAT and OFA do): the supernet holds, for each interaction of
+the space, each tensor of `specdec.model.DraftModel` at the largest size the space allows, and
+a subnet uses its interaction's tensors:
 - the first `num_layers` layers,
 - the first `num_heads` heads of every attention (head_dim fixed at the target's head size, so
   pruning heads never reshapes the heads that stay): rows of q/k/v, columns of o,
@@ -10,9 +11,14 @@ Weight sharing (front slicing, as HAT and OFA do): the supernet holds each tenso
   with one per candidate tap,
 - for a reduced vocabulary of n tokens, the first n rows of a head whose rows are the target's
   tokens by frequency rank (re-ordered into ascending target ids, the DraftModel convention),
-- the first D input columns of layer 0's q/k/v, whose 2D columns a concat subnet reads whole
-  (EAGLE-3's [norm(embedding) ; norm(features)]: the other interactions read the embedding half),
-- `hidden_norm` for concat and the cross-attention blocks only when the interaction uses them.
+- whatever else its interaction's DraftModel has (concat's hidden_norm and 2D-wide layer-0
+  q/k/v, the cross-attention blocks).
+Each interaction has its own fusion and layers: their inputs are distributed differently (raw
+taps for concat, normed ones otherwise; the embedding in add's stream, not in concat's), and
+through shared layers `add` subnets reached only 0.74-0.84 of the tau of the same drafts trained
+alone. Sharing across depth, heads and FFN width stays within an interaction. The head side
+(final norm and head, HEAD_TENSORS) is shared by all: it reads the draft's output, which every
+interaction learns to make the target's next feature.
 Every tensor but the fusion bank and the head is a front slice of its shared tensor to the
 subnet's own shape, so `subnet_weights` slices by the shapes of the subnet's DraftModel.
 `vision_keep_ratio` has no weights: it decides which image slots the draft sees (training masks
@@ -40,8 +46,16 @@ from specdec.config import DraftConfig
 from specdec.model import DraftCache, DraftModel, DraftOutput
 from specdec.vocab import vocab_maps
 
+# DraftModel tensors that all interactions share (every other one is held per interaction).
+HEAD_TENSORS = ("norm.weight", "head_proj.weight", "lm_head.weight")
+
 # Skeletons are cheap but not free (module construction); a training run cycles through many.
 SKELETON_CACHE_SIZE = 64
+
+
+def shared_name(interaction: str, name: str) -> str:
+    """The supernet's name for DraftModel tensor `name` of a subnet with `interaction`."""
+    return name if name in HEAD_TENSORS else f"{interaction}.{name}"
 
 
 def draft_config(target: Any, arch: DraftArch, **extra: Any) -> DraftConfig:
@@ -92,8 +106,8 @@ class SuperDraft(nn.Module):
         if len(self.vocab_ranking) < shape.reduced_vocab:
             raise ValueError(f"vocab_ranking has {len(ranking)} tokens; the space needs "
                              f"{shape.reduced_vocab}")
-        # The largest draft of each interaction, with one projection per candidate tap; their
-        # union holds every shared tensor, each at its largest shape (concat's 2D-wide q/k/v).
+        # The largest draft of each interaction, with one projection per candidate tap, holds
+        # that interaction's tensors; the first one's head is everyone's.
         keep: dict[str, nn.Parameter] = {}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
@@ -105,8 +119,7 @@ class SuperDraft(nn.Module):
                     draft_vocab_size=shape.reduced_vocab or None)
                 draft = DraftModel(largest, self.vocab_ranking or None)
                 for name, param in draft.named_parameters():
-                    if name not in keep or param.numel() > keep[name].numel():
-                        keep[name] = param
+                    keep.setdefault(shared_name(interaction, name), param)
         self.weights = nn.ParameterDict({name.replace(".", "/"): param
                                          for name, param in keep.items()})
         self.to(device=target.device, dtype=target.dtype)
@@ -116,7 +129,7 @@ class SuperDraft(nn.Module):
 
     # -- the shared tensors --------------------------------------------------------------------
     def shared(self, name: str) -> nn.Parameter:
-        """The shared parameter behind DraftModel name `name` at the supernet's largest size."""
+        """The shared parameter named `name` (`shared_name`) at the supernet's largest size."""
         return self.weights[name.replace(".", "/")]
 
     def shared_names(self) -> list[str]:
@@ -149,14 +162,16 @@ class SuperDraft(nn.Module):
             if name.startswith("fusion."):  # fusion.{norms,projs}.{i}: tap i's entry of the bank
                 _, kind, i, rest = name.split(".", 3)
                 index = self.shape.taps.index(cfg.injected_layers[int(i)])
-                out[name] = self.shared(f"fusion.{kind}.{index}.{rest}")
+                out[name] = self.shared(shared_name(cfg.interaction,
+                                                    f"fusion.{kind}.{index}.{rest}"))
             elif name == "lm_head.weight":
                 rows, _, _ = self.vocabulary(cfg.draft_vocab_size)
                 out[name] = self.shared(name)[: cfg.draft_vocab_size][rows]
             elif name in ("d2t", "t2d"):
                 out[name] = self.vocabulary(cfg.draft_vocab_size)[1 if name == "d2t" else 2]
             else:
-                out[name] = self.shared(name)[tuple(slice(0, size) for size in wanted.shape)]
+                front = tuple(slice(0, size) for size in wanted.shape)
+                out[name] = self.shared(shared_name(cfg.interaction, name))[front]
         return out
 
     def draft_token_ids(self, arch: DraftArch) -> list[int] | None:

@@ -7,7 +7,7 @@ import torch
 from search_spaces import DraftArch
 from supernet.features import TargetBatch
 from supernet.loss import LossConfig, unrolled_loss
-from supernet.superdraft import SuperDraft
+from supernet.superdraft import SuperDraft, shared_name
 
 
 def random_batch(target, length: int = 12, seed: int = 0) -> TargetBatch:
@@ -27,13 +27,13 @@ def used_slices(superdraft: SuperDraft, arch: DraftArch) -> dict[str, tuple[slic
     for name, tensor in superdraft.subnet_weights(arch).items():
         if name in ("d2t", "t2d"):
             continue
-        shared_name = name
         if name.startswith("fusion."):
             i = int(name.split(".")[2])
             index = superdraft.shape.taps.index(arch.injected_layers[i])
-            shared_name = name.replace(f".{i}.", f".{index}.")
+            name = name.replace(f".{i}.", f".{index}.")
         shape = tuple(tensor.shape) + (None,) * (2 - tensor.dim())
-        used[shared_name] = tuple(slice(0, size) for size in shape[: tensor.dim()])
+        used[shared_name(arch.interaction, name)] = tuple(slice(0, size)
+                                                          for size in shape[: tensor.dim()])
     return used
 
 
