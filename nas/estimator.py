@@ -13,10 +13,13 @@ truncated at the end of the response) gives the tau the decoder would measure in
 tau counts the bonus token (specdec.stats: tokens emitted per target forward after prefill);
 `acceptance_by_depth[d]` is the fraction of those steps accepting more than d draft tokens.
 
-Tree mode (EAGLE-2, depth, top_k): the node on the target's path at depth d is drafted from the
-same inputs as in a chain, so it is among the tree's children iff the target's token is in the
-draft's top_k there. `tree_tau` replays the schedule with that acceptance rule; it ignores the
-frontier and total_tokens pruning of the dynamic tree, so it is an upper estimate for trees.
+Every estimate is for one decoding shape (search_spaces.DecodeShape). A chain of k replays at most
+k drafts per step: its tau is exact (the decoder measures the same). A tree (EAGLE-2: depth,
+top_k, total_tokens): the node on the target's path at depth d is drafted from the same inputs as
+in a chain, so it is among the tree's children iff the target's token is in the draft's top_k
+there; replaying the schedule with that rule ignores the frontier choice and the total_tokens
+pruning of the dynamic tree, so a tree's tau is an upper estimate. `draftnas search` measures the
+exact tau of its best drafts with the decoder in a final stage (nas.final_stage).
 
 Target features of the validation sequences are computed once (`ValidationSet`) and reused for
 every subnet of a search.
@@ -28,6 +31,7 @@ from typing import Any
 
 import torch
 
+from search_spaces import DecodeShape
 from supernet.corpus import CorpusItem
 from supernet.features import FeatureSource, TargetBatch
 from supernet.loss import keep_mask, shift_right, unroll_mask
@@ -54,43 +58,39 @@ class ValidationSet:
 
 @dataclass
 class AcceptanceEstimate:
-    tau: float  # chain mode, the decoder's schedule replayed; bonus token included
-    acceptance_by_depth: list[float]  # chain: fraction of steps accepting > d draft tokens
-    tree_tau: float  # tree mode: top_k acceptance along the target's path (an upper estimate)
-    steps: int  # chain-mode target forwards replayed
+    tau: float  # the shape's: exact for a chain, an upper estimate for a tree; bonus included
+    acceptance_by_depth: list[float]  # the shape's steps accepting > d draft tokens
+    chain_tau: float  # a chain as deep as the shape (exact)
+    tree_tau: float  # top_k acceptance along the target's path (= tau; a chain's: chain_tau)
+    steps: int  # the shape's target forwards replayed
+    exact: bool  # True for a chain: tau is what the decoder measures
 
     def to_dict(self) -> dict[str, Any]:
         return {"tau": self.tau, "acceptance_by_depth": self.acceptance_by_depth,
-                "tree_tau": self.tree_tau, "steps": self.steps}
-
-
-@dataclass(frozen=True)
-class DraftShape:
-    """k: draft tokens of a chain step (and the tree's depth); top_k: children per tree node."""
-
-    k: int = 6
-    top_k: int = 4
+                "chain_tau": self.chain_tau, "tree_tau": self.tree_tau, "steps": self.steps,
+                "exact": self.exact}
 
 
 class AcceptanceEstimator:
-    def __init__(self, validation: ValidationSet, shape: DraftShape):
-        self.validation, self.shape = validation, shape
+    def __init__(self, validation: ValidationSet):
+        self.validation = validation
 
     @torch.inference_mode()
-    def estimate(self, draft: Any) -> AcceptanceEstimate:
-        """`draft`: a DraftModel attached to the target, or a SuperDraft with an active arch."""
-        ranks = self.target_ranks(draft)  # [k, B, slots]: rank of x_{p+2} at step i, slot p
-        chain = self.accepted_from(ranks < 1)
-        tree = self.accepted_from(ranks < self.shape.top_k)
-        chain_steps, chain_tokens, depth_counts = self.replay(chain)
-        tree_steps, tree_tokens, _ = self.replay(tree)
-        steps = max(chain_steps, 1)
+    def estimate(self, draft: Any, shape: DecodeShape) -> AcceptanceEstimate:
+        """`draft`: a DraftModel attached to the target, or a SuperDraft with an active arch;
+        `shape`: how it decodes (its depth bounds the drafts per step)."""
+        k = shape.depth
+        ranks = self.target_ranks(draft, k)  # [k, B, slots]: rank of x_{p+2} at step i, slot p
+        chain_steps, chain_tokens, _ = self.replay(self.accepted_from(ranks < 1), k)
+        # The shape's own rule: the target's token among the top_k (a chain: top 1).
+        steps, tokens, counts = self.replay(self.accepted_from(ranks < shape.top_k), k)
+        tau = tokens / max(steps, 1)
         return AcceptanceEstimate(
-            tau=chain_tokens / steps,
-            acceptance_by_depth=[count / steps for count in depth_counts],
-            tree_tau=tree_tokens / max(tree_steps, 1), steps=chain_steps)
+            tau=tau, acceptance_by_depth=[count / max(steps, 1) for count in counts],
+            chain_tau=chain_tokens / max(chain_steps, 1), tree_tau=tau, steps=steps,
+            exact=shape.is_chain)
 
-    def target_ranks(self, draft: Any) -> torch.Tensor:
+    def target_ranks(self, draft: Any, k: int) -> torch.Tensor:
         """For each unrolled step i and slot p, how many draft tokens score above the target's
         token x_{p+2} (0: the draft's greedy pick; a token outside a reduced vocabulary or past
         the sequence end gets the vocabulary size)."""
@@ -106,7 +106,7 @@ class AcceptanceEstimator:
         exists[:, :-1] = batch.valid[:, 2:]
         to_draft = draft_index(draft)
         # A tokens-only draft reads no features: every unrolled step equals step 0.
-        steps = self.shape.k if features is not None else 1
+        steps = k if features is not None else 1
         cache, previous, ranks = draft.new_cache(), None, []
         for step in range(steps):
             step_features = features if step == 0 else shift_right(previous)
@@ -119,7 +119,7 @@ class AcceptanceEstimator:
             wanted_logit = logits.gather(-1, index.clamp(min=0)[..., None])[..., 0]
             rank = (logits > wanted_logit[..., None]).sum(-1)
             ranks.append(torch.where(present, rank, vocab))
-        ranks += [ranks[0]] * (self.shape.k - steps)
+        ranks += [ranks[0]] * (k - steps)
         return torch.stack(ranks)
 
     def accepted_from(self, hits: torch.Tensor) -> torch.Tensor:
@@ -131,10 +131,11 @@ class AcceptanceEstimator:
             aligned[i, :, : slots - i] = hits[i, :, i:]
         return aligned.long().cumprod(0).sum(0)
 
-    def replay(self, accepted: torch.Tensor) -> tuple[int, int, list[int]]:
-        """The decoder's steps over each response: (steps, tokens emitted, steps accepting > d)."""
+    def replay(self, accepted: torch.Tensor, k: int) -> tuple[int, int, list[int]]:
+        """The decoder's steps over each response (at most k drafts accepted per step): (steps,
+        tokens emitted, steps accepting > d)."""
         steps = tokens = 0
-        depth_counts = [0] * self.shape.k
+        depth_counts = [0] * k
         rows = accepted.tolist()
         for row, prompt_len, length in zip(rows, self.validation.prompt_lens,
                                            self.validation.lengths, strict=True):

@@ -1,15 +1,17 @@
 """What a search optimises, and the evaluation of one subnet that feeds it.
 
 `SubnetEvaluator.evaluate(arch)` activates the arch in the trained supernet (inherited weights),
-estimates its acceptance (nas.estimator) and predicts its latency from the hardware table
-(hardware_profiles.predictor, never re-derived here):
+estimates its acceptance with its own decoding shape (nas.estimator; `arch.decode`) and predicts
+its latency with that shape from the hardware table (hardware_profiles.predictor, never
+re-derived here):
 
     predicted speedup = tau x T_target(1) / (T_verify + draft cost)     (LatencyPredictor.speedup)
     latency_ms        = T_verify + draft cost: one decoding step
 
-tau is the estimator's chain tau when the table was profiled for chains (top_k = 1), else its
-tree estimate, so that tau and the step cost describe the same decoding shape. Latencies are taken
-at `context` cached target tokens (null: the validation sequences' mean length).
+tau is exact for a chain and an upper estimate for a tree (nas.estimator), so that tau and the
+step cost describe the same decoding shape; the search's final stage replaces the estimate by the
+decoder's measurement for its best drafts (nas.final_stage). Latencies are taken at `context`
+cached target tokens (null: the validation sequences' mean length).
 
 Objectives (`Objective.kind`):
 - `speedup`: maximise the predicted speedup (one value).
@@ -50,9 +52,9 @@ class TrialResult:
     """Everything one evaluated subnet gives; the searchers store it and the reports read it."""
 
     arch: DraftArch
-    tau: float  # the tau the speedup uses (chain or tree, see the module docstring)
-    chain_tau: float
-    tree_tau: float
+    tau: float  # the tau the speedup uses: the estimate for the arch's decoding shape
+    chain_tau: float  # a chain as deep as the shape (exact)
+    tree_tau: float  # the shape's top_k rule (a chain's: chain_tau)
     acceptance_by_depth: list[float]
     latency_ms: float  # one decoding step: verify + draft
     draft_ms: float
@@ -103,11 +105,10 @@ class SubnetEvaluator:
                  predictor: LatencyPredictor, objective: Objective, context: float):
         self.superdraft, self.estimator = superdraft, estimator
         self.predictor, self.objective, self.context = predictor, objective, context
-        self.tree = predictor.decode.top_k > 1
 
     def evaluate(self, arch: DraftArch) -> TrialResult:
-        estimate = self.estimator.estimate(self.superdraft.activate(arch))
-        tau = estimate.tree_tau if self.tree else estimate.tau
+        estimate = self.estimator.estimate(self.superdraft.activate(arch), arch.decode)
+        tau = estimate.tau
         parts = self.predictor.breakdown(arch, self.context, tau)
         return TrialResult(
             arch=arch, tau=tau, chain_tau=estimate.tau, tree_tau=estimate.tree_tau,

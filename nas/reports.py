@@ -2,17 +2,25 @@
 
 trials.csv (pandas, one row per completed trial, every arch distinct, sorted by trial):
     trial, <the DraftArch fields: interaction, injected_layers (taps joined by ",", "" for none),
-    num_layers, num_heads, intermediate_size, vision_keep_ratio, draft_vocab_size (empty: full)>,
+    num_layers, num_heads, intermediate_size, vision_keep_ratio, draft_vocab_size (empty: full),
+    decode (the shape's label: "chain 3", "tree 6/4/32")>,
     tau, chain_tau, tree_tau, latency_ms, draft_ms, speedup, constraint, feasible,
     acceptance_by_depth (JSON list), pareto (bool: on the (tau, latency_ms) front of feasible trials)
+shapes.csv (when the search measured shapes, nas.measured_shapes): one row per (draft, shape):
+    trial (whose draft), the DraftArch fields as in trials.csv, tau (measured), estimated_tau
+    (the trial's, when that (draft, shape) was one), latency_ms, draft_ms, speedup, constraint,
+    feasible, best (bool)
 best.json:
-    {"trial": int, "arch": DraftArch.to_dict(),
+    {"trial": int, "arch": DraftArch.to_dict() (its decode: the chosen shape),
      "predicted": {"tau": float, "latency_ms": float, "speedup": float},
+     "decode": {"shape": label, "tau": float, "tau_source": "measured" | "estimated",
+                "predicted_speedup": float, "estimated_tau": float | null},
      "hardware_table": str (path), "supernet": str (the train run's supernet/ dir),
      "target": {"spec": str, "fingerprint": str}, "space": str (space name),
      "objective": {"kind", "latency_budget_ms", "context"}, "searcher": str, "study_name": str}
-    "tau" is the tau the speedup uses (tree estimate for a tree-profiled table, else chain), as in
-    trials.csv; "latency_ms" is one decoding step (verify + draft cost).
+    With measured shapes, the best is the fastest feasible (draft, shape) of shapes.csv and "tau" is
+    the decoder's measurement; without, the best trial of trials.csv with the estimator's tau.
+    "latency_ms" is one decoding step (verify + draft cost).
 pareto.png: tau against latency_ms for every trial, the front highlighted, the best marked.
 importance.png: parameter importance of the arch dimensions for the objective's first value.
     Optuna studies use optuna.importance (fANOVA); Ray and exhaustive trials use the share of the
@@ -31,11 +39,12 @@ matplotlib.use("Agg")  # files only: no display on a server or in CI
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from nas.measured_shapes import ShapeMeasurement, best_measured
 from nas.objectives import best_of
 from nas.searchers import TrialRecord
 from search_spaces.arch import DIMENSIONS
 
-TRIALS_FILE, BEST_FILE = "trials.csv", "best.json"
+TRIALS_FILE, SHAPES_FILE, BEST_FILE = "trials.csv", "shapes.csv", "best.json"
 PARETO_PLOT, IMPORTANCE_PLOT = "pareto.png", "importance.png"
 
 
@@ -53,11 +62,18 @@ class Provenance:
     study_name: str
 
 
+def arch_columns(arch: Any) -> dict[str, Any]:
+    """A DraftArch as CSV cells: taps joined by ",", the decoding shape as its label."""
+    columns = arch.to_dict()
+    columns["injected_layers"] = ",".join(str(tap) for tap in columns["injected_layers"])
+    columns["decode"] = arch.decode.label
+    return columns
+
+
 def trials_frame(records: list[TrialRecord]) -> pd.DataFrame:
     rows = []
     for record in sorted(records, key=lambda r: r.number):
-        arch = record.result.arch.to_dict()
-        arch["injected_layers"] = ",".join(str(tap) for tap in arch["injected_layers"])
+        arch = arch_columns(record.result.arch)
         metrics = record.result.metrics()
         metrics["acceptance_by_depth"] = json.dumps(metrics["acceptance_by_depth"])
         rows.append({"trial": record.number, **arch, **metrics})
@@ -79,15 +95,40 @@ def pareto_mask(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(on_front, index=frame.index)
 
 
+def shapes_frame(measurements: list[ShapeMeasurement],
+                 best: ShapeMeasurement | None) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"trial": m.trial, **arch_columns(m.arch), "tau": m.tau, "estimated_tau": m.estimated_tau,
+         "latency_ms": m.latency_ms, "draft_ms": m.draft_ms, "speedup": m.speedup,
+         "constraint": m.constraint, "feasible": m.feasible, "best": m is best}
+        for m in measurements])
+
+
 def write_reports(run_dir: Path, records: list[TrialRecord], provenance: Provenance,
-                  importance: dict[str, float] | None = None) -> dict[str, Any]:
-    """Write every report; returns the paths and the best trial (None when none is feasible).
-    `importance`: precomputed parameter importance (Optuna's), else the variance share."""
+                  importance: dict[str, float] | None = None,
+                  measurements: list[ShapeMeasurement] | None = None) -> dict[str, Any]:
+    """Write every report; returns the paths and the best (trial number, TrialResult or
+    ShapeMeasurement) (None when none is feasible): with `measurements`, the fastest measured
+    (draft, shape), else the best trial. `importance`: precomputed parameter importance (Optuna's), else the variance share."""
     frame = trials_frame(records)
     paths = {"trials": str(write_csv(frame, run_dir / TRIALS_FILE))}
-    best = best_of([(record.number, record.result) for record in records])
+    best, decode = best_of([(record.number, record.result) for record in records]), None
     if best is not None:
-        paths["best"] = str(write_best(run_dir / BEST_FILE, *best, provenance))
+        decode = {"shape": best[1].arch.decode.label, "tau": best[1].tau,
+                  "tau_source": "estimated", "predicted_speedup": best[1].speedup,
+                  "estimated_tau": best[1].tau}
+    if not measurements:  # a continued search without the stage: no stale measurements
+        (run_dir / SHAPES_FILE).unlink(missing_ok=True)
+    else:
+        chosen = best_measured(measurements)
+        paths["shapes"] = str(write_csv(shapes_frame(measurements, chosen),
+                                        run_dir / SHAPES_FILE))
+        best = None if chosen is None else (chosen.trial, chosen)
+        decode = None if chosen is None else {
+            "shape": chosen.arch.decode.label, "tau": chosen.tau, "tau_source": "measured",
+            "predicted_speedup": chosen.speedup, "estimated_tau": chosen.estimated_tau}
+    if best is not None:
+        paths["best"] = str(write_best(run_dir / BEST_FILE, *best, provenance, decode))
     if not frame.empty:
         paths["pareto_plot"] = str(plot_pareto(frame, best[0] if best else None,
                                                run_dir / PARETO_PLOT))
@@ -104,12 +145,14 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def write_best(path: Path, number: int, result: Any, provenance: Provenance) -> Path:
+def write_best(path: Path, number: int, result: Any, provenance: Provenance,
+               decode: dict[str, Any] | None = None) -> Path:
     payload = {
         "trial": number,
         "arch": result.arch.to_dict(),
         "predicted": {"tau": result.tau, "latency_ms": result.latency_ms,
                       "speedup": result.speedup},
+        "decode": decode,
         "hardware_table": provenance.hardware_table,
         "supernet": provenance.supernet,
         "target": {"spec": provenance.target_spec, "fingerprint": provenance.target_fingerprint},

@@ -1,10 +1,13 @@
 """Search a trained supernet for the draft that decodes fastest on one hardware's latency table.
 
-Every trial activates one arch of the supernet (inherited weights), estimates its tau on
-validation sequences the target generated (nas.estimator; target features computed once per
-search) and predicts its step latency and speedup from the table (nas.objectives). Writes to the
-run directory: trials.csv, best.json, pareto.png, importance.png (layout: nas.reports), and for
-Optuna searchers study.db (unless searcher.storage names another database).
+Every trial activates one arch of the supernet (inherited weights), decoding shape included,
+estimates its tau with that shape on validation sequences the target generated (nas.estimator;
+target features computed once per search) and predicts its step latency and speedup from the
+table (nas.objectives). A last stage decodes validation prompts with the real decoder for every
+shape of the best few drafts and picks the fastest (draft, shape) by measured tau
+(nas.measured_shapes). Writes to the run directory: trials.csv, shapes.csv, best.json,
+pareto.png, importance.png (layout: nas.reports), and for Optuna searchers study.db (unless
+searcher.storage names another database).
 
 keys:
   target              the target the supernet was trained for
@@ -12,13 +15,16 @@ keys:
   hardware            cpu | gpu: the profiled hardware (device, dtype; its table is
                       hardware_profiles/tables/<hardware.name or <device>-<target>>.json);
                       hardware.table=<table name or .json path> picks another table
-  search_space        null: the supernet's own; else a space that must resolve to that same space
+  search_space        null: the supernet's own; else a space that must resolve to that same space,
+                      except for its decoding shapes (a supernet serves any: nas.supernet_shapes)
   searcher            tpe | nsga2 | ray | exhaustive (searcher.storage, searcher.address,
                       searcher.workers, searcher.cpus_per_trial, searcher.gpus_per_trial, ...)
   n_trials            completed trials the study ends with (a rerun continues the study)
   study_name          the Optuna study (and Ray experiment) name
   objective           kind speedup | pareto, latency_budget_ms, context
   validation_prompts  test prompts the target answers once (cached) for the estimator
+  measured_shapes     drafts (distinct best trials; 0: skip the stage) and prompts of the last
+                      stage, which decodes every shape of those drafts
 """
 
 import os
@@ -35,16 +41,18 @@ from nas.calibration import Calibration
 from nas.commands import CommandConfig
 from nas.commands.profile import HardwareConfig
 from nas.commands.train import prepared_prompts
-from nas.estimator import AcceptanceEstimator, DraftShape, ValidationSet
+from nas.estimator import AcceptanceEstimator, ValidationSet
+from nas.measured_shapes import MeasuredShapesConfig, measure_shapes
 from nas.objectives import Objective, ObjectiveConfig, SubnetEvaluator
 from nas.reports import Provenance, write_reports
 from nas.searchers import SearcherConfig, SearchProblem, search
+from nas.supernet_shapes import serve_shapes
 from nas.target_loading import load_configured_target
 from nas.user_errors import UserError
 from search_spaces import ResolvedSpace, TargetDims, load_space
 from supernet import load_supernet
 from supernet.checkpoint import check_meta
-from supernet.corpus import build_corpus
+from supernet.corpus import CorpusItem, build_corpus
 from targets import Target
 from targets.home import draftnas_home
 
@@ -73,6 +81,7 @@ class Config(CommandConfig):
     threads: int
     seed: int
     searcher: SearcherConfig = field(default_factory=SearcherConfig)
+    measured_shapes: MeasuredShapesConfig = field(default_factory=MeasuredShapesConfig)
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,7 @@ class Setup:
     target: Target
     space: ResolvedSpace
     predictor: LatencyPredictor
+    corpus: list[CorpusItem]  # the validation sequences
 
 
 def run(cfg: Config) -> dict[str, Any]:
@@ -117,6 +127,10 @@ def run(cfg: Config) -> dict[str, Any]:
                             evaluator_factory=spec, n_trials=cfg.n_trials,
                             study_name=cfg.study_name, run_dir=run_dir, seed=cfg.seed)
     records = search(problem, cfg.searcher)
+    measurements = measure_shapes(
+        evaluator.superdraft, setup.corpus, setup.space.decode_shapes,
+        [(record.number, record.result) for record in records], setup.predictor,
+        evaluator.objective, evaluator.context, cfg.measured_shapes)
     importance = None
     if cfg.searcher.name in ("tpe", "nsga2"):
         from nas.searchers.optuna_search import param_importance
@@ -126,16 +140,18 @@ def run(cfg: Config) -> dict[str, Any]:
         hardware_table=spec.table, supernet=spec.supernet, target_spec=cfg.target,
         target_fingerprint=setup.target.fingerprint, space=setup.space.name,
         objective=asdict(cfg.objective), searcher=cfg.searcher.name, study_name=cfg.study_name)
-    reports = write_reports(run_dir, records, provenance, importance)
+    reports = write_reports(run_dir, records, provenance, importance, measurements)
     best = reports["best"]
     if best is not None:
         number, result = best
-        print(f"best: trial {number}, tau {result.tau:.3f}, {result.latency_ms:.2f} ms/step, "
-              f"predicted speedup {result.speedup:.3f}")
+        how = "measured" if measurements else "estimated"
+        print(f"best: trial {number}'s draft decoding {result.arch.decode}, tau {result.tau:.3f} "
+              f"({how}), {result.latency_ms:.2f} ms/step, predicted speedup {result.speedup:.3f}")
     return {"completed_trials": len(records), "best_trial": best[0] if best else None,
             "best": reports["best"][1].metrics() if best else None,
             "best_arch": best[1].arch.to_dict() if best else None,
-            "context": evaluator.context, **reports["paths"]}
+            "measured_shapes": len(measurements), "context": evaluator.context,
+            **reports["paths"]}
 
 
 def check_config(cfg: Config) -> None:
@@ -146,6 +162,10 @@ def check_config(cfg: Config) -> None:
                         f"max_new_tokens={cfg.max_new_tokens}: use positive numbers")
     if cfg.threads < 0:
         raise UserError(f"threads: {cfg.threads}; use 0 (torch's default) or a positive number")
+    if cfg.measured_shapes.drafts < 0 or cfg.measured_shapes.prompts < 1:
+        raise UserError(f"measured_shapes.drafts={cfg.measured_shapes.drafts}, "
+                        f"measured_shapes.prompts={cfg.measured_shapes.prompts}: use drafts >= 0 "
+                        "(0 skips the stage) and prompts >= 1")
     cfg.objective.check()
 
 
@@ -179,20 +199,22 @@ def build_evaluator(spec: EvaluatorSpec) -> tuple[SubnetEvaluator, Setup]:
     target = load_configured_target(spec.target, spec.device, spec.dtype)
     superdraft, meta = load_supernet(spec.supernet, target)
     superdraft.eval()
-    space = superdraft.space
     if spec.search_space is not None:
-        check_meta(meta, requested_space(spec, target), target.fingerprint, Path(spec.supernet))
+        requested = requested_space(spec, target)
+        trained = replace(requested, decode_shapes=superdraft.space.decode_shapes)
+        check_meta(meta, trained, target.fingerprint, Path(spec.supernet))
+        serve_shapes(superdraft, requested.decode_shapes)
+    space = superdraft.space
     predictor = LatencyPredictor.from_file(spec.table, target.fingerprint)
     check_table_covers(predictor, space)
     prompts = prepared_prompts(spec.target, target, "test", spec.validation_prompts)
     corpus = build_corpus(target, prompts, spec.max_new_tokens, draftnas_home() / "corpus")
     taps = sorted({tap for taps in space.injected_layers for tap in taps})
     validation = ValidationSet.build(target, corpus, taps, min(space.vision_keep_ratio) < 1.0)
-    shape = DraftShape(k=predictor.decode.depth, top_k=predictor.decode.top_k)
     context = spec.objective.context or sum(validation.lengths) / len(validation.lengths)
-    evaluator = SubnetEvaluator(superdraft, AcceptanceEstimator(validation, shape), predictor,
+    evaluator = SubnetEvaluator(superdraft, AcceptanceEstimator(validation), predictor,
                                 Objective(spec.objective), context)
-    return evaluator, Setup(target, space, predictor)
+    return evaluator, Setup(target, space, predictor, corpus)
 
 
 def requested_space(spec: EvaluatorSpec, target: Target) -> ResolvedSpace:

@@ -1,13 +1,18 @@
 """Which draft to export: the search's best trial (`best.json`) or a chosen one (`trials.csv`).
 
 Both files are written by `draftnas search` (nas/reports.py documents them):
-  best.json   {"trial", "arch" (DraftArch.to_dict()), "predicted": {"tau", "latency_ms",
-              "speedup"}, "hardware_table", "supernet" (the train run's supernet/ directory),
+  best.json   {"trial", "arch" (DraftArch.to_dict(), its decode the chosen shape), "predicted":
+              {"tau", "latency_ms", "speedup"}, "decode" (how the shape was chosen),
+              "hardware_table", "supernet" (the train run's supernet/ directory),
               "target": {"spec", "fingerprint"}, "space", ...}
   trials.csv  one row per completed trial: `trial`, the DraftArch fields (taps joined by ",",
-              an empty draft_vocab_size for the full vocabulary), tau, latency_ms, speedup, ...
+              an empty draft_vocab_size for the full vocabulary, the shape's label), tau,
+              latency_ms, speedup, ...
 A chosen trial takes its arch and predictions from its row and everything that is shared by the
-whole search (supernet, target, hardware table, space) from best.json.
+whole search (supernet, target, hardware table, space) from best.json. The exported draft records
+its shape as its recommended decoding shape (DraftConfig.decode) and how it was chosen in its
+provenance ("decode"). Searches from before shapes were searched have no decode column or key:
+their drafts get the default shape.
 """
 
 import json
@@ -17,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.export.errors import ExportError
-from search_spaces import DraftArch
+from search_spaces import DecodeShape, DraftArch
 from search_spaces.arch import DIMENSIONS
 from search_spaces.errors import SpaceError
 
@@ -40,10 +45,12 @@ class Selection:
     target_spec: str
     target_fingerprint: str
     space: Any
+    decode: dict[str, Any]  # how the arch's decoding shape was chosen
 
     def provenance(self) -> dict[str, Any]:
         return {"source": "draftnas export", "search": str(self.search_dir), "trial": self.trial,
-                "predicted": self.predicted, "hardware_table": self.hardware_table,
+                "predicted": self.predicted, "decode": self.decode,
+                "hardware_table": self.hardware_table,
                 "target": {"spec": self.target_spec, "fingerprint": self.target_fingerprint},
                 "space": self.space, "supernet": str(self.supernet)}
 
@@ -55,12 +62,15 @@ def select_trial(search_dir: str | Path, trial: int | None = None) -> Selection:
     if trial is None or trial == best["trial"]:
         number, arch, predicted = best["trial"], arch_of(best["arch"], search_dir / BEST_FILE), {
             key: best["predicted"][key] for key in PREDICTED if key in best["predicted"]}
+        decode = best.get("decode") or {"shape": arch.decode.label, "tau_source": "default"}
     else:
         number = trial
         arch, predicted = trial_row(search_dir, trial)
+        decode = {"shape": arch.decode.label, "tau": predicted["tau"], "tau_source": "estimated",
+                  "predicted_speedup": predicted["speedup"]}
     return Selection(search_dir, int(number), arch, predicted, best["hardware_table"],
                      Path(best["supernet"]), str(best["target"]["spec"]),
-                     str(best["target"]["fingerprint"]), best["space"])
+                     str(best["target"]["fingerprint"]), best["space"], decode)
 
 
 def read_best(search_dir: Path) -> dict[str, Any]:
@@ -100,7 +110,9 @@ def trial_row(search_dir: Path, trial: int) -> tuple[DraftArch, dict[str, float]
         raise ExportError(f"{path}: missing, so trial={trial} cannot be looked up; leave trial "
                           "unset to export the best trial")
     frame = pd.read_csv(path, dtype={"injected_layers": str})  # "2" must not become 2.0
-    missing = [name for name in ("trial", *DIMENSIONS, *PREDICTED) if name not in frame.columns]
+    optional = {"decode"}  # trials.csv of searches from before shapes were searched
+    missing = [name for name in ("trial", *DIMENSIONS, *PREDICTED)
+               if name not in frame.columns and name not in optional]
     if missing:
         raise ExportError(f"{path}: lacks column(s) {missing}; rerun the search")
     rows = frame[frame["trial"] == trial]
@@ -108,8 +120,10 @@ def trial_row(search_dir: Path, trial: int) -> tuple[DraftArch, dict[str, float]
         raise ExportError(f"trial={trial} is not in {path} (its completed trials: "
                           f"{_listing(frame['trial'].tolist())}); pick one of those")
     row = rows.iloc[0].to_dict()
-    fields = {name: row[name] for name in DIMENSIONS}
+    fields = {name: row[name] for name in DIMENSIONS if name in row}
     fields["injected_layers"] = taps_of(fields["injected_layers"])
+    if "decode" in fields:
+        fields["decode"] = shape_of(fields["decode"], path)
     vocab = fields["draft_vocab_size"]
     fields["draft_vocab_size"] = None if _is_missing(vocab) else int(vocab)
     for name in ("num_layers", "num_heads", "intermediate_size"):
@@ -117,6 +131,14 @@ def trial_row(search_dir: Path, trial: int) -> tuple[DraftArch, dict[str, float]
     fields["vision_keep_ratio"] = float(fields["vision_keep_ratio"])
     predicted = {key: float(row[key]) for key in PREDICTED}
     return arch_of(fields, path), predicted
+
+
+def shape_of(cell: Any, source: Path) -> dict[str, Any]:
+    """A decoding shape's label from a CSV cell, as DraftArch.from_dict takes it."""
+    try:
+        return DecodeShape.parse(cell).to_dict()
+    except SpaceError as error:
+        raise ExportError(f"{source}: {error}") from None
 
 
 def taps_of(cell: Any) -> list[int]:

@@ -123,16 +123,7 @@ def enqueue_unseen(study: optuna.Study, problem: SearchProblem, done: dict[str, 
             break
     else:  # a nearly full space: walk it in order instead of sampling
         arch = next(a for a in space if arch_key(a) not in done)
-    study.enqueue_trial(params_of(arch, space.categorical_choices()), skip_if_exists=True)
-
-
-def params_of(arch: DraftArch, choices: dict[str, list]) -> dict:
-    data = arch.to_dict()
-    if arch.interaction == "none":  # any injected value means the same tokens-only draft
-        data["injected_layers"] = choices["injected_layers"][0]
-    else:
-        data["injected_layers"] = ",".join(str(tap) for tap in arch.injected_layers)
-    return data
+    study.enqueue_trial(space.to_params(arch), skip_if_exists=True)
 
 
 def store(trial: optuna.Trial, result: TrialResult) -> None:

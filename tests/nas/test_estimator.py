@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from nas.estimator import AcceptanceEstimator, DraftShape, ValidationSet
-from search_spaces import TargetDims, load_space
+from nas.estimator import AcceptanceEstimator, ValidationSet
+from nas.measured_shapes import decoded_tau as stage_tau
+from nas.measured_shapes import prepared
+from search_spaces import DecodeShape, TargetDims, load_space
 from specdec.decoder import DecodeConfig, SpeculativeDecoder
 from specdec.vocab import most_frequent_tokens
 from supernet import SuperDraft, extract
@@ -35,6 +37,7 @@ dimensions:
 """
 NEW_TOKENS = 40
 K = 4
+TREE = DecodeShape(depth=3, top_k=2, total_tokens=6)
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +72,10 @@ def trained(tmp_path_factory):
                                                                       False)
 
 
-def decoded_tau(target, draft, validation) -> float:
+def decoded_tau(target, draft, validation, k: int = K) -> float:
     """Chain-mode tau the decoder measures over the validation prompts (pooled over steps)."""
     # adaptive=False: the draft's own tau, with no plain steps mixed in.
-    decoder = SpeculativeDecoder(target, draft, DecodeConfig(mode="chain", k=K, adaptive=False))
+    decoder = SpeculativeDecoder(target, draft, DecodeConfig(mode="chain", k=k, adaptive=False))
     steps = tokens = 0
     for item in validation:
         prompt = target.prepare(inputs={"input_ids": item.input_ids[None, : item.prompt_len]})
@@ -85,12 +88,13 @@ def decoded_tau(target, draft, validation) -> float:
 
 def test_chain_tau_agrees_with_the_decoder_for_ten_subnets(trained):
     target, space, superdraft, validation, validation_set = trained
-    estimator = AcceptanceEstimator(validation_set, DraftShape(k=K, top_k=4))
+    estimator = AcceptanceEstimator(validation_set)
     rng = random.Random(1)
     archs = [space.largest(), space.smallest()] + [space.sample(rng) for _ in range(8)]
     taus = []
     for arch in archs:
-        estimate = estimator.estimate(superdraft.activate(arch))
+        estimate = estimator.estimate(superdraft.activate(arch), DecodeShape.chain(K))
+        assert estimate.exact
         measured = decoded_tau(target, extract(superdraft, arch).eval(), validation)
         assert estimate.tau == pytest.approx(measured, rel=0.03), arch
         taus.append(measured)
@@ -99,19 +103,44 @@ def test_chain_tau_agrees_with_the_decoder_for_ten_subnets(trained):
     assert max(taus) - min(taus) > 0.5
 
 
+@pytest.mark.parametrize("k", [1, 2])
+def test_chain_tau_of_every_length_agrees_with_the_decoder(trained, k):
+    target, space, superdraft, validation, validation_set = trained
+    estimator = AcceptanceEstimator(validation_set)
+    for arch in (space.largest(), space.sample(random.Random(k))):
+        estimate = estimator.estimate(superdraft.activate(arch), DecodeShape.chain(k))
+        measured = decoded_tau(target, extract(superdraft, arch).eval(), validation, k)
+        assert estimate.tau == pytest.approx(measured, rel=0.03), (k, arch)
+        assert estimate.tau <= k + 1
+
+
+def test_measured_shapes_stage_decodes_like_the_decoder_and_trees_stay_under_the_estimate(trained):
+    target, space, superdraft, validation, validation_set = trained
+    estimator = AcceptanceEstimator(validation_set)
+    prompts = [prepared(target, item) for item in validation]
+    for arch in (space.largest(), space.sample(random.Random(3))):
+        draft = extract(superdraft, arch).eval()
+        assert stage_tau(target, draft, DecodeShape.chain(K), prompts) == pytest.approx(
+            decoded_tau(target, draft, validation))
+        # The tree estimate ignores the frontier choice and total_tokens pruning: an upper bound.
+        tree = estimator.estimate(superdraft.activate(arch), TREE)
+        assert not tree.exact
+        assert stage_tau(target, draft, TREE, prompts) <= tree.tau + 1e-9
+
+
 def test_extracted_draft_and_active_subnet_estimate_alike(trained):
     _, space, superdraft, _, validation_set = trained
-    estimator = AcceptanceEstimator(validation_set, DraftShape(k=K, top_k=4))
+    estimator = AcceptanceEstimator(validation_set)
     arch = space.largest()
-    from_supernet = estimator.estimate(superdraft.activate(arch))
-    from_extracted = estimator.estimate(extract(superdraft, arch).eval())
+    from_supernet = estimator.estimate(superdraft.activate(arch), DecodeShape.chain(K))
+    from_extracted = estimator.estimate(extract(superdraft, arch).eval(), DecodeShape.chain(K))
     assert from_extracted.tau == pytest.approx(from_supernet.tau, rel=1e-6)
 
 
 def test_estimate_shapes_and_bounds(trained):
     _, space, superdraft, _, validation_set = trained
-    estimate = AcceptanceEstimator(validation_set, DraftShape(k=K, top_k=4)).estimate(
-        superdraft.activate(space.largest()))
+    draft = superdraft.activate(space.largest())
+    estimate = AcceptanceEstimator(validation_set).estimate(draft, DecodeShape.chain(K))
     assert len(estimate.acceptance_by_depth) == K
     # Accepting > d tokens implies accepting > d - 1: the fractions never rise with depth.
     assert all(a >= b for a, b in zip(estimate.acceptance_by_depth,
@@ -119,4 +148,6 @@ def test_estimate_shapes_and_bounds(trained):
     # tau = 1 + accepted per step, bonus included, except where the response's end truncates.
     assert 1.0 <= estimate.tau <= 1 + sum(estimate.acceptance_by_depth) + 1e-9
     # A tree holding every top-4 child accepts at least what the chain accepts, at most k + 1.
-    assert estimate.tau <= estimate.tree_tau <= K + 1
+    tree = AcceptanceEstimator(validation_set).estimate(draft, DecodeShape(K, 4, 20))
+    assert tree.chain_tau == pytest.approx(estimate.tau)
+    assert estimate.tau <= tree.tau <= K + 1

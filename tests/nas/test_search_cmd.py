@@ -9,13 +9,13 @@ import pytest
 from tiny_llava_dir import save_tiny_llava
 
 from hardware_profiles.device import DeviceFingerprint
-from hardware_profiles.parts import DecodeShape, ProfileGrid, parse_key, required_keys
+from hardware_profiles.parts import ProfileGrid, parse_key, required_keys
 from hardware_profiles.profiler import image_tokens_of
 from hardware_profiles.table import LatencyTable
 from hardware_profiles.timing import Timing, TimingConfig
 from nas.cli import main
-from nas.reports import BEST_FILE, TRIALS_FILE
-from search_spaces import TargetDims, load_space
+from nas.reports import BEST_FILE, SHAPES_FILE, TRIALS_FILE
+from search_spaces import DecodeShape, TargetDims, load_space
 from supernet import SuperDraft, SupernetMeta, save_supernet
 from targets import load_target
 
@@ -31,8 +31,10 @@ dimensions:
     - [1, top]
   vision_keep_ratio: [0.5, 1.0]
   draft_vocab_size: [0.5, full]
+  decode: [chain 1, chain 2, tree 3/2/6]
 """
-BEST_KEYS = {"trial", "arch", "predicted", "hardware_table", "supernet", "target", "space"}
+BEST_KEYS = {"trial", "arch", "predicted", "decode", "hardware_table", "supernet", "target",
+             "space"}
 
 
 def part_ms(part: str, fields: dict) -> float:
@@ -43,7 +45,8 @@ def part_ms(part: str, fields: dict) -> float:
 
 
 def write_table(path: Path, target, space, drop_heads: int | None = None) -> Path:
-    grid = ProfileGrid(contexts=(16, 64), target_queries=(1, 2, 4, 6), draft_queries=(1, 2, 4))
+    grid = ProfileGrid(contexts=(16, 64), causal_queries=(1, 2, 3), tree_queries=(6,),
+                       draft_queries=(1, 2, 3, 4))
     image_tokens = image_tokens_of(target)
     entries = {key: Timing(part_ms(*parse_key(key)), 0.01, 3)
                for key in required_keys(space, grid, image_tokens)
@@ -54,7 +57,7 @@ def write_table(path: Path, target, space, drop_heads: int | None = None) -> Pat
          "hidden_size": target.hidden_size, "num_layers": target.num_layers,
          "num_heads": target.num_heads, "vocab_size": target.vocab_size,
          "image_tokens": image_tokens},
-        space.to_dict(), DecodeShape(depth=3, top_k=2, total_tokens=6), grid, TimingConfig(1, 3),
+        space.to_dict(), grid, TimingConfig(1, 3),
         entries, complete=True)
     return table.save(path)
 
@@ -73,8 +76,12 @@ def setup(tmp_path_factory):
     save_supernet(root / "train" / "supernet", superdraft, SupernetMeta.of(superdraft, None))
     table = write_table(root / "table.json", target, space)
     thin = write_table(root / "thin.json", target, space, drop_heads=space.num_heads[0])
+    # A table of the previous format (one decoding shape per table) must be remade.
+    old = json.loads(table.read_text()) | {"version": 1}
+    (root / "old.json").write_text(json.dumps(old))
     return {"root": root, "target": str(target_dir), "other": str(other_dir),
             "supernet": str(root / "train"), "table": str(table), "thin": str(thin),
+            "old": str(root / "old.json"),
             "space": str(root / "small.yaml"), "fingerprint": target.fingerprint}
 
 
@@ -91,28 +98,53 @@ def test_search_writes_reports_and_best_json(setup, tmp_path, capsys, monkeypatc
     trials = pd.read_csv(tmp_path / TRIALS_FILE)
     assert len(trials) == 6 and trials["trial"].is_unique
     assert {"tau", "latency_ms", "speedup", "pareto", "interaction"} <= set(trials.columns)
+    assert set(trials["decode"]) <= {"chain 1", "chain 2", "tree 3/2/6"}
     best = json.loads((tmp_path / BEST_FILE).read_text())
     assert BEST_KEYS <= set(best)
     assert set(best["predicted"]) == {"tau", "latency_ms", "speedup"}
     assert best["target"] == {"spec": setup["target"], "fingerprint": setup["fingerprint"]}
     assert best["space"] == "small" and best["hardware_table"] == setup["table"]
     assert Path(best["supernet"]).name == "supernet"
-    row = trials[trials["trial"] == best["trial"]].iloc[0]
-    assert row["speedup"] == pytest.approx(best["predicted"]["speedup"])
-    assert best["predicted"]["speedup"] == pytest.approx(trials["speedup"].max())
+    # The last stage decoded every shape of the best distinct drafts; the fastest by measured tau
+    # is the answer.
+    shapes = pd.read_csv(tmp_path / SHAPES_FILE)
+    drafts = shapes.groupby("trial")
+    assert len(drafts) >= 2 and all(len(rows) == 3 for _, rows in drafts)
+    assert set(shapes["trial"]) <= set(trials["trial"])
+    chosen = shapes[shapes["best"]].iloc[0]
+    assert chosen["speedup"] == pytest.approx(shapes["speedup"].max())
+    assert best["trial"] == chosen["trial"] and best["arch"]["decode"] == \
+        DecodeShape.parse(chosen["decode"]).to_dict()
+    assert best["predicted"]["tau"] == pytest.approx(chosen["tau"])
+    assert best["decode"]["tau_source"] == "measured"
+    assert best["decode"]["shape"] == chosen["decode"]
+    # A chain's estimate is exact: where a chain was a trial, the decoder measured its tau.
+    for _, row in shapes[shapes["decode"].str.startswith("chain")].dropna().iterrows():
+        assert row["tau"] == pytest.approx(row["estimated_tau"], rel=1e-6)
     assert (tmp_path / "pareto.png").is_file() and (tmp_path / "importance.png").is_file()
-    # The same study continued to 8 completed trials: the first 6 are kept, none repeated.
-    assert main(args(setup, tmp_path, "n_trials=8")) == 0
+    # The exported draft records the chosen shape as its recommended one, and why.
+    export_dir = tmp_path / "export"
+    assert main(["export", f"search={tmp_path}", f"run_dir={export_dir}"]) == 0
+    config = json.loads((export_dir / "draft" / "config.json").read_text())
+    assert config["decode"] == best["arch"]["decode"]
+    assert config["provenance"]["decode"]["tau_source"] == "measured"
+    # The same study continued to 8 completed trials: the first 6 are kept, none repeated;
+    # without the last stage, the best trial (its estimated tau) is the answer.
+    assert main(args(setup, tmp_path, "n_trials=8", "measured_shapes.drafts=0")) == 0
     trials = pd.read_csv(tmp_path / TRIALS_FILE)
     assert len(trials) == 8
     assert not trials.drop(columns=["trial"]).duplicated(
         subset=["interaction", "injected_layers", "num_layers", "num_heads", "intermediate_size",
-                "vision_keep_ratio", "draft_vocab_size"]).any()
+                "vision_keep_ratio", "draft_vocab_size", "decode"]).any()
+    best = json.loads((tmp_path / BEST_FILE).read_text())
+    assert best["decode"]["tau_source"] == "estimated" and not (tmp_path / SHAPES_FILE).exists()
+    assert best["predicted"]["speedup"] == pytest.approx(trials["speedup"].max())
 
 
 @pytest.mark.parametrize("bad, names", [
     ("target", "trained for target"),
     ("thin", "no layer entry"),
+    ("old", "fresh=true"),
     ("storage", "searcher.storage"),
     ("space", "trained for search space"),
 ])
@@ -120,6 +152,7 @@ def test_bad_input_exits_2_with_one_line(setup, tmp_path, capsys, monkeypatch, b
     monkeypatch.setenv("DRAFTNAS_HOME", str(setup["root"] / "home"))
     extra = {"target": [f"target={setup['other']}"],
              "thin": [f"hardware.table={setup['thin']}"],
+             "old": [f"hardware.table={setup['old']}"],
              "storage": [f"searcher.storage=sqlite:///{tmp_path}/missing/dir/study.db"],
              "space": ["search_space=eagle"]}[bad]
     assert main(args(setup, tmp_path / "run", "n_trials=2", *extra)) == 2
