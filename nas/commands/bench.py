@@ -16,7 +16,8 @@ keys:
                   and questions) or smollm2 (instructions); the bench uses its test split, the
                   assistant trains on its train split
   n_prompts       how many test prompts; max_new_tokens, temperature (0 = greedy), top_p, seed
-  mode, k, depth, top_k, total_tokens   how our decoder drafts (tree: EAGLE-2 dynamic tree)
+  mode, k, depth, top_k, total_tokens   how our decoder drafts (tree: EAGLE-2 dynamic tree);
+                  null: each draft's recommended shape (else tree 6/4/32), given keys on top
   adaptive        true: skip drafting while it measures slower than plain steps (probing it
                   again with back-off); false: draft every step
   baselines       any of assisted, prompt_lookup (vanilla always runs: speedups are over it)
@@ -34,7 +35,6 @@ from typing import Any
 from nas.commands import CommandConfig
 from nas.target_loading import load_configured_target
 from nas.user_errors import UserError
-from specdec import DecodeConfig
 from specdec.bench.assistant import AssistantConfig, ensure_assistant
 from specdec.bench.methods import (
     Method,
@@ -46,6 +46,7 @@ from specdec.bench.methods import (
 )
 from specdec.bench.report import write_report
 from specdec.bench.runner import BenchSettings, run_bench
+from specdec.recommended import SHAPE_KEYS
 from targets import PreparedInputs, Target
 from targets.embedded import EMBEDDED_TARGETS
 from targets.embedded.prompts import prompt_set
@@ -63,11 +64,11 @@ class Config(CommandConfig):
     temperature: float
     top_p: float
     seed: int
-    mode: str
-    k: int
-    depth: int
-    top_k: int
-    total_tokens: int
+    mode: str | None
+    k: int | None
+    depth: int | None
+    top_k: int | None
+    total_tokens: int | None
     adaptive: bool
     baselines: list[str]
     assistant_tokens: int
@@ -81,13 +82,12 @@ class Config(CommandConfig):
 
 def run(cfg: Config) -> dict[str, Any]:
     check_request(cfg)
-    decode = DecodeConfig(mode=cfg.mode, k=cfg.k, depth=cfg.depth, top_k=cfg.top_k,
-                          total_tokens=cfg.total_tokens, adaptive=cfg.adaptive)
+    shape = {key: getattr(cfg, key) for key in SHAPE_KEYS}
     target = load_configured_target(cfg.target, cfg.device, cfg.dtype)
     set_name = prompt_set_name(cfg)
     methods: list[Method] = [vanilla_method(target)]
     # Drafts load first: a checkpoint for another target fails before the assistant trains.
-    drafts = [draft_method(target, directory, decode) for directory in cfg.drafts]
+    drafts = [draft_method(target, directory, shape, cfg.adaptive) for directory in cfg.drafts]
     if "assisted" in cfg.baselines:
         train = prepare(target, prompt_set(set_name, "train", cfg.assistant.train_prompts))
         assistant = ensure_assistant(target, train, cfg.assistant)

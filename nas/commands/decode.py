@@ -13,6 +13,8 @@ keys:
   mode            chain (k draft tokens per step) | tree (EAGLE-2 dynamic tree)
   k               chain length
   depth, top_k, total_tokens   the tree: longest path, children per expanded node, nodes with root
+                  (all five null: the draft's recommended shape, else the defaults tree 6/4/32;
+                  any given key goes on top of it: specdec.recommended)
   max_new_tokens, temperature (0 = greedy), top_p, seed
   device, dtype   where and in which precision to load the target (the draft follows)
 """
@@ -25,7 +27,8 @@ from nas.commands import CommandConfig
 from nas.commands.target import read_image
 from nas.target_loading import load_configured_target
 from nas.user_errors import UserError
-from specdec import DecodeConfig, DraftModel, SpeculativeDecoder
+from specdec import DraftModel, SpeculativeDecoder
+from specdec.recommended import SHAPE_KEYS, shape_label, shaped_config
 
 FORMATS = ("text", "json")
 
@@ -37,11 +40,11 @@ class Config(CommandConfig):
     prompt: str | None
     image: str | None
     format: str
-    mode: str
-    k: int
-    depth: int
-    top_k: int
-    total_tokens: int
+    mode: str | None
+    k: int | None
+    depth: int | None
+    top_k: int | None
+    total_tokens: int | None
     max_new_tokens: int
     temperature: float
     top_p: float
@@ -55,13 +58,14 @@ def run(cfg: Config) -> dict[str, Any]:
         raise UserError(f"format: '{cfg.format}'; use one of {', '.join(FORMATS)}")
     if cfg.prompt is None:
         raise UserError("prompt: missing; add prompt='<text to answer>'")
-    settings = DecodeConfig(mode=cfg.mode, k=cfg.k, depth=cfg.depth, top_k=cfg.top_k,
-                            total_tokens=cfg.total_tokens)
     image = read_image(cfg.image) if cfg.image else None
     target = load_configured_target(cfg.target, cfg.device, cfg.dtype)
     if image is not None and not target.is_vlm:
         raise UserError(f"image: target '{cfg.target}' is text-only; drop image= or pick a VLM")
     draft = None if cfg.draft.lower() == "none" else DraftModel.from_pretrained(cfg.draft, target)
+    settings, shape_source = shaped_config(
+        draft.config if draft is not None else None,
+        {key: getattr(cfg, key) for key in SHAPE_KEYS})
     generation = SpeculativeDecoder(target, draft, settings).generate(
         prompt=cfg.prompt, images=[image] if image is not None else None,
         max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
@@ -70,6 +74,7 @@ def run(cfg: Config) -> dict[str, Any]:
         "target": target.spec,
         "target_fingerprint": target.fingerprint,
         "draft": cfg.draft,
+        "decode": {"shape": shape_label(settings), "source": shape_source},
         "prompt": cfg.prompt,
         "text": generation.text,
         "token_ids": generation.token_ids,
@@ -87,6 +92,7 @@ def print_summary(result: dict[str, Any]) -> None:
     tau = "n/a (no step after the prefill)" if stats["tau"] is None else f"{stats['tau']:.2f}"
     acceptance = ", ".join(f"{rate:.2f}" for rate in stats["acceptance_by_depth"]) or "none"
     print(f"output: {result['text']}")
+    print(f"decoding shape: {result['decode']['shape']} ({result['decode']['source']})")
     print(f"tokens: {stats['new_tokens']} in {stats['time_total']:.3f}s "
           f"({stats['tokens_per_second']:.1f} tokens/s), target forwards: {stats['steps']} "
           f"({stats['drafted_steps']} drafted)")

@@ -20,8 +20,9 @@ import torch
 from transformers import PreTrainedModel
 
 from specdec.bench.hf_forwards import ForwardLog
-from specdec.decoder import DecodeConfig, SpeculativeDecoder
+from specdec.decoder import SpeculativeDecoder
 from specdec.model import DraftModel
+from specdec.recommended import shape_label, shaped_config
 from specdec.stats import DecodeStats
 from targets import PreparedInputs
 
@@ -103,13 +104,15 @@ def vanilla_method(target: Any) -> DecoderMethod:
     return DecoderMethod("vanilla", "vanilla", SpeculativeDecoder(target, None))
 
 
-def draft_method(target: Any, directory: str | Path, config: DecodeConfig) -> DecoderMethod:
-    """Our decoder with the checkpoint in `directory` (a DraftError if it is not for `target`)."""
+def draft_method(target: Any, directory: str | Path, shape: dict[str, Any],
+                 adaptive: bool) -> DecoderMethod:
+    """Our decoder with the checkpoint in `directory` (a DraftError if it is not for `target`),
+    decoding with its recommended shape under the `shape` keys given (specdec.recommended); the
+    row's name says the shape and where it came from."""
     draft = DraftModel.from_pretrained(directory, target)
-    shape = f"k={config.k}" if config.mode == "chain" else (
-        f"d={config.depth},k={config.top_k},n={config.total_tokens}")
+    config, source = shaped_config(draft.config, shape, adaptive=adaptive)
     every_step = "" if config.adaptive else ", every step"
-    name = f"draft:{Path(directory).name} ({config.mode} {shape}{every_step})"
+    name = f"draft:{Path(directory).name} ({shape_label(config)}, {source}{every_step})"
     return DecoderMethod(name, "draft", SpeculativeDecoder(target, draft, config))
 
 

@@ -12,7 +12,7 @@ from tiny_llava_dir import save_tiny_llava
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from nas.cli import main
-from specdec import DecodeConfig, DecodeStats, DraftConfig, DraftModel
+from specdec import DecodeStats, DraftConfig, DraftModel
 from specdec.bench import assistant as assistant_module
 from specdec.bench.assistant import AssistantConfig, ensure_assistant
 from specdec.bench.hf_forwards import ForwardLog, _Call
@@ -180,7 +180,7 @@ def test_sampling_runs_every_method_and_compares_nothing_with_vanilla(tmp_path, 
     target = load_target(str(llava_dir))
     prompts = [target.prepare(prompt="what shape is it", images=[Image.new("RGB", (16, 16))])]
     methods = [vanilla_method(target), prompt_lookup_method(target, 3),
-               draft_method(target, llava_draft, DecodeConfig(mode="chain", k=2))]
+               draft_method(target, llava_draft, {"mode": "chain", "k": 2}, adaptive=True)]
     settings = BenchSettings(Sampling(5, temperature=1.0, top_p=0.9, seed=1), threads=1,
                              warmup=False, progress=False)
     rows = run_bench(methods, prompts, settings)
