@@ -8,7 +8,8 @@
     predictor.step_ms(arch, ctx, tau)      # draft + verification, ms
     predictor.breakdown(arch, ctx, tau)    # tree / advance / verify / T_target(1)
 
-`arch` is a `search_spaces.DraftArch`; `tau` is tokens per step with the bonus token (specdec's
+`arch` is a `search_spaces.DraftArch`, decoding with its own shape (`arch.decode`: one table
+serves every shape of its space); `tau` is tokens per step with the bonus token (specdec's
 DecodeStats.tau); `ctx` is the target's context (cached tokens) at the step. A bad table or a
 space value it lacks raises `TableError` (one line); a table from another device warns.
 """
