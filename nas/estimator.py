@@ -19,7 +19,7 @@ top_k, total_tokens): the node on the target's path at depth d is drafted from t
 in a chain, so it is among the tree's children iff the target's token is in the draft's top_k
 there; replaying the schedule with that rule ignores the frontier choice and the total_tokens
 pruning of the dynamic tree, so a tree's tau is an upper estimate. `draftnas search` measures the
-exact tau of its best drafts with the decoder in a final stage (nas.final_stage).
+exact tau of its best drafts with the decoder in a final stage (nas.measured_shapes).
 
 Target features of the validation sequences are computed once (`ValidationSet`) and reused for
 every subnet of a search.

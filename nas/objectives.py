@@ -10,7 +10,7 @@ re-derived here):
 
 tau is exact for a chain and an upper estimate for a tree (nas.estimator), so that tau and the
 step cost describe the same decoding shape; the search's final stage replaces the estimate by the
-decoder's measurement for its best drafts (nas.final_stage). Latencies are taken at `context`
+decoder's measurement for its best drafts (nas.measured_shapes). Latencies are taken at `context`
 cached target tokens (null: the validation sequences' mean length).
 
 Objectives (`Objective.kind`):
