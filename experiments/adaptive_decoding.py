@@ -1,0 +1,143 @@
+"""What adaptive drafting costs and saves on this machine: vanilla vs a draft that never matches
+vs a trained draft, each with adaptive on and off, in tree and chain mode (greedy).
+
+The never-matching draft is a real DraftModel of the trained draft's size whose reduced vocabulary
+holds only tokens the target never emits on these prompts (checked: its tau must be exactly 1), so
+it pays the full cost of drafting and gains nothing. Every method first runs once untimed (warm-up);
+then `repeats` rounds time every method over all prompts, the methods taking turns prompt by
+prompt so that a busy spell of the shared machine hits them alike; the table gives each method's
+median round. Each method keeps one decoder throughout, as a server would (the adaptive policy
+carries over between generations).
+
+    OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 .venv/bin/python experiments/adaptive_decoding.py \
+        --trained /tmp/drafts/shapes-eagle240 --out experiments/adaptive_decoding.json
+"""
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from nas.target_loading import load_configured_target
+from specdec import DecodeConfig, DraftConfig, DraftModel, SpeculativeDecoder
+from specdec.bench.methods import DecoderMethod, MethodRun, Sampling
+from specdec.bench.summary import decode_seconds_per_step, total
+from targets.embedded.prompts import prompt_set
+
+TREE = {"mode": "tree", "depth": 6, "top_k": 4, "total_tokens": 32}
+CHAIN = {"mode": "chain", "k": 4}
+
+
+def never_matching_draft(target, like: DraftConfig, references: list[list[int]]) -> DraftModel:
+    """`like`'s architecture over a vocabulary of tokens absent from every reference output."""
+    emitted = {token for tokens in references for token in tokens}
+    unused = [token for token in range(target.vocab_size) if token not in emitted][:8]
+    cfg = DraftConfig.for_target(target, interaction=like.interaction,
+                                 injected_layers=list(like.injected_layers),
+                                 num_layers=like.num_layers, num_heads=like.num_heads,
+                                 intermediate_size=like.intermediate_size,
+                                 draft_vocab_size=len(unused))
+    return DraftModel.random(cfg, target, unused)
+
+
+def methods(target, trained: DraftModel, never: DraftModel) -> list[DecoderMethod]:
+    found = [DecoderMethod("vanilla", "vanilla", SpeculativeDecoder(target, None))]
+    for label, draft in (("never-matching", never), ("trained", trained)):
+        for mode_name, mode in (("tree", TREE), ("chain", CHAIN)):
+            for adaptive in (True, False):
+                name = f"{label} {mode_name} adaptive={'on' if adaptive else 'off'}"
+                config = DecodeConfig(**mode, adaptive=adaptive)
+                found.append(DecoderMethod(name, "draft", SpeculativeDecoder(target, draft, config)))
+    return found
+
+
+def timed_round(candidates: list[DecoderMethod], prompts, sampling: Sampling) -> dict:
+    """{method name: (seconds over all prompts, runs)}, methods taking turns on each prompt."""
+    seconds = {method.name: 0.0 for method in candidates}
+    runs: dict[str, list[MethodRun]] = {method.name: [] for method in candidates}
+    for prompt in prompts:
+        for method in candidates:
+            started = time.perf_counter()
+            runs[method.name].append(method.run(prompt, sampling))
+            seconds[method.name] += time.perf_counter() - started
+    return {name: (seconds[name], runs[name]) for name in seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--target", default="shapes")
+    parser.add_argument("--trained", required=True, help="a trained draft checkpoint directory")
+    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    target = load_configured_target(args.target, "cpu", "float32")
+    prompts = [target.prepare(prompt=text, images=[image] if image is not None else None)
+               for text, image in prompt_set(args.target, "test", args.prompts)]
+    sampling = Sampling(args.new_tokens)
+    vanilla = SpeculativeDecoder(target, None)
+    references = [vanilla.generate(inputs=p, max_new_tokens=args.new_tokens).token_ids
+                  for p in prompts]
+    trained = DraftModel.from_pretrained(args.trained, target)
+    candidates = methods(target, trained, never_matching_draft(target, trained.config, references))
+    for method in candidates:  # warm-up
+        method.run(prompts[0], sampling)
+    load_before = os.getloadavg()
+    rounds: dict[str, list[tuple[float, list[MethodRun]]]] = {m.name: [] for m in candidates}
+    for _ in range(args.repeats):
+        for name, timed in timed_round(candidates, prompts, sampling).items():
+            rounds[name].append(timed)
+    load_after = os.getloadavg()
+    rows = summarize(candidates, rounds, references)
+    result = {"target": target.spec, "prompts": len(prompts), "new_tokens": args.new_tokens,
+              "threads": args.threads, "repeats": args.repeats, "trained_draft": args.trained,
+              "torch": torch.__version__, "cpu_count": os.cpu_count(),
+              "load_average_1m": {"before": load_before[0], "after": load_after[0]}, "rows": rows}
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    print(markdown(rows))
+    print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}")
+
+
+def summarize(candidates, rounds, references) -> list[dict]:
+    """Per method its median round: seconds, cost over vanilla, tau, drafted share, efficiency."""
+    medians = {name: sorted(found, key=lambda item: item[0])[len(found) // 2]
+               for name, found in rounds.items()}
+    vanilla_seconds, vanilla_runs = medians["vanilla"]
+    t_target_1 = decode_seconds_per_step(total(vanilla_runs))
+    rows = []
+    for method in candidates:
+        seconds, runs = medians[method.name]
+        stats = total(runs)
+        t_step = decode_seconds_per_step(stats)
+        speedup = vanilla_seconds / seconds
+        rows.append({
+            "method": method.name, "seconds": seconds,
+            "all_rounds_s": [round(s, 3) for s, _ in rounds[method.name]],
+            "cost_over_vanilla": seconds / vanilla_seconds, "speedup": speedup, "tau": stats.tau,
+            "drafted_steps": stats.drafted_steps, "steps": stats.steps,
+            "efficiency": speedup / (stats.tau * t_target_1 / t_step),
+            "equals_vanilla": [run.token_ids for run in runs] == references,
+        })
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| method | seconds (median of rounds) | cost / vanilla | speedup | tau | "
+             "drafted / steps | efficiency | equals vanilla |", "|" + "---|" * 8]
+    for row in rows:
+        lines.append(f"| {row['method']} | {row['seconds']:.2f} | {row['cost_over_vanilla']:.2f} | "
+                     f"{row['speedup']:.2f} | {row['tau']:.2f} | "
+                     f"{row['drafted_steps']} / {row['steps']} | {row['efficiency']:.2f} | "
+                     f"{'yes' if row['equals_vanilla'] else 'NO'} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
