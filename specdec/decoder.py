@@ -76,34 +76,38 @@ class Generation:
 @dataclass
 class _PendingSlots:
     """Slots the target verified that the draft has not been fed yet, oldest first; the last is
-    the root's. Per step: its tokens [n] and the target's taps {layer: [1, n, H]} at their parents."""
+    the root's. Per chunk (the prefill, a step): tokens [n], the target's taps {layer: [1, n, H]}
+    at the slots' parents, rotary positions [n] (the prefill's skip the dropped image positions)."""
 
     tokens: list[torch.Tensor] = field(default_factory=list)
     hidden: list[dict[int, torch.Tensor]] = field(default_factory=list)
+    positions: list[torch.Tensor] = field(default_factory=list)
 
-    def add(self, tokens: torch.Tensor, hidden: dict[int, torch.Tensor]) -> None:
+    def add(self, tokens: torch.Tensor, hidden: dict[int, torch.Tensor],
+            positions: torch.Tensor) -> None:
         self.tokens.append(tokens)
         self.hidden.append(hidden)
+        self.positions.append(positions)
 
-    def take(self) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
-        """All waiting slots joined (tokens [N], taps [1, N, H]); none wait afterwards."""
-        tokens = torch.cat(self.tokens)
-        hidden = {tap: torch.cat([step[tap] for step in self.hidden], dim=1)
+    def take(self) -> tuple[torch.Tensor, dict[int, torch.Tensor], torch.Tensor]:
+        """All waiting slots joined (tokens [N], taps [1, N, H], positions [N]); none wait after."""
+        tokens, positions = torch.cat(self.tokens), torch.cat(self.positions)
+        hidden = {tap: torch.cat([chunk[tap] for chunk in self.hidden], dim=1)
                   for tap in self.hidden[0]}
-        self.tokens, self.hidden = [], []
-        return tokens, hidden
+        self.tokens, self.hidden, self.positions = [], [], []
+        return tokens, hidden, positions
 
-    def __len__(self) -> int:
-        return sum(tokens.shape[0] for tokens in self.tokens)
+    def __bool__(self) -> bool:
+        return bool(self.tokens)
 
 
 @dataclass
 class _DraftState:
     cache: DraftCache
-    hidden: torch.Tensor  # [D] the draft's output at the newest slot fed
-    logits: torch.Tensor  # [V'] its logits there
-    peak_length: int = 0  # the longest the draft cache got (prefix slots + one tree)
     pending: _PendingSlots = field(default_factory=_PendingSlots)  # verified, not yet fed
+    hidden: torch.Tensor | None = None  # [D] the draft's output at the newest slot fed
+    logits: torch.Tensor | None = None  # [V'] its logits there
+    peak_length: int = 0  # the longest the draft cache got (prefix slots + one tree)
 
 
 class SpeculativeDecoder:
@@ -155,18 +159,22 @@ class SpeculativeDecoder:
             root = emitted[-1]
             state = None
             if not finished() and self.draft is not None:
+                # The draft runs its prefill slots only when it first drafts: a decoder whose
+                # policy is pausing the draft leaves it idle for the whole generation.
                 with clock.measure(stats, "time_draft"):
-                    state = self._draft_prefill(prepared, out, root)
+                    state = _DraftState(self.draft.new_cache())
+                    self._hold_prefill_slots(state, prepared, out, root)
         stats.max_target_cache = cache.length
         policy = self.policy
         while not finished():
             # Decided before this step draws anything: see specdec.adaptive on lossless sampling.
             drafting = state is not None and policy.draft_next()
             if drafting and state.pending:
-                # Plain steps' slots, in one forward. Left out of the step's time that the policy
-                # sees: it is paid once per resume (the back-off bounds how often), not per step.
+                # The prefill's and plain steps' slots, in one forward. Left out of the step's time
+                # that the policy sees: it is paid once per resume (the back-off bounds how
+                # often), not per step.
                 with clock.measure(stats, "time_draft"):
-                    self._draft_catch_up(state, prefix_len)
+                    self._draft_catch_up(state)
             step_start = clock.now()
             tree = DraftTree.root_only(torch.tensor(root, device=target.device))
             if drafting:
@@ -189,10 +197,10 @@ class SpeculativeDecoder:
             prefix_len += len(kept)
             root = result.bonus
             if state is not None:
-                self._hold_slots(state, out, tree, kept, root)
+                self._hold_slots(state, out, tree, kept, root, prefix_len)
                 if drafting:  # a drafting run feeds its slots at once, inside the step's time
                     with clock.measure(stats, "time_draft"):
-                        self._draft_catch_up(state, prefix_len)
+                        self._draft_catch_up(state)
                 policy.record(len(new), clock.now() - step_start, drafting)
         stats.new_tokens = len(emitted)
         stats.max_draft_cache = state.peak_length if state is not None else 0
@@ -213,25 +221,19 @@ class SpeculativeDecoder:
         return (self.draft is not None and self.draft.config.vision_keep_ratio < 1.0
                 and bool(prepared.image_mask.any()))
 
-    def _draft_prefill(self, prepared: Any, out: Any, root: int) -> _DraftState:
+    def _hold_prefill_slots(self, state: _DraftState, prepared: Any, out: Any, root: int) -> None:
         """Slots (x_{j+1}, g_j) for j = 0 .. T-1, the root being x_T; dropped images left out."""
-        draft, device = self.draft, self.target.device
         ids = prepared.input_ids[0]
-        length = ids.shape[0]
-        tokens = torch.cat((ids[1:], torch.tensor([root], device=device)))
-        features = draft.fuse(out.hidden)
-        features = features[0] if features is not None else None
-        positions = torch.arange(1, length + 1, device=device)
+        tokens = torch.cat((ids[1:], torch.tensor([root], device=ids.device)))
+        positions = torch.arange(1, ids.shape[0] + 1, device=ids.device)
+        hidden = {tap: out.hidden[tap] for tap in self.taps}
         if out.image_scores is not None:
             keep = select_kept_positions(prepared.image_mask[0], out.image_scores[0],
-                                         draft.config.vision_keep_ratio)
+                                         self.draft.config.vision_keep_ratio)
             keep[-1] = True  # the root's slot gives the first draft prediction
             tokens, positions = tokens[keep], positions[keep]
-            features = features[keep] if features is not None else None
-        cache = draft.new_cache()
-        result = draft(tokens[None], None if features is None else features[None],
-                       positions[None], cache, logits="last")
-        return _DraftState(cache, result.hidden[0, -1], result.logits[0, -1], cache.length)
+            hidden = {tap: states[:, keep] for tap, states in hidden.items()}
+        state.pending.add(tokens, hidden, positions)
 
     def _draft_tree(self, state: _DraftState, root: int, prefix_len: int) -> DraftTree:
         depth, top_k, total = self.config.tree_shape
@@ -243,21 +245,29 @@ class SpeculativeDecoder:
         return tree
 
     def _hold_slots(self, state: _DraftState, out: Any, tree: DraftTree, kept: list[int],
-                    bonus: int) -> None:
+                    bonus: int, root_position: int) -> None:
         """Slots (path token, target taps at its parent) ... (bonus, taps at the last accepted
-        node): the target's real features, to replace the draft's stand-ins when fed."""
-        index = torch.tensor(kept, device=tree.tokens.device)
-        tokens = torch.cat((tree.tokens[index[1:]], torch.tensor([bonus], device=index.device)))
-        state.pending.add(tokens, {tap: out.hidden[tap][:, index] for tap in self.taps})
+        node), the bonus at root_position: the target's real features replace the draft's
+        stand-ins when fed."""
+        device = tree.tokens.device
+        if kept == list(range(len(kept))):  # a prefix of the nodes (plain steps, chains): views
+            path, hidden = tree.tokens[1 : len(kept)], {
+                tap: out.hidden[tap][:, : len(kept)] for tap in self.taps}
+        else:
+            index = torch.tensor(kept, device=device)
+            path, hidden = tree.tokens[index[1:]], {tap: out.hidden[tap][:, index]
+                                                    for tap in self.taps}
+        tokens = torch.cat((path, torch.tensor([bonus], device=device)))
+        positions = torch.arange(root_position - len(kept) + 1, root_position + 1, device=device)
+        state.pending.add(tokens, hidden, positions)
 
-    def _draft_catch_up(self, state: _DraftState, root_position: int) -> None:
-        """Feed every waiting slot in one forward; the last is the root's, at root_position."""
-        count = len(state.pending)
-        tokens, hidden = state.pending.take()
-        features = self.draft.fuse(hidden)
-        positions = _positions(root_position - count + 1, count, tokens.device)
-        result = self.draft(tokens[None], features, positions, state.cache, logits="last")
+    def _draft_catch_up(self, state: _DraftState) -> None:
+        """Feed every waiting slot in one forward."""
+        tokens, hidden, positions = state.pending.take()
+        result = self.draft(tokens[None], self.draft.fuse(hidden), positions[None], state.cache,
+                            logits="last")
         state.hidden, state.logits = result.hidden[0, -1], result.logits[0, -1]
+        state.peak_length = max(state.peak_length, state.cache.length)
 
 
 def _positions(start: int, count: int, device: torch.device) -> torch.Tensor:
