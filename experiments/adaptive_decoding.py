@@ -6,7 +6,9 @@ holds only tokens the target never emits on these prompts (checked: its tau must
 it pays the full cost of drafting and gains nothing. Every method first runs once untimed (warm-up);
 then `repeats` rounds time every method over all prompts, the methods taking turns prompt by
 prompt so that a busy spell of the shared machine hits them alike; the table gives each method's
-median round. Each method keeps one decoder throughout, as a server would (the adaptive policy
+median round. Wall seconds are what a user waits; process CPU seconds are also reported because
+on a shared machine they hardly see other jobs (one torch thread: the CPU time is our work).
+Each method keeps one decoder throughout, as a server would (the adaptive policy
 carries over between generations).
 
     OMP_WAIT_POLICY=PASSIVE HF_HUB_OFFLINE=1 .venv/bin/python experiments/adaptive_decoding.py \
@@ -18,6 +20,7 @@ import json
 import os
 import statistics
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -55,16 +58,25 @@ def methods(target, trained: DraftModel, never: DraftModel) -> list[DecoderMetho
     return found
 
 
-def timed_round(candidates: list[DecoderMethod], prompts, sampling: Sampling) -> dict:
-    """{method name: (seconds over all prompts, runs)}, methods taking turns on each prompt."""
-    seconds = {method.name: 0.0 for method in candidates}
-    runs: dict[str, list[MethodRun]] = {method.name: [] for method in candidates}
+@dataclass
+class Round:
+    wall: float = 0.0  # seconds over all prompts
+    cpu: float = 0.0  # process CPU seconds over all prompts
+    runs: list[MethodRun] = field(default_factory=list)
+
+
+def timed_round(candidates: list[DecoderMethod], prompts, sampling: Sampling) -> dict[str, Round]:
+    """One Round per method name, the methods taking turns on each prompt."""
+    rounds = {method.name: Round() for method in candidates}
     for prompt in prompts:
         for method in candidates:
-            started = time.perf_counter()
-            runs[method.name].append(method.run(prompt, sampling))
-            seconds[method.name] += time.perf_counter() - started
-    return {name: (seconds[name], runs[name]) for name in seconds}
+            wall, cpu = time.perf_counter(), time.process_time()
+            run = method.run(prompt, sampling)
+            timed = rounds[method.name]
+            timed.wall += time.perf_counter() - wall
+            timed.cpu += time.process_time() - cpu
+            timed.runs.append(run)
+    return rounds
 
 
 def main() -> None:
@@ -90,7 +102,7 @@ def main() -> None:
     for method in candidates:  # warm-up
         method.run(prompts[0], sampling)
     load_before = os.getloadavg()
-    rounds: dict[str, list[tuple[float, list[MethodRun]]]] = {m.name: [] for m in candidates}
+    rounds: dict[str, list[Round]] = {method.name: [] for method in candidates}
     for _ in range(args.repeats):
         for name, timed in timed_round(candidates, prompts, sampling).items():
             rounds[name].append(timed)
@@ -105,35 +117,43 @@ def main() -> None:
     print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}")
 
 
-def summarize(candidates, rounds, references) -> list[dict]:
-    """Per method its median round: seconds, cost over vanilla, tau, drafted share, efficiency."""
-    medians = {name: sorted(found, key=lambda item: item[0])[len(found) // 2]
-               for name, found in rounds.items()}
-    vanilla_seconds, vanilla_runs = medians["vanilla"]
-    t_target_1 = decode_seconds_per_step(total(vanilla_runs))
+def summarize(candidates, rounds: dict[str, list[Round]], references) -> list[dict]:
+    """Per method: median wall and CPU seconds over rounds, cost over vanilla's, and the stats of
+    its median-wall round (tau, drafted share, efficiency as `draftnas bench` computes it)."""
+    def median_round(found: list[Round]) -> Round:
+        return sorted(found, key=lambda timed: timed.wall)[len(found) // 2]
+
+    def median_cpu(found: list[Round]) -> float:
+        return statistics.median(timed.cpu for timed in found)
+
+    vanilla = median_round(rounds["vanilla"])
+    vanilla_cpu = median_cpu(rounds["vanilla"])
+    t_target_1 = decode_seconds_per_step(total(vanilla.runs))
     rows = []
     for method in candidates:
-        seconds, runs = medians[method.name]
-        stats = total(runs)
-        t_step = decode_seconds_per_step(stats)
-        speedup = vanilla_seconds / seconds
+        timed = median_round(rounds[method.name])
+        stats = total(timed.runs)
+        speedup = vanilla.wall / timed.wall
         rows.append({
-            "method": method.name, "seconds": seconds,
-            "all_rounds_s": [round(s, 3) for s, _ in rounds[method.name]],
-            "cost_over_vanilla": seconds / vanilla_seconds, "speedup": speedup, "tau": stats.tau,
+            "method": method.name, "wall_s": timed.wall, "cpu_s": median_cpu(rounds[method.name]),
+            "wall_rounds_s": [round(found.wall, 3) for found in rounds[method.name]],
+            "cpu_rounds_s": [round(found.cpu, 3) for found in rounds[method.name]],
+            "cost_wall": timed.wall / vanilla.wall,
+            "cost_cpu": median_cpu(rounds[method.name]) / vanilla_cpu,
+            "speedup": speedup, "tau": stats.tau,
             "drafted_steps": stats.drafted_steps, "steps": stats.steps,
-            "efficiency": speedup / (stats.tau * t_target_1 / t_step),
-            "equals_vanilla": [run.token_ids for run in runs] == references,
+            "efficiency": speedup / (stats.tau * t_target_1 / decode_seconds_per_step(stats)),
+            "equals_vanilla": [run.token_ids for run in timed.runs] == references,
         })
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| method | seconds (median of rounds) | cost / vanilla | speedup | tau | "
-             "drafted / steps | efficiency | equals vanilla |", "|" + "---|" * 8]
+    lines = ["| method | wall s | cost / vanilla (wall) | CPU s | cost / vanilla (CPU) | tau | "
+             "drafted / steps | efficiency | equals vanilla |", "|" + "---|" * 9]
     for row in rows:
-        lines.append(f"| {row['method']} | {row['seconds']:.2f} | {row['cost_over_vanilla']:.2f} | "
-                     f"{row['speedup']:.2f} | {row['tau']:.2f} | "
+        lines.append(f"| {row['method']} | {row['wall_s']:.3f} | {row['cost_wall']:.2f} | "
+                     f"{row['cpu_s']:.3f} | {row['cost_cpu']:.2f} | {row['tau']:.2f} | "
                      f"{row['drafted_steps']} / {row['steps']} | {row['efficiency']:.2f} | "
                      f"{'yes' if row['equals_vanilla'] else 'NO'} |")
     return "\n".join(lines)
