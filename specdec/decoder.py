@@ -1,8 +1,9 @@
 """The speculative decoder: one loop for vanilla, chain and dynamic-tree decoding.
 
 State between steps: the target cache holds the verified prefix (positions 0 .. P-1); the root,
-the newest emitted token at position P, is not yet in it. The draft cache holds the slots up to
-the root's (see specdec.model for the slot alignment) and the draft's output there.
+the newest emitted token at position P, is not yet in it. The draft has been fed the slots up to
+the root's (see specdec.model for the slot alignment) but those still waiting in
+`_DraftState.pending`; the draft's output at the newest slot fed is kept.
 One step: draft a tree under the root -> one target forward over root + tree (4D ancestor mask)
 -> accept a path and a bonus token -> keep only prefix + root + path in the target cache -> feed
 the draft the accepted tokens with the target's real features -> the bonus token is the new root.
@@ -11,7 +12,8 @@ With draft=None the tree is the root alone, which is plain autoregressive decodi
 Adaptive drafting (DecodeConfig.adaptive, specdec.adaptive): a step may also skip the draft and
 verify the root alone (a plain step) when drafting does not pay on this hardware. A plain step
 does not run the draft: its slot (the bonus token, the target's taps at the root) waits in
-`_DraftState.pending`, and the next drafted step first feeds all waiting slots in one forward.
+`_DraftState.pending`, as the prompt's slots do after the prefill, and the next drafted step
+first feeds all waiting slots in one forward.
 """
 
 from dataclasses import dataclass, field
