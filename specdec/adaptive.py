@@ -6,7 +6,9 @@ the draft's acceptance and on the hardware (on a CPU a forward over 32 tokens ca
 token; on a GPU about the same), so `AdaptiveDrafting` decides from timings, not from a model:
 
 - it starts by drafting. Without a plain step's timing it cannot compare, so it takes one plain
-  step right after a drafted step that emitted a single token (there drafting surely lost);
+  step right after a drafted step that emitted a single token (there drafting surely lost), or
+  after `refresh_every` drafted steps (a draft that always gets tokens accepted can still cost
+  more than it gains);
 - with both rates known, it drafts while the drafted rate >= the plain rate. When drafting
   loses it pauses for `first_backoff` plain steps, then probes with one drafted step; each lost
   probe doubles the pause up to `max_backoff`, a won one ends the pause and resets the back-off.
@@ -102,7 +104,7 @@ class AdaptiveDrafting:
         self.drafted.add(tokens, seconds)
         self.drafted_since_plain += 1
         if not self.plain.steps:
-            self.time_plain_next = tokens <= 1
+            self.time_plain_next = tokens <= 1 or self.drafted_since_plain >= self.refresh_every
         elif not self.drafted.at_least(self.plain):
             self._pause()
         else:

@@ -50,6 +50,13 @@ def test_a_draft_slower_than_its_gain_is_paused_however_much_it_accepts():
     assert sum(drafted) <= 12
 
 
+def test_a_draft_that_always_gets_tokens_accepted_but_costs_more_is_timed_and_paused():
+    # 5 tokens per drafted step, never fewer, at 6 s: 0.83 tokens/s against plain's 1.
+    drafted = run(300, cost=6.0, tokens=lambda step: 5)
+    assert all(drafted[:32]) and not drafted[32], "a plain step after refresh_every drafted ones"
+    assert sum(drafted[32:]) <= 8
+
+
 def test_a_draft_that_becomes_good_later_is_picked_up_again():
     turns_good = 500
     drafted = run(1000, cost=2.0, tokens=lambda step: 1 if step < turns_good else 5)
