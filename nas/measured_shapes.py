@@ -28,8 +28,9 @@ from targets import PreparedInputs
 class MeasuredShapesConfig:
     # Distinct drafts (best trials first, shapes aside) whose every shape is decoded; 0: skip.
     drafts: int = 5
-    # Validation prompts decoded per (draft, shape): the first N of the search's.
-    prompts: int = 8
+    # Validation prompts decoded per (draft, shape): the first N of the search's; None: all of
+    # them, so that a chain's measured tau and its estimate (the same schedule) are comparable.
+    prompts: int | None = None
 
 
 @dataclass

@@ -162,10 +162,11 @@ def check_config(cfg: Config) -> None:
                         f"max_new_tokens={cfg.max_new_tokens}: use positive numbers")
     if cfg.threads < 0:
         raise UserError(f"threads: {cfg.threads}; use 0 (torch's default) or a positive number")
-    if cfg.measured_shapes.drafts < 0 or cfg.measured_shapes.prompts < 1:
+    prompts = cfg.measured_shapes.prompts
+    if cfg.measured_shapes.drafts < 0 or (prompts is not None and prompts < 1):
         raise UserError(f"measured_shapes.drafts={cfg.measured_shapes.drafts}, "
-                        f"measured_shapes.prompts={cfg.measured_shapes.prompts}: use drafts >= 0 "
-                        "(0 skips the stage) and prompts >= 1")
+                        f"measured_shapes.prompts={prompts}: use drafts >= 0 (0 skips the stage) "
+                        "and prompts >= 1 or null (all)")
     cfg.objective.check()
 
 
