@@ -16,7 +16,6 @@ import argparse
 import json
 import random
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -49,11 +48,6 @@ def pick_configs(space: ResolvedSpace, count: int, seed: int = 0) -> list[DraftA
     return chosen
 
 
-def one_point(space: ResolvedSpace, arch: DraftArch) -> ResolvedSpace:
-    values = {name: (getattr(arch, name),) for name in arch.to_dict()}
-    return replace(space, name=f"{space.name}-point", **values)
-
-
 def measure_tau(target, draft, prompts, max_new_tokens: int) -> float:
     decoder = SpeculativeDecoder(target, draft, TREE)
     tokens = steps = 0
@@ -69,7 +63,7 @@ def train_alone(args, target, supernet_run: Path, arch: DraftArch, index: int):
     cfg = OmegaConf.to_object(compose_config("train", [f"budget={args.budget}",
                                                        f"target={args.target}"]))
     superspace, meta = load_supernet(supernet_run / "supernet", target)
-    space = one_point(superspace.space, arch)
+    space = superspace.space.point(arch)
     corpus = corpus_for(cfg, target, World(0, 1, "cpu"))
     recipe = SupernetRecipe(cfg.train, run_dir, World(0, 1, "cpu"))
     recipe.setup(target, space, corpus, vocabulary_ranking(superspace.space, corpus, target),

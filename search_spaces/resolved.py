@@ -187,6 +187,12 @@ class ResolvedSpace:
             params["injected_layers"] = to_categorical(self.injected_layers[0])
         return params
 
+    def point(self, arch: DraftArch) -> "ResolvedSpace":
+        """The space of `arch` alone (named <name>-point): a supernet of one draft."""
+        self.validate(arch)
+        values = {field_of(dimension): (getattr(arch, dimension),) for dimension in DIMENSIONS}
+        return replace(self, name=f"{self.name}-point", **values)
+
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "target": asdict(self.target)}
         for dimension, values in self.choices().items():

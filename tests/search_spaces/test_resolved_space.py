@@ -161,3 +161,9 @@ def test_shape_labels_and_dicts_round_trip(label, shape):
 def test_bad_shapes_name_the_fix(label, message):
     with pytest.raises(SpaceError, match=message):
         DecodeShape.parse(label)
+
+
+def test_point_is_the_space_of_one_arch(space):
+    arch = replace(space.sample(random.Random(5)), decode=DecodeShape.chain(2))
+    point = space.point(arch)
+    assert point.size() == 1 and point.largest() == arch and point.name == "dream_s-point"
