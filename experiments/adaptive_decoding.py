@@ -149,8 +149,9 @@ def summarize(candidates, rounds: dict[str, list[Round]], references) -> list[di
 
 
 def markdown(rows: list[dict]) -> str:
-    lines = ["| method | wall s | cost / vanilla (wall) | CPU s | cost / vanilla (CPU) | tau | "
-             "drafted / steps | efficiency | equals vanilla |", "|" + "---|" * 9]
+    header = ("| method | wall s | cost / vanilla (wall) | CPU s | cost / vanilla (CPU) | tau | "
+              "drafted / steps | efficiency | equals vanilla |")
+    lines = [header, "|" + "---|" * 9]
     for row in rows:
         lines.append(f"| {row['method']} | {row['wall_s']:.3f} | {row['cost_wall']:.2f} | "
                      f"{row['cpu_s']:.3f} | {row['cost_cpu']:.2f} | {row['tau']:.2f} | "

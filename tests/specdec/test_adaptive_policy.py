@@ -1,6 +1,7 @@
 """AdaptiveDrafting on synthetic timings: a plain step costs 1 s and emits 1 token; a drafted step
 costs `cost` seconds and emits what the scenario's draft gets accepted, plus the bonus token."""
 
+import itertools
 import math
 from collections.abc import Callable
 
@@ -31,7 +32,7 @@ def test_a_draft_that_never_matches_drafts_only_logarithmically_many_steps():
         assert sum(drafted) <= 1 + probes, (steps, sum(drafted))
     # Pauses double up to 64 plain steps between probes.
     probe_steps = [step for step, was_drafted in enumerate(drafted) if was_drafted]
-    gaps = [b - a - 1 for a, b in zip(probe_steps, probe_steps[1:])]
+    gaps = [b - a - 1 for a, b in itertools.pairwise(probe_steps)]
     assert gaps[:6] == [3, 4, 8, 16, 32, 64] and set(gaps[6:]) == {64}
 
 
