@@ -108,27 +108,22 @@ def write_reports(run_dir: Path, records: list[TrialRecord], provenance: Provena
                   importance: dict[str, float] | None = None,
                   measurements: list[ShapeMeasurement] | None = None) -> dict[str, Any]:
     """Write every report; returns the paths and the best (trial number, TrialResult or
-    ShapeMeasurement) (None when none is feasible): with `measurements`, the fastest measured
-    (draft, shape), else the best trial. `importance`: precomputed parameter importance (Optuna's), else the variance share."""
+    ShapeMeasurement), None when none is feasible: with `measurements`, the fastest measured
+    (draft, shape), else the best trial. `importance`: precomputed parameter importance
+    (Optuna's), else the variance share."""
     frame = trials_frame(records)
     paths = {"trials": str(write_csv(frame, run_dir / TRIALS_FILE))}
-    best, decode = best_of([(record.number, record.result) for record in records]), None
-    if best is not None:
-        decode = {"shape": best[1].arch.decode.label, "tau": best[1].tau,
-                  "tau_source": "estimated", "predicted_speedup": best[1].speedup,
-                  "estimated_tau": best[1].tau}
-    if not measurements:  # a continued search without the stage: no stale measurements
-        (run_dir / SHAPES_FILE).unlink(missing_ok=True)
-    else:
+    best = best_of([(record.number, record.result) for record in records])
+    if measurements:
         chosen = best_measured(measurements)
         paths["shapes"] = str(write_csv(shapes_frame(measurements, chosen),
                                         run_dir / SHAPES_FILE))
         best = None if chosen is None else (chosen.trial, chosen)
-        decode = None if chosen is None else {
-            "shape": chosen.arch.decode.label, "tau": chosen.tau, "tau_source": "measured",
-            "predicted_speedup": chosen.speedup, "estimated_tau": chosen.estimated_tau}
+    else:  # a continued search without the stage: no stale measurements
+        (run_dir / SHAPES_FILE).unlink(missing_ok=True)
     if best is not None:
-        paths["best"] = str(write_best(run_dir / BEST_FILE, *best, provenance, decode))
+        paths["best"] = str(write_best(run_dir / BEST_FILE, *best, provenance,
+                                       decode_record(best[1])))
     if not frame.empty:
         paths["pareto_plot"] = str(plot_pareto(frame, best[0] if best else None,
                                                run_dir / PARETO_PLOT))
@@ -136,6 +131,15 @@ def write_reports(run_dir: Path, records: list[TrialRecord], provenance: Provena
             frame, provenance.objective["kind"])
         paths["importance_plot"] = str(plot_importance(weights, run_dir / IMPORTANCE_PLOT))
     return {"paths": paths, "best": best}
+
+
+def decode_record(best: Any) -> dict[str, Any]:
+    """best.json's "decode": the chosen shape, and whether its tau was measured or estimated."""
+    measured = isinstance(best, ShapeMeasurement)
+    return {"shape": best.arch.decode.label, "tau": best.tau,
+            "tau_source": "measured" if measured else "estimated",
+            "predicted_speedup": best.speedup,
+            "estimated_tau": best.estimated_tau if measured else best.tau}
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
