@@ -15,6 +15,7 @@ keys:
   depth, top_k, total_tokens   the tree: longest path, children per expanded node, nodes with root
                   (all five null: the draft's recommended shape, else the defaults tree 6/4/32;
                   any given key goes on top of it: specdec.recommended)
+  adaptive        true: plain steps while drafting measures slower (probed again later)
   max_new_tokens, temperature (0 = greedy), top_p, seed
   device, dtype   where and in which precision to load the target (the draft follows)
 """
@@ -45,6 +46,7 @@ class Config(CommandConfig):
     depth: int | None
     top_k: int | None
     total_tokens: int | None
+    adaptive: bool
     max_new_tokens: int
     temperature: float
     top_p: float
@@ -65,7 +67,7 @@ def run(cfg: Config) -> dict[str, Any]:
     draft = None if cfg.draft.lower() == "none" else DraftModel.from_pretrained(cfg.draft, target)
     settings, shape_source = shaped_config(
         draft.config if draft is not None else None,
-        {key: getattr(cfg, key) for key in SHAPE_KEYS})
+        {key: getattr(cfg, key) for key in SHAPE_KEYS}, adaptive=cfg.adaptive)
     generation = SpeculativeDecoder(target, draft, settings).generate(
         prompt=cfg.prompt, images=[image] if image is not None else None,
         max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,

@@ -72,6 +72,16 @@ def test_a_draft_decodes_what_the_plain_target_decodes(capsys, tmp_path, llava_d
     assert as_json["token_ids"] == vanilla["token_ids"]
 
 
+def test_adaptive_false_drafts_every_step(capsys, tmp_path, llava_dir, image, cross_draft):
+    """A random draft rarely matches, so adaptive decoding would pause it; adaptive=false must
+    reach the decoder and draft at every step."""
+    result, out = run_decode(capsys, tmp_path, f"target={llava_dir}", f"image={image}",
+                             "prompt='what colour is it'", "max_new_tokens=12",
+                             f"draft={cross_draft}", "mode=chain", "k=2", "adaptive=false")
+    stats = result["stats"]
+    assert stats["steps"] >= 2 and stats["drafted_steps"] == stats["steps"]
+
+
 def test_a_draft_for_another_target_is_one_line_draft_error(tmp_path, cross_draft):
     other = save_tiny_llava(tmp_path / "other-llava", seed=5)
     with pytest.raises(DraftError, match="fingerprint") as error:
