@@ -36,7 +36,8 @@ from nas.user_errors import UserError
 TABLES_DIR = Path(__file__).resolve().parents[2] / "hardware_profiles" / "tables"
 DRAFTS = ("searched", "eagle", "dream")
 SUMMARY_COLUMNS = {"method": "method", "tokens_per_s": "tokens/s", "speedup": "speedup",
-                   "tau": "tau", "equals_vanilla": "equals vanilla"}
+                   "decode_speedup": "speedup after prefill", "tau": "tau",
+                   "equals_vanilla": "equals vanilla"}
 
 
 @dataclass(kw_only=True)

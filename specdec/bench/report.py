@@ -11,7 +11,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 MD_COLUMNS = {
-    "method": "method", "tokens_per_s": "tokens/s", "speedup": "speedup", "tau": "tau",
+    "method": "method", "tokens_per_s": "tokens/s", "speedup": "speedup",
+    "decode_speedup": "speedup after prefill", "tau": "tau",
     "drafted_steps": "drafted steps",
     "acceptance_by_depth": "acceptance by depth", "time_draft_s": "draft s",
     "time_target_s": "target s", "time_overhead_s": "overhead s", "t_step_ms": "step ms",
@@ -23,6 +24,8 @@ NOTES = (
     "steps while drafting does not pay). "
     "acceptance by depth d: share of drafted steps accepting more than d draft tokens "
     "(0: none accepted). "
+    "speedup after prefill: tokens/s after the prompt's forward (and the draft's prefill) over "
+    "vanilla's, what a latency table predicts. "
     "step ms: draft + target time per step (vanilla's is T_target(1)). "
     "efficiency: speedup / (tau x T_target(1) / step ms), our drafts only. "
     "n/a: not measured for that method (or sampling, for 'equals vanilla')."

@@ -2,6 +2,9 @@
 
 Definitions (all summed over prompts before dividing):
 - tokens_per_s: generated tokens / wall seconds of the generate calls; speedup: over vanilla.
+- decode_speedup: the same after the prefill: tokens after the first / seconds after the prefill,
+  over vanilla's. It is what a latency table predicts (steps only); `speedup` also carries the
+  prompt's forward and the draft's prefill, which weigh more the shorter the answers.
 - tau: tokens emitted per target forward after the prefill, the bonus token included (vanilla
   gives 1), over all steps; drafted_steps: the steps that verified draft tokens (an adaptive
   decoder takes plain steps while drafting does not pay); acceptance_by_depth[d]: share of the
@@ -52,6 +55,12 @@ def decode_seconds_per_step(stats: DecodeStats) -> float | None:
     return (stats.time_target + stats.time_draft - stats.time_prefill) / stats.steps
 
 
+def decode_rate(stats: DecodeStats, prompts: int) -> float | None:
+    """Tokens per second after the prefill (the prefill's own token left out)."""
+    seconds = stats.time_total - stats.time_prefill
+    return (stats.new_tokens - prompts) / seconds if seconds > 0 else None
+
+
 def summarize(results: list[MethodResult], sampling: bool) -> list[dict[str, Any]]:
     """Rows in `results` order; the first result must be vanilla (the speedup baseline)."""
     if not results or results[0].kind != "vanilla":
@@ -59,12 +68,16 @@ def summarize(results: list[MethodResult], sampling: bool) -> list[dict[str, Any
     vanilla = total(results[0].runs)
     vanilla_rate = vanilla.tokens_per_second
     t_target_1 = decode_seconds_per_step(vanilla)
+    vanilla_decode_rate = decode_rate(vanilla, len(results[0].runs))
     reference = [run.token_ids for run in results[0].runs]
     rows = []
     for result in results:
         stats = total(result.runs)
         speedup = stats.tokens_per_second / vanilla_rate if vanilla_rate else None
         t_step = decode_seconds_per_step(stats)
+        rate = decode_rate(stats, len(result.runs))
+        decode_speedup = (rate / vanilla_decode_rate
+                          if None not in (rate, vanilla_decode_rate) else None)
         efficiency = None
         if result.kind == "draft" and None not in (speedup, stats.tau, t_target_1, t_step):
             efficiency = speedup / (stats.tau * t_target_1 / t_step)
@@ -77,6 +90,7 @@ def summarize(results: list[MethodResult], sampling: bool) -> list[dict[str, Any
             "seconds": stats.time_total,
             "tokens_per_s": stats.tokens_per_second,
             "speedup": speedup,
+            "decode_speedup": decode_speedup,
             "tau": stats.tau,
             "drafted_steps": stats.drafted_steps,
             "acceptance_by_depth": stats.acceptance_by_depth,

@@ -89,6 +89,9 @@ def test_efficiency_ratio_is_computed_and_reported(tmp_path):
     assert rows[1]["speedup"] == pytest.approx(speedup)
     assert rows[1]["t_step_ms"] == pytest.approx(150.0) and rows[0]["t_step_ms"] == pytest.approx(100.0)
     assert rows[1]["efficiency"] == pytest.approx(speedup / (2.5 * 0.1 / 0.15))
+    # After the prefill: 10 tokens in 1.1 s (vanilla) and in 0.7 s (draft).
+    assert rows[1]["decode_speedup"] == pytest.approx((10 / 0.7) / (10 / 1.1))
+    assert rows[0]["decode_speedup"] == pytest.approx(1.0)
     assert rows[0]["efficiency"] is None and rows[1]["equals_vanilla"] is True
     files = write_report(rows, tmp_path, "synthetic")
     assert f"| {rows[1]['efficiency']:.3g} |" in files["md"].read_text()
