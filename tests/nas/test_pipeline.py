@@ -66,7 +66,8 @@ def test_runs_every_stage_and_summarises_the_bench(pipeline_run, capsys):
     # its overrides.profile are quicker than a full profile: a table only smoke runs reuse
     assert table.parent == run_dir.parent / "tables" and table.name.endswith("-smoke.json")
     summary = (run_dir / "summary.md").read_text()
-    assert "| method | tokens/s | speedup | tau | equals vanilla |" in summary
+    assert ("| method | tokens/s | speedup | speedup after prefill | tau | equals vanilla |"
+            in summary)
     assert all(method in summary for method in methods)
     assert "![bench](08-bench/bench.png)" in summary and (run_dir / "08-bench/bench.png").is_file()
 
