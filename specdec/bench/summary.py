@@ -86,6 +86,7 @@ def summarize(results: list[MethodResult], sampling: bool) -> list[dict[str, Any
             "method": result.name,
             "kind": result.kind,
             "prompts": len(result.runs),
+            "prompt_tokens": stats.prompt_tokens,
             "new_tokens": stats.new_tokens,
             "seconds": stats.time_total,
             "tokens_per_s": stats.tokens_per_second,
