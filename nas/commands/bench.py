@@ -24,6 +24,7 @@ keys:
   assistant_tokens, prompt_lookup_tokens   candidates per step of the transformers baselines
   assistant.*     the distilled assistant LM (layers, width, training steps...), cached per target
   threads         torch threads while timing; warmup: one untimed run per method first
+  repeats         timed rounds per method; the round of median time is reported
   device, dtype   where and in which precision to load the target
 """
 
@@ -76,6 +77,7 @@ class Config(CommandConfig):
     assistant: AssistantConfig = field(default_factory=AssistantConfig)
     threads: int
     warmup: bool
+    repeats: int
     device: str
     dtype: str
 
@@ -98,7 +100,8 @@ def run(cfg: Config) -> dict[str, Any]:
     prompts = prepare(target, prompt_set(set_name, "test", cfg.n_prompts))
     sampling = Sampling(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed)
     load_before = os.getloadavg()
-    rows = run_bench(methods, prompts, BenchSettings(sampling, cfg.threads, cfg.warmup))
+    rows = run_bench(methods, prompts, BenchSettings(sampling, cfg.threads, cfg.warmup,
+                                                              repeats=cfg.repeats))
     title = (f"draftnas bench: {cfg.target}, {len(prompts)} {set_name} prompts, "
              f"{cfg.max_new_tokens} new tokens, temperature {cfg.temperature}, "
              f"threads={cfg.threads}")
@@ -123,7 +126,7 @@ def check_request(cfg: Config) -> None:
     unknown = sorted(set(cfg.baselines) - set(BASELINES))
     if unknown:
         raise UserError(f"baselines: unknown {unknown}; use any of {list(BASELINES)}")
-    for name in ("n_prompts", "max_new_tokens", "threads", "assistant_tokens",
+    for name in ("n_prompts", "max_new_tokens", "threads", "repeats", "assistant_tokens",
                  "prompt_lookup_tokens"):
         if getattr(cfg, name) < 1:
             raise UserError(f"{name}: {getattr(cfg, name)}; use a positive number")

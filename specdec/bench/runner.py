@@ -1,8 +1,10 @@
-"""Run every method on the same prompts: fixed threads, warm-up, then a timed pass per method.
+"""Run every method on the same prompts: fixed threads, warm-up, then timed passes per method.
 
-Methods run one after another over all prompts (not interleaved), so that each gets its own
-peak-RSS window. The warm-up runs each method once on the first prompt, untimed: first calls
-pay for lazy initialisation (allocator growth, kernel selection) that later calls do not.
+Within a round, methods run one after another over all prompts (not interleaved), so that each
+gets its own peak-RSS window. The warm-up runs each method once on the first prompt, untimed:
+first calls pay for lazy initialisation (allocator growth, kernel selection) that later calls do
+not. With `repeats` > 1 every method is timed in each of that many rounds and keeps its round of
+median total time: on a shared machine a neighbour's burst then spoils one round, not the row.
 """
 
 from collections.abc import Sequence
@@ -26,6 +28,7 @@ class BenchSettings:
     threads: int
     warmup: bool = True
     progress: bool = True
+    repeats: int = 1
 
 
 def run_bench(methods: Sequence[Method], prompts: Sequence[PreparedInputs],
@@ -41,15 +44,26 @@ def run_bench(methods: Sequence[Method], prompts: Sequence[PreparedInputs],
                             max_new_tokens=min(WARMUP_TOKENS, settings.sampling.max_new_tokens))
             for method in methods:
                 method.run(prompts[0], short)
-        results = []
-        with tqdm(total=len(methods) * len(prompts), desc="bench", unit="prompt",
-                  disable=not settings.progress) as bar:
-            for method in methods:
-                bar.set_postfix_str(method.name)
-                results.append(timed_pass(method, prompts, settings.sampling, bar))
+        rounds: list[list[MethodResult]] = [[] for _ in methods]
+        with tqdm(total=settings.repeats * len(methods) * len(prompts), desc="bench",
+                  unit="prompt", disable=not settings.progress) as bar:
+            for _ in range(settings.repeats):
+                for method, done in zip(methods, rounds, strict=True):
+                    bar.set_postfix_str(method.name)
+                    done.append(timed_pass(method, prompts, settings.sampling, bar))
     finally:
         torch.set_num_threads(threads)
-    return summarize(results, sampling=settings.sampling.temperature > 0)
+    return summarize([median_round(done) for done in rounds],
+                     sampling=settings.sampling.temperature > 0)
+
+
+def median_round(done: list[MethodResult]) -> MethodResult:
+    """The round of median total time (the lower middle one for an even count); its peak RSS is
+    the highest of all rounds."""
+    ordered = sorted(done, key=lambda result: sum(run.stats.time_total for run in result.runs))
+    chosen = ordered[(len(ordered) - 1) // 2]
+    peak = max((result.peak_rss for result in done), key=lambda rss: rss.mib)
+    return replace(chosen, peak_rss=peak)
 
 
 def timed_pass(method: Method, prompts: Sequence[PreparedInputs], sampling: Sampling,

@@ -26,7 +26,7 @@ from specdec.bench.methods import (
     vanilla_method,
 )
 from specdec.bench.report import write_report
-from specdec.bench.runner import BenchSettings, run_bench
+from specdec.bench.runner import BenchSettings, median_round, run_bench
 from specdec.bench.summary import MethodResult, PeakRss, summarize
 from targets import load_target
 from targets.tiny import tiny_inputs, tiny_target
@@ -96,6 +96,14 @@ def test_efficiency_ratio_is_computed_and_reported(tmp_path):
     files = write_report(rows, tmp_path, "synthetic")
     assert f"| {rows[1]['efficiency']:.3g} |" in files["md"].read_text()
     assert pd.read_csv(files["csv"])["efficiency"].iloc[1] == pytest.approx(rows[1]["efficiency"])
+
+
+def test_repeated_rounds_keep_the_median_time_and_the_highest_peak():
+    rounds = [MethodResult("draft:x", "draft", [run_of(11, 4, 10, 0.5, 0.2, 0.1, total)],
+                           PeakRss(mib, True))
+              for total, mib in ((0.9, 100.0), (3.0, 300.0), (0.8, 200.0))]
+    chosen = median_round(rounds)
+    assert chosen.runs[0].stats.time_total == 0.9 and chosen.peak_rss.mib == 300.0
 
 
 def test_sampled_runs_are_not_compared_with_vanilla():
