@@ -89,7 +89,8 @@ def run(cfg: Config) -> dict[str, Any]:
     dream = stage("07-train-dream", "train", train + ["search_space=dream"])
     drafts = copy_drafts(run_dir, (export["draft"], eagle["draft"], dream["draft"]))
     bench = stage("08-bench", "bench",
-                  target + device + [f"drafts=[{','.join(str(d) for d in drafts)}]"])
+                  target + device + bench_threads(table)
+                  + [f"drafts=[{','.join(str(d) for d in drafts)}]"])
     table_rows = summary_rows(bench["rows"])
     total = time.perf_counter() - progress.started
     summary = write_summary(run_dir, cfg, table_rows, total, bench)
@@ -178,6 +179,13 @@ def profile_stage(cfg: Config, run_dir: Path, fingerprint: str, overrides: list[
         overrides = overrides + [f"output={output}", f"fresh={str(fresh).lower()}"]
     result = run_stage(stage_dir, "profile", overrides + extra(cfg, "profile"), progress)
     return Path(result["table"])
+
+
+def bench_threads(table: Path) -> list[str]:
+    """The bench times with the CPU threads the latency table was measured with, so that the
+    measured speedups answer the predictions the search made from that table."""
+    threads = load_table(table).device.threads
+    return [f"threads={threads}"] if threads else []
 
 
 def budget_tag(path: Path, cfg: Config) -> str:

@@ -23,7 +23,8 @@ TINY = [
     "'hardware.budget_s=0.01','hardware.flush_mb=0','hardware.threads=1']"),
     "overrides.search=['n_trials=2','validation_prompts=1','max_new_tokens=8']",
     ("overrides.bench=['n_prompts=1','max_new_tokens=8','assistant.steps=2',"
-    "'assistant.train_prompts=2','prompts=shapes','assistant.response_tokens=8','threads=1','warmup=false']"),
+    "'assistant.train_prompts=2','prompts=shapes','assistant.response_tokens=8','warmup=false',"
+    "'repeats=1']"),
 ]
 
 
@@ -65,6 +66,9 @@ def test_runs_every_stage_and_summarises_the_bench(pipeline_run, capsys):
     table = Path(result["latency_table"])
     # its overrides.profile are quicker than a full profile: a table only smoke runs reuse
     assert table.parent == run_dir.parent / "tables" and table.name.endswith("-smoke.json")
+    # No threads= for the bench above: it times with the table's (1, not its default 2).
+    bench = json.loads((run_dir / "08-bench" / "result.json").read_text())["result"]
+    assert bench["threads"] == json.loads(table.read_text())["device"]["threads"]
     summary = (run_dir / "summary.md").read_text()
     assert ("| method | tokens/s | speedup | speedup after prefill | tau | equals vanilla |"
             in summary)
