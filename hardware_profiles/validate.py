@@ -109,21 +109,25 @@ def decode_config(shape: DecodeShape) -> DecodeConfig:
 
 def measure_generation(target: Target, draft: DraftModel | None, shape: DecodeShape,
                        predictor: LatencyPredictor, inputs: PreparedInputs,
-                       new_tokens: int) -> tuple[float, float, float]:
+                       new_tokens: int, rounds: int = 3) -> tuple[float, float, float]:
     """(ms per step, tau, mean target context) of a generation of new_tokens tokens.
 
     Per step = (time of the whole generation - time of a one-token generation, which is the
-    prefill alone) / steps, both on the table's clock, so the prefill cancels out.
+    prefill alone) / steps, both on the table's clock, so the prefill cancels out. The median of
+    `rounds` such pairs: one generation is a few milliseconds, which one burst of a neighbour on
+    a shared machine can double.
     """
     decoder = SpeculativeDecoder(target, draft, decode_config(shape))
     clock = CLOCKS[predictor.table.timing.clock]
-    started = clock()
-    decoder.generate(inputs=inputs, max_new_tokens=1)
-    prefill = clock() - started
-    started = clock()
-    stats = decoder.generate(inputs=inputs, max_new_tokens=new_tokens).stats
-    per_step = (clock() - started - prefill) / stats.steps * 1e3
-    return per_step, stats.tau, stats.prompt_tokens + stats.new_tokens / 2
+    per_step = []
+    for _ in range(rounds):
+        started = clock()
+        decoder.generate(inputs=inputs, max_new_tokens=1)
+        prefill = clock() - started
+        started = clock()
+        stats = decoder.generate(inputs=inputs, max_new_tokens=new_tokens).stats
+        per_step.append((clock() - started - prefill) / stats.steps * 1e3)
+    return statistics.median(per_step), stats.tau, stats.prompt_tokens + stats.new_tokens / 2
 
 
 def validate(target: Target, space: ResolvedSpace, predictor: LatencyPredictor,
@@ -133,7 +137,7 @@ def validate(target: Target, space: ResolvedSpace, predictor: LatencyPredictor,
     from tqdm import tqdm
 
     rng, generator = random.Random(seed), torch.Generator().manual_seed(seed)
-    timing = timing or TimingConfig(warmup=2, repeats=9, clock=predictor.table.timing.clock)
+    timing = timing or TimingConfig(warmup=3, repeats=15, clock=predictor.table.timing.clock)
     contexts = predictor.table.grid.contexts
     threads = threads or predictor.table.device.threads or torch.get_num_threads()
     results = []
