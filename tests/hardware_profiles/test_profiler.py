@@ -97,11 +97,15 @@ def test_validation_measures_random_drafts_and_plots(vlm, tmp_path):
     assert figure.stat().st_size > 0
 
 
-def test_only_the_drafts_parts_are_timed_after_a_cache_flush(vlm, tmp_path, monkeypatch):
-    flushes = {}
+def test_the_drafts_parts_and_verifications_are_timed_after_a_cache_flush(vlm, tmp_path,
+                                                                          monkeypatch):
+    """Plain decoding runs the target back to back (warm); a verification runs after the draft's
+    tree, as do the draft's own parts (flushed). Target forwards get 3x the samples."""
+    flushes, repeats = {}, {}
 
     def record(call, timing, device, reset=None):
         flushes[len(flushes)] = timing.flush_mb
+        repeats[len(repeats)] = timing.repeats
         return Timing(1.0, 0.0, 1)
 
     monkeypatch.setattr(profiler_module, "time_call", record)
@@ -111,4 +115,8 @@ def test_only_the_drafts_parts_are_timed_after_a_cache_flush(vlm, tmp_path, monk
     report = profile(vlm, space, tmp_path / "t.json", settings)
     keys = required_keys(space, report.table.grid, image_tokens_of(vlm))
     for index, key in enumerate(keys):
-        assert flushes[index] == (0 if key.split("/")[0] in TARGET_PARTS else 8), key
+        part = key.split("/")[0]
+        verification = part == "target" and "/q=1/" not in key
+        warm = part in TARGET_PARTS and not verification
+        assert flushes[index] == (0 if warm else 8), key
+        assert repeats[index] == (3 if part == "target" else 1), key
