@@ -15,9 +15,12 @@ keys:
   device, dtype where and in which precision every stage runs
   tables_dir    where a latency table matching the target and device is looked for, and where
                 a new profile goes (null: hardware_profiles/tables)
+  shapes_build  per budget, which build of the embedded shapes target it uses (smoke: the small
+                one built in seconds, so a fresh machine checks every stage in minutes)
   overrides     extra overrides per stage, e.g. overrides.search='[n_trials=10]'
 """
 
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -32,6 +35,7 @@ from hardware_profiles.table import TableError, load_table
 from nas.commands import CommandConfig, command_module, compose_config
 from nas.run_dir import RESULT_FILE, write_result
 from nas.user_errors import UserError
+from targets.embedded.shapes import BUDGET_ENV as SHAPES_BUDGET_ENV
 
 TABLES_DIR = Path(__file__).resolve().parents[2] / "hardware_profiles" / "tables"
 DRAFTS = ("searched", "eagle", "dream")
@@ -46,6 +50,7 @@ class Config(CommandConfig):
     device: str
     dtype: str
     tables_dir: str | None
+    shapes_build: dict[str, str] = field(default_factory=dict)
     # The budget group's keys (conf/budget/), passed on to the train stages as overrides.
     budget_name: str
     calibration_prompts: int
@@ -69,6 +74,7 @@ class Progress:
 
 def run(cfg: Config) -> dict[str, Any]:
     check_config(cfg)
+    choose_shapes_build(cfg)
     run_dir, progress = Path(cfg.run_dir), Progress()
     device = [f"device={cfg.device}", f"dtype={cfg.dtype}"]
     target = [f"target={cfg.target}"]
@@ -107,6 +113,14 @@ def check_config(cfg: Config) -> None:
     if cfg.budget_name not in cfg.stages:
         raise UserError(f"budget: '{cfg.budget_name}' has no stage settings in conf/pipeline.yaml; "
                         f"use one of {', '.join(cfg.stages)}")
+
+
+def choose_shapes_build(cfg: Config) -> None:
+    """Every stage loads `shapes` by name, which builds (once) and loads the build that
+    $DRAFTNAS_SHAPES_BUDGET names: set it for this budget, unless the caller already did."""
+    build = cfg.shapes_build.get(cfg.budget_name)
+    if cfg.target == "shapes" and build and SHAPES_BUDGET_ENV not in os.environ:
+        os.environ[SHAPES_BUDGET_ENV] = build
 
 
 def extra(cfg: Config, command: str) -> list[str]:

@@ -3,6 +3,7 @@ every stage runs and the summary is written; a rerun skips every stage; a delete
 alone."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -112,3 +113,20 @@ def test_a_matching_table_is_used_instead_of_profiling(pipeline_run, capsys):
     assert result == {"table": table, "profiled": False}
     after = result_times(run_dir)
     assert [stage for stage in STAGES if after[stage] != before[stage]] == ["03-profile"]
+
+
+@pytest.mark.parametrize("budget, preset, expected", [
+    ("smoke", None, "test"), ("default", None, "full"), ("smoke", "full", "full")])
+def test_each_budget_picks_its_shapes_build_unless_the_environment_did(monkeypatch, budget,
+                                                                       preset, expected):
+    from types import SimpleNamespace
+
+    from nas.commands.pipeline import SHAPES_BUDGET_ENV, choose_shapes_build
+
+    monkeypatch.delenv(SHAPES_BUDGET_ENV, raising=False)
+    if preset:
+        monkeypatch.setenv(SHAPES_BUDGET_ENV, preset)
+    cfg = SimpleNamespace(target="shapes", budget_name=budget,
+                          shapes_build={"smoke": "test", "default": "full"})
+    choose_shapes_build(cfg)
+    assert os.environ[SHAPES_BUDGET_ENV] == expected
