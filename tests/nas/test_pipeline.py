@@ -116,7 +116,7 @@ def test_a_matching_table_is_used_instead_of_profiling(pipeline_run, capsys):
 
 
 @pytest.mark.parametrize("budget, preset, expected", [
-    ("smoke", None, "test"), ("default", None, "full"), ("smoke", "full", "full")])
+    ("smoke", None, "smoke"), ("default", None, "full"), ("smoke", "full", "full")])
 def test_each_budget_picks_its_shapes_build_unless_the_environment_did(monkeypatch, budget,
                                                                        preset, expected):
     from types import SimpleNamespace
@@ -127,6 +127,6 @@ def test_each_budget_picks_its_shapes_build_unless_the_environment_did(monkeypat
     if preset:
         monkeypatch.setenv(SHAPES_BUDGET_ENV, preset)
     cfg = SimpleNamespace(target="shapes", budget_name=budget,
-                          shapes_build={"smoke": "test", "default": "full"})
+                          shapes_build={"smoke": "smoke", "default": "full"})
     choose_shapes_build(cfg)
     assert os.environ[SHAPES_BUDGET_ENV] == expected

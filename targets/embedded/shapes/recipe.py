@@ -1,7 +1,9 @@
 """The recipe of the `shapes` target: model sizes, training schedule and data; its hash names the cache.
 
 `full` is the real target (the default); `test` is a tiny, quick build for the test suite: a working,
-loadable LLaVA directory whose quality is not the point.
+loadable LLaVA directory whose quality is not the point; `smoke` is `test` with the full target's 4
+text layers (a space with entropy-chosen layers needs intermediate layers to rank), built in
+seconds for `draftnas pipeline budget=smoke`.
 """
 
 import hashlib
@@ -65,6 +67,7 @@ RECIPES: dict[str, ShapesRecipe] = {
         train_images=64,
     ),
 }
+RECIPES["smoke"] = replace(RECIPES["test"], text_layers=4, steps=60)
 
 
 def recipe_for(budget: str) -> ShapesRecipe:
