@@ -51,6 +51,7 @@ from nas.target_loading import load_configured_target
 from nas.user_errors import UserError
 from search_spaces import ResolvedSpace, TargetDims, load_space
 from supernet import load_supernet
+from targets.embedded import EMBEDDED_TARGETS
 from supernet.checkpoint import check_meta
 from supernet.corpus import CorpusItem, build_corpus
 from targets import Target
@@ -115,9 +116,11 @@ class Setup:
 
 def run(cfg: Config) -> dict[str, Any]:
     check_config(cfg)
+    # Absolute paths: Ray Tune runs every trial in a directory of its own (and a cluster's
+    # workers elsewhere), where a relative path would point at nothing.
     spec = EvaluatorSpec(
-        target=cfg.target, supernet=str(supernet_dir(cfg.supernet)),
-        table=str(table_path(cfg)), search_space=cfg.search_space,
+        target=absolute_if_local(cfg.target), supernet=str(supernet_dir(cfg.supernet).resolve()),
+        table=str(table_path(cfg).resolve()), search_space=cfg.search_space,
         validation_prompts=cfg.validation_prompts, max_new_tokens=cfg.max_new_tokens,
         device=cfg.hardware.device, dtype=cfg.hardware.dtype, threads=cfg.threads, objective=cfg.objective,
         home=str(draftnas_home()))
@@ -168,6 +171,13 @@ def check_config(cfg: Config) -> None:
                         f"measured_shapes.prompts={prompts}: use drafts >= 0 (0 skips the stage) "
                         "and prompts >= 1 or null (all)")
     cfg.objective.check()
+
+
+def absolute_if_local(spec: str) -> str:
+    """A target given as a local directory, made absolute; an embedded name or hub id as is."""
+    if spec in EMBEDDED_TARGETS or not Path(spec).is_dir():
+        return spec
+    return str(Path(spec).resolve())
 
 
 def supernet_dir(path: str) -> Path:

@@ -159,3 +159,15 @@ def test_bad_input_exits_2_with_one_line(setup, tmp_path, capsys, monkeypatch, b
     assert main(args(setup, tmp_path / "run", "n_trials=2", *extra)) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and names in err, err
+
+
+def test_local_targets_become_absolute_for_ray_workers(tmp_path, monkeypatch):
+    """Ray Tune runs each trial in its own directory: a relative target path must not reach it."""
+    from nas.commands.search import absolute_if_local
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shapes").mkdir()  # an embedded name wins over a same-named directory
+    (tmp_path / "my-vlm").mkdir()
+    assert absolute_if_local("my-vlm") == str(tmp_path / "my-vlm")
+    assert absolute_if_local("shapes") == "shapes"
+    assert absolute_if_local("org/hub-model") == "org/hub-model"
