@@ -130,14 +130,14 @@ def markdown(run: Path, results: dict[float, dict], command: str) -> str:
     by_name = {label(row["method"]): row for row in sampled["rows"]}
     load = {t: r["load_average_1m"] for t, r in results.items()}
     lines = [
-        f"# Paper table: `{greedy['target']}` ({greedy['prompts']} {greedy['prompt_set']} "
-        "test prompts)", "",
+        (f"# Paper table: `{greedy['target']}` ({greedy['prompts']} {greedy['prompt_set']} "
+         "test prompts)"), "",
         f"Reproduce: `{command}` (on the pipeline run `{run}`).", "",
-        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"bench threads={greedy['threads']}; load average (1 min) during the benches: "
-        + ", ".join(f"T={t:g} {v['before']:.2f} -> {v['after']:.2f}" for t, v in load.items())
-        + ".", "",
-        "tau: tokens per target forward, bonus token included. Speedup: tokens/s over vanilla's, "
+        (f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+         f"bench threads={greedy['threads']}; load average (1 min) during the benches: "
+         + ", ".join(f"T={t:g} {v['before']:.2f} -> {v['after']:.2f}" for t, v in load.items())
+         + "."), "",
+        ("tau: tokens per target forward, bonus token included. Speedup: tokens/s over vanilla's, "
         "end to end, same prompts, same temperature. Our drafts run as the bench overrides above "
         "say (adaptive=false: drafting every step, as the papers measure, so tau is the draft's "
         "own). searched / eagle / dream: trained by the pipeline with "
@@ -146,10 +146,10 @@ def markdown(run: Path, results: dict[float, dict], command: str) -> str:
         "supernet, inherited weights, no retraining, one knob changed at a time: the feature "
         "ablations (none, top / entropy layer, keep) from the searched draft, or from it with "
         "concat on the entropy-chosen layer when it reads no target feature; the shape ablations "
-        "(tree 6/4/32, chain) from the searched draft.",
+        "(tree 6/4/32, chain) from the searched draft."),
         "",
-        "| method | decoding shape | tau T=0 | speedup T=0 | equals vanilla | tau T=1 | "
-        "speedup T=1 |",
+        ("| method | decoding shape | tau T=0 | speedup T=0 | equals vanilla | tau T=1 | "
+         "speedup T=1 |"),
         "|---|---|---|---|---|---|---|",
     ]
     for row in greedy["rows"]:

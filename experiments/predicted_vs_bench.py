@@ -68,8 +68,8 @@ def error(predicted: float, measured: float | None) -> str:
 def markdown(rows: list[dict], bench_dir: Path, table: Path, command: str) -> str:
     lines = [f"# Predicted against measured speedup ({table.name})", "",
              f"Reproduce: `{command}` (bench run `{bench_dir}`).", "",
-             "| draft | shape | tau (bench) | context | predicted | measured after prefill | "
-             "error | measured end to end | error |", "|---|---|---|---|---|---|---|---|---|"]
+             ("| draft | shape | tau (bench) | context | predicted | measured after prefill | "
+              "error | measured end to end | error |"), "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['draft']} | {r['shape']} | {r['tau']:.2f} | {r['context']:.0f} | "
                      f"{r['predicted']:.3f} | {fmt(r['decode_speedup'])} | "

@@ -51,10 +51,10 @@ from nas.target_loading import load_configured_target
 from nas.user_errors import UserError
 from search_spaces import ResolvedSpace, TargetDims, load_space
 from supernet import load_supernet
-from targets.embedded import EMBEDDED_TARGETS
 from supernet.checkpoint import check_meta
 from supernet.corpus import CorpusItem, build_corpus
 from targets import Target
+from targets.embedded import EMBEDDED_TARGETS
 from targets.home import draftnas_home
 
 TABLES_DIR = Path(__file__).resolve().parents[2] / "hardware_profiles" / "tables"

@@ -75,7 +75,7 @@ def test_a_draft_decodes_what_the_plain_target_decodes(capsys, tmp_path, llava_d
 def test_adaptive_false_drafts_every_step(capsys, tmp_path, llava_dir, image, cross_draft):
     """A random draft rarely matches, so adaptive decoding would pause it; adaptive=false must
     reach the decoder and draft at every step."""
-    result, out = run_decode(capsys, tmp_path, f"target={llava_dir}", f"image={image}",
+    result, _ = run_decode(capsys, tmp_path, f"target={llava_dir}", f"image={image}",
                              "prompt='what colour is it'", "max_new_tokens=12",
                              f"draft={cross_draft}", "mode=chain", "k=2", "adaptive=false")
     stats = result["stats"]
