@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.commands import CommandConfig
+from nas.commands import CommandConfig, DecodeKeys
 from nas.target_loading import load_configured_target
 from nas.user_errors import UserError
 from specdec.bench.assistant import AssistantConfig, ensure_assistant
@@ -47,7 +47,6 @@ from specdec.bench.methods import (
 )
 from specdec.bench.report import write_report
 from specdec.bench.runner import BenchSettings, run_bench
-from specdec.recommended import SHAPE_KEYS
 from targets import PreparedInputs, Target
 from targets.embedded import EMBEDDED_TARGETS
 from targets.embedded.prompts import prompt_set
@@ -56,7 +55,7 @@ BASELINES = ("assisted", "prompt_lookup")
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig):
+class Config(CommandConfig, DecodeKeys):
     target: str
     drafts: list[str]
     prompts: str
@@ -65,12 +64,6 @@ class Config(CommandConfig):
     temperature: float
     top_p: float
     seed: int
-    mode: str | None
-    k: int | None
-    depth: int | None
-    top_k: int | None
-    total_tokens: int | None
-    adaptive: bool
     baselines: list[str]
     assistant_tokens: int
     prompt_lookup_tokens: int
@@ -84,7 +77,7 @@ class Config(CommandConfig):
 
 def run(cfg: Config) -> dict[str, Any]:
     check_request(cfg)
-    shape = {key: getattr(cfg, key) for key in SHAPE_KEYS}
+    shape = cfg.given_shape()
     target = load_configured_target(cfg.target, cfg.device, cfg.dtype)
     set_name = prompt_set_name(cfg)
     methods: list[Method] = [vanilla_method(target)]

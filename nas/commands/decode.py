@@ -24,29 +24,23 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from nas.commands import CommandConfig
+from nas.commands import CommandConfig, DecodeKeys
 from nas.commands.target import read_image
 from nas.target_loading import load_configured_target
 from nas.user_errors import UserError
 from specdec import DraftModel, SpeculativeDecoder
-from specdec.recommended import SHAPE_KEYS, shape_label, shaped_config
+from specdec.recommended import shape_label, shaped_config
 
 FORMATS = ("text", "json")
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig):
+class Config(CommandConfig, DecodeKeys):
     target: str
     draft: str
     prompt: str | None
     image: str | None
     format: str
-    mode: str | None
-    k: int | None
-    depth: int | None
-    top_k: int | None
-    total_tokens: int | None
-    adaptive: bool
     max_new_tokens: int
     temperature: float
     top_p: float
@@ -67,7 +61,7 @@ def run(cfg: Config) -> dict[str, Any]:
     draft = None if cfg.draft.lower() == "none" else DraftModel.from_pretrained(cfg.draft, target)
     settings, shape_source = shaped_config(
         draft.config if draft is not None else None,
-        {key: getattr(cfg, key) for key in SHAPE_KEYS}, adaptive=cfg.adaptive)
+        cfg.given_shape(), adaptive=cfg.adaptive)
     generation = SpeculativeDecoder(target, draft, settings).generate(
         prompt=cfg.prompt, images=[image] if image is not None else None,
         max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
