@@ -31,6 +31,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
+from predicted_vs_bench import draft_arch  # experiments/, beside this script
 
 from nas.cli import main as draftnas
 from search_spaces import DraftArch
@@ -47,14 +48,7 @@ def stage_result(run: Path, stage: str) -> dict:
 
 
 def arch_of(draft_dir: Path) -> DraftArch:
-    config = json.loads((draft_dir / "config.json").read_text())
-    fields = {name: config[name] for name in ("interaction", "injected_layers", "num_layers",
-                                              "num_heads", "intermediate_size",
-                                              "vision_keep_ratio", "draft_vocab_size")}
-    fields["injected_layers"] = tuple(fields["injected_layers"])
-    decode = config.get("decode")
-    shape = DecodeShape.from_dict(decode) if decode else DEFAULT_DECODE
-    return DraftArch(**fields, decode=shape)
+    return draft_arch(json.loads((draft_dir / "config.json").read_text()))
 
 
 def variants(searched: DraftArch, eagle: DraftArch, space, is_vlm: bool) -> dict[str, DraftArch]:

@@ -18,22 +18,22 @@ adaptive=false for a prediction of drafting every step, as the formula assumes.
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from hardware_profiles.predictor import LatencyPredictor
-from search_spaces import DraftArch
-from search_spaces.decode import DEFAULT_DECODE, DecodeShape
-
-ARCH_KEYS = ("interaction", "injected_layers", "num_layers", "num_heads", "intermediate_size",
-             "vision_keep_ratio", "draft_vocab_size")
+from search_spaces import DIMENSIONS, DraftArch
+from search_spaces.decode import DecodeShape
 
 
-def draft_arch(config: dict, shape_label: str) -> DraftArch:
-    """The arch of a draft's config.json, decoding with the shape its bench row names."""
-    fields = {key: config[key] for key in ARCH_KEYS}
-    fields["injected_layers"] = tuple(fields["injected_layers"])
-    shape = DecodeShape.parse(shape_label) if shape_label else DEFAULT_DECODE
-    return DraftArch(**fields, decode=shape)
+def draft_arch(config: dict, shape_label: str | None = None) -> DraftArch:
+    """The arch of a draft's config.json (its arch fields are DraftArch's), decoding with
+    `shape_label` (`chain 5`, `tree 6/4/32`) if given, else with its recommended shape."""
+    fields = {key: config[key] for key in DIMENSIONS if key in config}
+    if fields.get("decode") is None:
+        fields.pop("decode", None)  # no recommended shape: DraftArch's default
+    arch = DraftArch.from_dict(fields)
+    return replace(arch, decode=DecodeShape.parse(shape_label)) if shape_label else arch
 
 
 def rows_of(bench_dir: Path, predictor: LatencyPredictor) -> list[dict]:
