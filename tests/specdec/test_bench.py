@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from tiny_llava_dir import save_tiny_llava
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from nas.cli import main
@@ -34,11 +33,6 @@ from targets.tiny import tiny_inputs, tiny_target
 TINY_ASSISTANT = ["assistant.steps=3", "assistant.train_prompts=2", "assistant.response_tokens=4",
                   "assistant.hidden_size=32", "assistant.num_heads=2",
                   "assistant.intermediate_size=64", "assistant.batch_size=2"]
-
-
-@pytest.fixture(scope="module")
-def llava_dir(tmp_path_factory) -> Path:
-    return save_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 
 
 @pytest.fixture(scope="module")

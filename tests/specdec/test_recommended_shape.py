@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-from tiny_llava_dir import save_tiny_llava
 
 from nas.cli import main
 from specdec import DraftConfig, DraftError, DraftModel
@@ -16,11 +15,6 @@ from targets import load_target
 CHAIN2 = {"mode": "chain", "k": 2}
 TREE = {"mode": "tree", "depth": 3, "top_k": 2, "total_tokens": 6}
 UNSET = dict.fromkeys(SHAPE_KEYS)
-
-
-@pytest.fixture(scope="module")
-def llava_dir(tmp_path_factory) -> Path:
-    return save_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 
 
 @pytest.fixture(scope="module")
