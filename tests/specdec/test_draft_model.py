@@ -92,7 +92,8 @@ def test_concat_residual_stream_starts_at_the_features_alone(target, interaction
     """EAGLE-3's first layer: attention reads [norm(embedding) ; norm(features)] (q/k/v 2D wide),
     but the residual is the features alone. With every branch's output projection zeroed the
     draft's output is what its residual stream started as: the features for concat, the
-    embedding plus features for add."""
+    normed embedding plus the normed features for add (a target's embeddings are tiny beside
+    its hidden states, so add norms both terms of its sum)."""
     draft = make_draft(target, interaction)
     D = target.hidden_size
     first, second = draft.layers
@@ -106,7 +107,9 @@ def test_concat_residual_stream_starts_at_the_features_alone(target, interaction
             layer.mlp.down_proj.weight.zero_()
         hidden = draft(tokens, features, positions).hidden
     embedding = target.embed_tokens(tokens)
-    expected = features if interaction == "concat" else embedding + features
+    expected = features
+    if interaction == "add":
+        expected = rms_normed(embedding) + rms_normed(features)
     torch.testing.assert_close(hidden, expected)
 
 
@@ -184,3 +187,7 @@ def test_bad_config_json_is_refused(target, saved_draft: Path, edit, match):
 def test_not_json_is_refused(saved_draft: Path):
     (saved_draft / "config.json").write_text("{ interaction: concat")
     expect_one_line("not valid JSON", lambda: DraftModel.from_pretrained(saved_draft))
+
+
+def rms_normed(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
