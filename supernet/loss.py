@@ -17,6 +17,11 @@ final hidden state) + intermediate_feature * SmoothL1(first layer's output, the 
 the lowest-entropy candidate layer) for drafts of 2+ layers (DREAM's 0.2 / 0.2 / 1.0).
 Losses average over a sequence's counted slots, then over sequences, so that equal shards on
 several processes average to the loss of the whole batch.
+
+Logits, the draft's and the target's, are computed for the slots that predict a response token
+only (rows [N, V]), and the target's side of the KL once per call: over a 49k vocabulary the
+head, the KL and their backward were three quarters of a training step, and a prompt's slots
+never count.
 """
 
 from dataclasses import dataclass
@@ -42,15 +47,16 @@ class LossConfig:
 class SubnetLoss:
     loss: torch.Tensor  # scalar, in the graph
     metrics: dict[str, float]
-    step_logits: list[torch.Tensor] | None  # detached [B, T, V] per step (full vocab), if asked
+    step_logits: list[torch.Tensor] | None  # detached [N, V] per step (full vocab), if asked
 
 
 def unrolled_loss(draft: SuperDraft, batch: TargetBatch, cfg: LossConfig,
                   intermediate_tap: int | None = None,
                   teacher_logits: list[torch.Tensor] | None = None,
                   keep_logits: bool = False) -> SubnetLoss:
-    """Loss of the active subnet of `draft`. teacher_logits: per step, full-vocabulary logits
-    that replace the target's in the KL (in-place distillation from the largest subnet)."""
+    """Loss of the active subnet of `draft`. teacher_logits: per step, full-vocabulary logits of
+    the predicting slots ([N, V], another subnet's `step_logits` on this batch) that replace the
+    target's in the KL (in-place distillation from the largest subnet)."""
     arch, target = draft.active, draft.target
     slots = batch.input_ids.shape[1] - 1
     tokens = batch.input_ids[:, 1:]
@@ -60,12 +66,12 @@ def unrolled_loss(draft: SuperDraft, batch: TargetBatch, cfg: LossConfig,
     predicts = torch.zeros_like(batch.valid[:, 1:])
     predicts[:, :-1] = batch.response[:, 2:]
     kept = keep_mask(batch, arch.vision_keep_ratio)[:, :slots]
-    with torch.no_grad():
-        target_logits = target.lm_head(batch.last_hidden[:, 1:]).float()
     vocab = None
     if arch.draft_vocab_size:
         _, d2t, _ = draft.vocabulary(arch.draft_vocab_size)
         vocab = torch.arange(arch.draft_vocab_size, device=d2t.device) + d2t
+    with torch.no_grad():
+        target_side = Teacher.of(target.lm_head(batch.last_hidden[:, 1:][predicts]), vocab)
     layers = draft.skeleton(arch).layers
     intermediate: list[torch.Tensor] = []
     hook = None
@@ -81,15 +87,15 @@ def unrolled_loss(draft: SuperDraft, batch: TargetBatch, cfg: LossConfig,
     try:
         for k in range(steps):
             step_features = features if k == 0 else shift_right(previous)
-            out = draft(tokens, step_features, positions, cache, unroll_mask(kept, k))
+            out = draft(tokens, step_features, positions, cache, unroll_mask(kept, k),
+                        logits=predicts)
             previous = out.hidden
             counted = predicts.clone()
             counted[:, k:] &= predicts[:, : slots - k]
             counted[:, :k] = False
-            teacher = (teacher_logits[k] if teacher_logits is not None else target_logits)
-            if vocab is not None:
-                teacher = teacher[..., vocab]
-            kl = kl_divergence(teacher, out.logits.float())
+            teacher = (target_side if teacher_logits is None
+                       else Teacher.of(teacher_logits[k], vocab))
+            kl = on_slots(teacher.kl(out.logits.float()), predicts)
             final = F.smooth_l1_loss(draft.final_norm(out.hidden), batch.last_hidden[:, 1:],
                                      reduction="none").mean(-1)
             step = cfg.kl * per_sequence_mean(kl, counted)
@@ -100,7 +106,7 @@ def unrolled_loss(draft: SuperDraft, batch: TargetBatch, cfg: LossConfig,
                 step = step + cfg.intermediate_feature * per_sequence_mean(regress, counted)
             weight = cfg.step_decay ** k
             total, weights = total + weight * step, weights + weight
-            agree = (out.logits.argmax(-1) == teacher.argmax(-1)).float()
+            agree = on_slots((out.logits.argmax(-1) == teacher.top1).float(), predicts)
             metrics[f"kl_{k}"] = float(per_sequence_mean(kl.detach(), counted))
             metrics[f"top1_{k}"] = float(per_sequence_mean(agree, counted))
             if keep_logits:
@@ -138,10 +144,31 @@ def shift_right(hidden: torch.Tensor) -> torch.Tensor:
     return torch.cat((torch.zeros_like(hidden[:, :1]), hidden[:, :-1]), dim=1)
 
 
-def kl_divergence(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> torch.Tensor:
-    """KL(teacher || student) per slot, [B, T]."""
-    teacher = torch.log_softmax(teacher_logits, -1)
-    return (teacher.exp() * (teacher - torch.log_softmax(student_logits, -1))).sum(-1)
+@dataclass
+class Teacher:
+    """The teacher's side of KL(teacher || draft) over N rows, computed once and reused by every
+    unrolled step: probabilities, sum p log p, and its top-1 token."""
+
+    probs: torch.Tensor  # [N, V]
+    p_log_p: torch.Tensor  # [N]
+    top1: torch.Tensor  # [N]
+
+    @classmethod
+    def of(cls, logits: torch.Tensor, vocab: torch.Tensor | None) -> "Teacher":
+        """From full-vocabulary logits, restricted (and renormalised) to `vocab` if given."""
+        logits = (logits if vocab is None else logits[..., vocab]).float()
+        log_probs = torch.log_softmax(logits, -1)
+        probs = log_probs.exp()
+        return cls(probs, (probs * log_probs).sum(-1), logits.argmax(-1))
+
+    def kl(self, student_logits: torch.Tensor) -> torch.Tensor:
+        """KL(teacher || student) per row, [N]."""
+        return self.p_log_p - (self.probs * torch.log_softmax(student_logits, -1)).sum(-1)
+
+
+def on_slots(values: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    """[B, T] with `values` [N] at the N true positions of bool `slots`, zeros elsewhere."""
+    return values.new_zeros(slots.shape).masked_scatter(slots, values)
 
 
 def per_sequence_mean(values: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:

@@ -221,7 +221,8 @@ class SuperDraft(nn.Module):
 
     def forward(self, token_ids: torch.Tensor, features: torch.Tensor | None,
                 positions: torch.Tensor, cache: DraftCache | None = None,
-                attention_mask: torch.Tensor | None = None, logits: str = "all") -> DraftOutput:
+                attention_mask: torch.Tensor | None = None,
+                logits: str | torch.Tensor = "all") -> DraftOutput:
         """DraftModel.forward of the active subnet (same arguments, same result)."""
         arch = self._active()
         return functional_call(

@@ -62,3 +62,39 @@ def test_a_teacher_equal_to_the_student_gives_zero_kl(superdraft, dream_s, deep_
     assert own.metrics["kl_0"] > 1e-3
     assert distilled.metrics["kl_0"] == pytest.approx(0, abs=1e-6)
     assert distilled.metrics["kl_1"] == pytest.approx(0, abs=1e-6)
+
+
+@pytest.mark.parametrize("reduced", [False, True])
+def test_step_zero_kl_and_agreement_are_those_of_full_logits(superdraft, dream_s, deep_target,
+                                                             reduced):
+    """The loss computes logits for the predicting slots only and the target's side once; its
+    step-0 KL and top-1 agreement equal the plain formula over every slot's full logits
+    (restricted and renormalised to a reduced vocabulary), averaged over the counted slots."""
+    arch = next(a for a in (dream_s.sample(random.Random(i)) for i in range(200))
+                if a.interaction == "add" and bool(a.draft_vocab_size) == reduced)
+    batch = random_batch(deep_target)
+    with torch.no_grad():
+        result = unrolled_loss(superdraft.activate(arch), batch, LossConfig(unroll_steps=2))
+        slots = batch.input_ids.shape[1] - 1
+        features = superdraft.fuse({tap: h[:, :slots] for tap, h in batch.hidden.items()})
+        positions = torch.arange(1, slots + 1).expand(batch.input_ids.shape[0], slots)
+        kept = torch.ones_like(batch.valid[:, 1:])
+        if arch.vision_keep_ratio < 1 and batch.image_scores is not None:
+            pytest.skip("the reference below keeps every slot")
+        out = superdraft(batch.input_ids[:, 1:], features, positions, None, unroll_mask(kept, 0))
+        teacher = deep_target.lm_head(batch.last_hidden[:, 1:]).float()
+        if reduced:
+            _, d2t, _ = superdraft.vocabulary(arch.draft_vocab_size)
+            teacher = teacher[..., torch.arange(arch.draft_vocab_size) + d2t]
+        p = torch.log_softmax(teacher, -1)
+        kl = (p.exp() * (p - torch.log_softmax(out.logits.float(), -1))).sum(-1)
+        agree = (out.logits.argmax(-1) == teacher.argmax(-1)).float()
+        counted = torch.zeros_like(batch.valid[:, 1:])
+        counted[:, :-1] = batch.response[:, 2:]
+        weights = counted.float()
+
+        def mean(values):
+            return ((values * weights).sum(1) / weights.sum(1).clamp(min=1)).mean()
+
+    assert result.metrics["kl_0"] == pytest.approx(float(mean(kl)), rel=1e-4)
+    assert result.metrics["top1_0"] == pytest.approx(float(mean(agree)), abs=1e-6)
