@@ -1,7 +1,10 @@
 """Does the dream_s supernet rank drafts like training them one by one? (issue 4)
 
 1. `draftnas train target=shapes search_space=dream_s budget=<budget>`: the supernet.
-2. Eight distinct configs of dream_s (a fixed draw, seed 0), each extracted without retraining.
+2. Eight configs of dream_s, one per interaction x vocabulary (full, reduced), the other
+   dimensions a seeded draw, each extracted without retraining. Stratified because a plain
+   seeded draw gave six tokens-only / cross-attention drafts within 2% of each other, whose
+   order no ranking can get right; the rule does not look at any tau.
 3. The same eight configs trained alone: the same recipe and budget over a one-point space.
 4. tau of every draft with the bundled decoder (tree depth 6, top-k 4, 32 tokens, greedy) on
    description prompts of easy-vqa test images; extracted tau / standalone tau per config and
@@ -16,6 +19,7 @@ import argparse
 import json
 import random
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -30,6 +34,7 @@ from specdec import DecodeConfig, SpeculativeDecoder
 from supernet.checkpoint import load_supernet
 from supernet.distributed import World
 from supernet.extract import extract
+from supernet.sandwich import with_interaction
 from supernet.trainer import SupernetRecipe
 from targets import load_target
 from targets.embedded.prompts import prompt_set
@@ -40,9 +45,14 @@ TREE = DecodeConfig(mode="tree", depth=6, top_k=4, total_tokens=32, adaptive=Fal
 
 
 def pick_configs(space: ResolvedSpace, count: int, seed: int = 0) -> list[DraftArch]:
+    """`count` distinct configs cycling through every (interaction, vocabulary) pair."""
     rng, chosen = random.Random(seed), []
+    strata = [(interaction, vocab) for interaction in space.interaction
+              for vocab in space.draft_vocab_size]
     while len(chosen) < count:
-        arch = space.sample(rng)
+        interaction, vocab = strata[len(chosen) % len(strata)]
+        arch = with_interaction(space, space.sample(rng), interaction, rng)
+        arch = replace(arch, draft_vocab_size=vocab)
         if arch not in chosen:
             chosen.append(arch)
     return chosen
@@ -78,7 +88,7 @@ def main() -> None:
     parser.add_argument("--target", default="shapes", help="shapes, or its built directory")
     parser.add_argument("--budget", default="default")
     parser.add_argument("--configs", type=int, default=8)
-    parser.add_argument("--prompts", type=int, default=12)
+    parser.add_argument("--prompts", type=int, default=24)
     parser.add_argument("--max-new-tokens", type=int, default=96)
     parser.add_argument("--work", type=Path, default=Path("runs/supernet_ranking"))
     parser.add_argument("--out", type=Path, default=Path("experiments/supernet_ranking.md"))
