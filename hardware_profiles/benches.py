@@ -7,18 +7,22 @@ Expensive setups (a prefilled target cache, a draft layer's KV at a context, a d
 kept for the keys that follow, which `parts.required_keys` orders context by context.
 """
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from hardware_profiles.parts import parse_key
+from hardware_profiles.timing import CLOCKS, TimingConfig
 from specdec.config import DraftConfig
+from specdec.decoder import DecodeConfig, SpeculativeDecoder
 from specdec.model import DraftCache, DraftModel, DraftOutput, KVCache
+from specdec.stats import DecodeStats
 from specdec.tree import DraftTree, build_tree
 from specdec.verify import TokenSampler, accept
 from specdec.vision import select_kept_positions
-from targets import Target, TargetCache, crop_cache, select_cache
+from targets import PreparedInputs, Target, TargetCache, crop_cache, select_cache
 
 Call = Callable[[], object]
 
@@ -26,6 +30,27 @@ Call = Callable[[], object]
 LOW_ID = 3
 # A draft whose first layer is of each `layer` part kind (parts.layer_kinds).
 LAYER_KIND_INTERACTION = {"self": "add", "cross": "cross_attention", "concat": "concat"}
+# New tokens of one timed plain generation; its prompt is ctx - PLAIN_TOKENS / 2 long, so that
+# its steps run around a context of ctx.
+PLAIN_TOKENS = 16
+
+
+def generation_step_ms(decoder: SpeculativeDecoder, inputs: PreparedInputs, new_tokens: int,
+                       clock: str) -> tuple[float, DecodeStats]:
+    """(ms per step, stats) of one generation of new_tokens tokens, its prefill excluded. Wall
+    clock: the decoder's own stopwatch (time after its prefill / steps). CPU time (`clock`
+    "cpu"), which that stopwatch does not keep: (the whole generation - a one-token generation,
+    the prefill alone) / steps, whose two prefills cancel out only on average."""
+    if clock == "wall":
+        stats = decoder.generate(inputs=inputs, max_new_tokens=new_tokens).stats
+        return (stats.time_total - stats.time_prefill) / stats.steps * 1e3, stats
+    now = CLOCKS[clock]
+    started = now()
+    decoder.generate(inputs=inputs, max_new_tokens=1)
+    prefill = now() - started
+    started = now()
+    stats = decoder.generate(inputs=inputs, max_new_tokens=new_tokens).stats
+    return (now() - started - prefill) / stats.steps * 1e3, stats
 
 
 class PartBenches:
@@ -61,6 +86,22 @@ class PartBenches:
         self.layer_kv = {k: v for k, v in self.layer_kv.items() if k[-1] == keep_ctx}
 
     # -- the target side -----------------------------------------------------------------------
+    def plain_samples(self, ctx: int, timing: TimingConfig, passes: int) -> list[float]:
+        """One of `passes` passes of T_target(1) samples, the per-step times of whole plain
+        generations (SpeculativeDecoder without a draft, no EOS stop) as the bench's vanilla pays
+        them: one untimed warm-up generation, then repeats / passes timed ones (at least 2; no
+        more once budget_s / passes is spent, for a slow target)."""
+        ids = self.ids(max(ctx - PLAIN_TOKENS // 2, 1))
+        inputs = PreparedInputs(ids, {}, self.target.image_mask(ids))
+        decoder = SpeculativeDecoder(self.target, None, DecodeConfig(eos_token_ids=[]))
+        clock = timing.clock
+        generation_step_ms(decoder, inputs, PLAIN_TOKENS, clock)
+        samples, began = [], time.perf_counter()
+        while len(samples) < max(-(-timing.repeats // passes), 2) and (
+                len(samples) < 2 or time.perf_counter() - began < timing.budget_s / passes):
+            samples.append(generation_step_ms(decoder, inputs, PLAIN_TOKENS, clock)[0])
+        return samples
+
     def target_cache(self, ctx: int) -> TargetCache:
         if ctx not in self.target_caches:
             cache = self.target.new_cache()
@@ -69,15 +110,14 @@ class PartBenches:
         return self.target_caches[ctx]
 
     def bench_target(self, tree: int, q: int, ctx: int) -> tuple[Call, Call]:
-        """Plain decoding (q = 1: no mask, no taps), a chain's verification (causal, the top tap)
-        or a tree's (tree = 1: the additive tree mask, the top tap), as SpeculativeDecoder calls
-        it."""
+        """A chain's verification (causal, the top tap) or a tree's (tree = 1: the additive tree
+        mask, the top tap), as SpeculativeDecoder calls it."""
         target, cache = self.target, self.target_cache(ctx)
         ids = self.ids(q)
         positions = self.positions(ctx, q)
         mask = None if not tree else additive_mask(torch.ones(q, ctx + q, dtype=torch.bool,
                                                               device=target.device), target.dtype)
-        taps = () if q == 1 else (target.num_layers,)
+        taps = (target.num_layers,)
 
         def call() -> object:
             return target.forward(ids, positions=positions, attention_mask=mask, cache=cache,

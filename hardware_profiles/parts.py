@@ -3,13 +3,16 @@
 A decoding step of `specdec.SpeculativeDecoder` is made of these calls (see specdec/decoder.py and
 specdec/tree.py), so a table holds one entry per part and per value the space allows:
 
-    target/tree/q/ctx           the target's forward over q new tokens after ctx cached ones
-                                (tree = 0: causal, as plain decoding (q = 1) and chains verify;
-                                tree = 1: a tree's verification with its 4D ancestor mask)
+    plain/ctx                   one step of plain decoding, T_target(1), as the bench's vanilla
+                                pays it: SpeculativeDecoder(target, None)'s own generation loop
+                                around contexts of ctx, timed per step (its prefill excluded)
+    target/tree/q/ctx           the target's forward over q > 1 new tokens after ctx cached ones
+                                (tree = 0: causal, as chains verify; tree = 1: a tree's
+                                verification with its 4D ancestor mask)
     step_overhead/depth/top_k/total/ctx
                                 the decoder's work around that forward for one decoding shape
-                                (search_spaces.DecodeShape; 0/0/1: plain decoding): tree mask,
-                                acceptance, keeping prefix + path in the target cache
+                                (search_spaces.DecodeShape): tree mask, acceptance, keeping
+                                prefix + path in the target cache
     input/interaction/q         the draft's token embedding (plus the features for add; concat
                                 joins them in its first layer)
     fusion/taps/q               fusing `taps` injected target layers (norm + projection each)
@@ -45,6 +48,7 @@ class PartSpec:
 
 
 PARTS: dict[str, PartSpec] = {
+    "plain": PartSpec(("ctx",), ("ctx",)),
     "target": PartSpec(("tree", "q", "ctx"), ("q", "ctx")),
     "step_overhead": PartSpec(("depth", "top_k", "total", "ctx"), ("ctx",)),
     "input": PartSpec(("interaction", "q"), ("q",)),
@@ -61,7 +65,7 @@ PARTS: dict[str, PartSpec] = {
 # (`TimingConfig.flush_mb`). One exception, in the profiler: a verification (target, q > 1) runs
 # after the draft's tree, which evicts part of the target, so it is flushed too (measured on
 # shapes: warm verifications under-predicted decoding steps by 17%).
-TARGET_PARTS = ("target", "step_overhead", "prefill")
+TARGET_PARTS = ("plain", "target", "step_overhead", "prefill")
 
 FieldValue = int | str
 
@@ -100,10 +104,8 @@ class ProfileGrid:
     draft_queries: tuple[int, ...]  # new slots in a draft forward
 
 
-def shape_fields(shape: DecodeShape | None) -> dict[str, int]:
-    """The key fields of a decoding shape; None is plain decoding (the root alone)."""
-    if shape is None:
-        return {"depth": 0, "top_k": 0, "total": 1}
+def shape_fields(shape: DecodeShape) -> dict[str, int]:
+    """The key fields of a decoding shape."""
     return {"depth": shape.depth, "top_k": shape.top_k, "total": shape.total_tokens}
 
 
@@ -154,10 +156,11 @@ def required_keys(space: ResolvedSpace, grid: ProfileGrid, image_tokens: int) ->
     kinds = sorted({kind for i in space.interaction for n in space.num_layers
                     for kind in layer_kinds(i, n)})
     for ctx in grid.contexts:
+        keys.append(part_key("plain", ctx=ctx))
         keys += [part_key("target", tree=0, q=q, ctx=ctx) for q in grid.causal_queries]
         keys += [part_key("target", tree=1, q=q, ctx=ctx) for q in grid.tree_queries]
         keys += [part_key("step_overhead", **shape_fields(shape), ctx=ctx)
-                 for shape in (None, *shapes)]
+                 for shape in shapes]
         for kind in kinds:
             for heads, head_dim in attention_shapes(space):
                 for ffn in space.intermediate_size:

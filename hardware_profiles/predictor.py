@@ -11,7 +11,9 @@ total_tokens; a chain of k is the tree k/1/k+1) at a target context of `ctx` cac
                after ctx_d, logits for the last row only
     verify   = the target's forward over total_tokens tokens after ctx (causal for a chain, with
                the tree mask for a tree) + the decoder's mask, acceptance and cache bookkeeping
-    T_target(1) = the same for one token (plain autoregressive decoding)
+    T_target(1) = one step of plain autoregressive decoding, timed as a whole in the decoder's
+               own loop (a table's `plain` entries): a millisecond-sized forward's Python
+               around it is 10% of it, which the sum of parts missed
 
 where ctx_d = ctx - (1 - vision_keep_ratio) * image_tokens is the draft's own context (dropped
 image positions leave it). A draft forward = input (embedding + interaction) + each layer + head.
@@ -175,8 +177,7 @@ class LatencyPredictor:
 
     def target_step_ms(self, ctx: float) -> float:
         """T_target(1): one step of plain autoregressive decoding at context ctx."""
-        return (self.part_ms("target", tree=0, q=1, ctx=ctx)
-                + self.part_ms("step_overhead", **shape_fields(None), ctx=ctx))
+        return self.part_ms("plain", ctx=ctx)
 
     def breakdown(self, arch: DraftArch, ctx: float, tau: float) -> StepBreakdown:
         return StepBreakdown(self.tree_ms(arch, ctx), self.advance_ms(arch, ctx, tau),

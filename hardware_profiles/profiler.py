@@ -16,16 +16,19 @@ from hardware_profiles.benches import PartBenches
 from hardware_profiles.device import current_device
 from hardware_profiles.parts import TARGET_PARTS, ProfileGrid, parse_key, required_keys
 from hardware_profiles.table import LatencyTable, TableError, load_table
-from hardware_profiles.timing import TimingConfig, pinned_threads, time_call
+from hardware_profiles.timing import TimingConfig, pinned_threads, summarize, time_call
 from search_spaces import DecodeShape, ResolvedSpace
 from targets import Target
+
+# Passes of plain-step samples, spread over a profile (see `profile`).
+PLAIN_PASSES = 5
 
 
 @dataclass
 class ProfileSettings:
     timing: TimingConfig = field(default_factory=TimingConfig)
     threads: int = 1
-    contexts: tuple[int, ...] = (64, 128, 256, 512, 1024)
+    contexts: tuple[int, ...] = (32, 64, 128, 256, 512, 1024)
     save_every_s: float = 10.0
     progress: bool = True
 
@@ -51,8 +54,8 @@ def plan_grid(target: Target, shapes: tuple[DecodeShape, ...],
     """Contexts that fit the target (the largest tree on top included), and the query counts of
     every shape.
 
-    Target queries: each shape's verified tokens (causal for chains and plain decoding, masked
-    for trees), and powers of two in between so that a shape given by hand (decode, bench) is
+    Target queries: each shape's verified tokens (causal for chains, masked for trees; plain
+    decoding is timed whole, as `plain`), and powers of two in between so that a shape given by hand (decode, bench) is
     interpolated; draft queries: every count up to the deepest accepted path (depth + 1: the
     advance over tau slots) and each tree's frontier top_k.
     """
@@ -68,7 +71,7 @@ def plan_grid(target: Target, shapes: tuple[DecodeShape, ...],
         powers = {2 ** i for i in range(12) if low <= 2 ** i < max(sizes, default=0)}
         return tuple(sorted(sizes | powers))
 
-    causal = with_powers({1} | {s.total_tokens for s in shapes if s.is_chain}, 1)
+    causal = with_powers({s.total_tokens for s in shapes if s.is_chain}, 2)
     tree = with_powers({s.total_tokens for s in shapes if not s.is_chain}, 2)
     deepest = max(s.depth for s in shapes) + 1
     draft = tuple(sorted({*range(1, deepest + 1), *(s.top_k for s in shapes)}))
@@ -104,9 +107,26 @@ def asdict_or_self(value: object) -> object:
     return asdict(value) if hasattr(value, "__dataclass_fields__") else value
 
 
+def part_timing(part: str, timing: TimingConfig) -> TimingConfig:
+    """How a part is timed: the target side with warm caches but for verifications, which run
+    right after the draft's tree (it evicted part of the target) and get the draft's flush; a
+    small target's forward (a millisecond on a CPU) takes ten calls to settle, and three times
+    the samples."""
+    if part == "target":
+        return replace(timing, warmup=max(timing.warmup, 10), repeats=3 * timing.repeats)
+    if part in TARGET_PARTS:
+        return replace(timing, flush_mb=0)
+    return timing
+
+
 @torch.inference_mode()
 def profile(target: Target, space: ResolvedSpace, path: str | Path,
             settings: ProfileSettings, fresh: bool = False) -> ProfileReport:
+    """Time every part the space needs. Plain decoding steps (`plain`, T_target(1): the
+    numerator of every predicted speedup, one entry per context) are sampled in PLAIN_PASSES
+    passes spread over the whole profile rather than in one go: a shared machine drifts by 10%
+    and more over tens of seconds, and a T_target(1) caught in one fast or slow moment moved
+    every predicted speedup with it, while the many parts of a step average such moments out."""
     path = Path(path)
     started = time.perf_counter()
     with pinned_threads(settings.threads):
@@ -115,30 +135,35 @@ def profile(target: Target, space: ResolvedSpace, path: str | Path,
             table = resume_or_start(path, table)
         keys = required_keys(space, table.grid, table.target["image_tokens"])
         todo = [key for key in keys if key not in table.entries]
+        plain = [key for key in todo if parse_key(key)[0] == "plain"]
+        parts = [key for key in todo if key not in plain]
         benches = PartBenches(target, table.target["image_tokens"])
+        samples: dict[str, list[float]] = {key: [] for key in plain}
+        # A pass first, one last, and the others between equal runs of the remaining parts.
+        runs = PLAIN_PASSES - 1 if plain else 1
+        size = -(-len(parts) // runs)
+        chunks = [parts[i * size:(i + 1) * size] for i in range(runs)] + [[]]
         last_save = time.perf_counter()
         table.complete = False
-        for key in tqdm(todo, desc=f"profile {path.stem}", unit="part",
-                        disable=not settings.progress):
-            benches.release(parse_key(key)[1].get("ctx"))
-            call, reset = benches.prepare(key)
-            timing = settings.timing
-            part, fields = parse_key(key)
-            if part == "target":
-                # Three times the samples: T_target(1) is the numerator of every predicted
-                # speedup, and a small target's forward (a millisecond on a CPU) takes ten calls
-                # to settle. Plain decoding runs the target back to back (warm caches); a
-                # verification runs right after the draft's tree, which evicted part of the
-                # target, so it is timed after the same flush as the draft's parts.
-                timing = replace(timing, warmup=max(timing.warmup, 10),
-                                 repeats=3 * timing.repeats,
-                                 flush_mb=0 if fields["q"] == 1 else timing.flush_mb)
-            elif part in TARGET_PARTS:
-                timing = replace(timing, flush_mb=0)
-            table.entries[key] = time_call(call, timing, target.device, reset)
-            if time.perf_counter() - last_save > settings.save_every_s:
-                table.save(path)
-                last_save = time.perf_counter()
+        with tqdm(total=len(todo), desc=f"profile {path.stem}", unit="part",
+                  disable=not settings.progress) as bar:
+            for chunk in chunks:
+                for key in plain:
+                    samples[key] += benches.plain_samples(parse_key(key)[1]["ctx"],
+                                                          settings.timing, PLAIN_PASSES)
+                for key in chunk:  # in key order: a context's caches are reused
+                    part, fields = parse_key(key)
+                    benches.release(fields.get("ctx"))
+                    call, reset = benches.prepare(key)
+                    table.entries[key] = time_call(call, part_timing(part, settings.timing),
+                                                   target.device, reset)
+                    bar.update()
+                    if time.perf_counter() - last_save > settings.save_every_s:
+                        table.save(path)
+                        last_save = time.perf_counter()
+            for key in plain:
+                table.entries[key] = summarize(samples[key])
+                bar.update()
         table.complete = True
         table.save(path)
     return ProfileReport(table, path, len(todo), len(keys) - len(todo),

@@ -1,6 +1,6 @@
 """The versioned latency-table file: device, target, space, grid and timed entries.
 
-    {"format": "draftnas-latency-table", "version": 2, "complete": true,
+    {"format": "draftnas-latency-table", "version": 3, "complete": true,
      "device": {kind, name, threads, torch_version, dtype},
      "target": {spec, fingerprint, hidden_size, num_layers, num_heads, vocab_size, image_tokens},
      "space": ResolvedSpace.to_dict() of the profiled space (its decoding shapes included),
@@ -8,8 +8,10 @@
      "timing": {warmup, repeats, ...},
      "entries": {"<part key>": {"ms": median, "spread": interquartile range, "repeats": n}}}
 
-Version 2: one table serves every decoding shape of its space (version 1 timed one shape, named
-by a "decode" key); older versions are refused with the command that remakes them.
+Version 3 times T_target(1) as whole plain decoding steps (`plain` entries; version 2 summed a
+one-token target forward and its step overhead). Version 2 made one table serve every decoding
+shape of its space (version 1 timed one shape). Older versions are refused with the command that
+remakes them.
 `complete` is false while the profiler is still adding entries (it saves atomically as it goes,
 so an interrupted run resumes from the file). Part keys are described in `hardware_profiles.parts`.
 Every problem with a file raises `TableError` with one line that names the file, the bad entry and
@@ -29,7 +31,7 @@ from hardware_profiles.parts import ProfileGrid, parse_key
 from hardware_profiles.timing import Timing, TimingConfig
 
 FORMAT = "draftnas-latency-table"
-VERSION = 2
+VERSION = 3
 TARGET_KEYS = ("spec", "fingerprint", "hidden_size", "num_layers", "num_heads", "vocab_size",
                "image_tokens")
 
@@ -115,7 +117,7 @@ def table_from_dict(data: Any, source: str) -> LatencyTable:
         raise bad(f"not a latency table (no \"format\": \"{FORMAT}\")")
     if data.get("version") != VERSION:
         raise TableError(f"{source}: version {data.get('version')!r}, this draftnas reads version "
-                         f"{VERSION} (one table for every decoding shape); remake it with "
+                         f"{VERSION} (plain decoding steps timed whole); remake it with "
                          "`draftnas profile ... fresh=true`")
     expected = {"format", "version", "complete", "device", "target", "space", "grid", "timing",
                 "entries"}

@@ -9,9 +9,10 @@ synchronised once per call, so launch overhead is included as the decoder sees i
 
 On CPU a timed call can start with cold caches (`flush_mb` of memory is rewritten before it,
 untimed): in a decoding step a draft layer's weights have been partly pushed out by the target's
-forward, and a part timed hot in a loop comes out far cheaper than it runs there. Flushing about
-half the last-level cache matched whole drafts best on this project's machine (experiments/
-latency.md); the profiler flushes before the draft's parts only (see `parts.TARGET_PARTS`).
+forward, and a part timed hot in a loop comes out far cheaper than it runs there. Flushing 20 MiB
+of this project's machine's 32 MiB last-level cache matched whole decoding steps best (median
+error of 30 random drafts' steps: -9% at 16 MiB, -3% at 20, +5% at 24, +17% at 32; experiments/
+latency.md); the profiler flushes before the draft's parts and verifications (`parts.TARGET_PARTS`).
 """
 
 import statistics
@@ -36,7 +37,7 @@ class TimingConfig:
     min_repeats: int = 5
     budget_s: float = 2.0
     clock: str = "wall"  # "wall" or "cpu" (see the module docstring)
-    flush_mb: int = 16  # CPU caches to evict before each timed call (0: time with warm caches)
+    flush_mb: int = 20  # CPU caches to evict before each timed call (0: time with warm caches)
 
     def __post_init__(self) -> None:
         if self.clock not in CLOCKS:

@@ -8,20 +8,21 @@ between the profiled ones, so interpolation is tested too) it measures
   weights, no EOS stop), whose time per step (prefill excluded) is compared with the predicted
   step at the generation's mean context and its measured tau;
 both on the table's clock (wall, or CPU time for tables measured on a shared CPU);
-and reports MAPE and Kendall's tau of predicted against measured for both, plus one plain-decoding
-run that checks T_target(1) and the predicted speedup formula end to end.
+and reports MAPE and Kendall's tau of predicted against measured for both, plus plain decoding
+(one generation before each draft's, their median) that checks T_target(1) end to end.
 """
 
 import random
 import statistics
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 from scipy.stats import kendalltau
 
+from hardware_profiles.benches import generation_step_ms
 from hardware_profiles.predictor import LatencyPredictor
-from hardware_profiles.timing import CLOCKS, TimingConfig, pinned_threads, time_call
+from hardware_profiles.timing import TimingConfig, pinned_threads, time_call
 from search_spaces import DEFAULT_DECODE, DecodeShape, DraftArch, ResolvedSpace
 from specdec.config import DraftConfig
 from specdec.decoder import DecodeConfig, SpeculativeDecoder
@@ -110,24 +111,16 @@ def decode_config(shape: DecodeShape) -> DecodeConfig:
 def measure_generation(target: Target, draft: DraftModel | None, shape: DecodeShape,
                        predictor: LatencyPredictor, inputs: PreparedInputs,
                        new_tokens: int, rounds: int = 3) -> tuple[float, float, float]:
-    """(ms per step, tau, mean target context) of a generation of new_tokens tokens.
-
-    Per step = (time of the whole generation - time of a one-token generation, which is the
-    prefill alone) / steps, both on the table's clock, so the prefill cancels out. The median of
-    `rounds` such pairs: one generation is a few milliseconds, which one burst of a neighbour on
-    a shared machine can double.
-    """
+    """(ms per step, tau, mean target context) of a generation of new_tokens tokens, prefill
+    excluded (benches.generation_step_ms), on the table's clock. The median of `rounds`: one
+    generation is a few milliseconds, which one burst of a neighbour on a shared machine can
+    double."""
     decoder = SpeculativeDecoder(target, draft, decode_config(shape))
-    clock = CLOCKS[predictor.table.timing.clock]
-    per_step = []
-    for _ in range(rounds):
-        started = clock()
-        decoder.generate(inputs=inputs, max_new_tokens=1)
-        prefill = clock() - started
-        started = clock()
-        stats = decoder.generate(inputs=inputs, max_new_tokens=new_tokens).stats
-        per_step.append((clock() - started - prefill) / stats.steps * 1e3)
-    return statistics.median(per_step), stats.tau, stats.prompt_tokens + stats.new_tokens / 2
+    clock = predictor.table.timing.clock
+    runs = [generation_step_ms(decoder, inputs, new_tokens, clock) for _ in range(rounds)]
+    stats = runs[-1][1]
+    return (statistics.median(ms for ms, _ in runs), stats.tau,
+            stats.prompt_tokens + stats.new_tokens / 2)
 
 
 def validate(target: Target, space: ResolvedSpace, predictor: LatencyPredictor,
@@ -137,15 +130,18 @@ def validate(target: Target, space: ResolvedSpace, predictor: LatencyPredictor,
     from tqdm import tqdm
 
     rng, generator = random.Random(seed), torch.Generator().manual_seed(seed)
-    timing = timing or TimingConfig(warmup=3, repeats=15, clock=predictor.table.timing.clock)
+    timing = timing or replace(predictor.table.timing, warmup=3, repeats=15)
     contexts = predictor.table.grid.contexts
     threads = threads or predictor.table.device.threads or torch.get_num_threads()
     results = []
     with pinned_threads(threads):
-        # Plain decoding first: also warms up the target.
-        plain_ms, _, plain_ctx = measure_generation(target, None, DEFAULT_DECODE, predictor,
-                                                    inputs, new_tokens)
+        # A plain generation before each draft's (the first also warms the target up): their
+        # median is T_target(1) over the same minutes as the drafts' steps, as in the profile.
+        measure_generation(target, None, DEFAULT_DECODE, predictor, inputs, new_tokens, rounds=1)
+        plain = []
         for index in tqdm(range(n), desc="validate", unit="draft", disable=not progress):
+            plain.append(measure_generation(target, None, DEFAULT_DECODE, predictor, inputs,
+                                            new_tokens, rounds=1))
             arch = space.sample(rng)
             cfg = DraftConfig.for_target(target, **arch.to_dict())
             draft = DraftModel.random(cfg, target, seed=index)
@@ -161,7 +157,7 @@ def validate(target: Target, space: ResolvedSpace, predictor: LatencyPredictor,
         results,
         agreement([r.draft_predicted_ms for r in results], [r.draft_measured_ms for r in results]),
         agreement([r.step_predicted_ms for r in results], [r.step_measured_ms for r in results]),
-        plain_ms, predictor.target_step_ms(plain_ctx))
+        statistics.median(ms for ms, _, _ in plain), predictor.target_step_ms(plain[0][2]))
 
 
 def plot(report: ValidationReport, path: str | Path, title: str) -> Path:

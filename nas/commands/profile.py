@@ -53,12 +53,12 @@ class HardwareConfig:
     device: str = "cpu"
     dtype: str = "float32"
     threads: int | None = None
-    contexts: list[int] = field(default_factory=lambda: [64, 128, 256, 512, 1024])
+    contexts: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512, 1024])
     warmup: int = 3
     repeats: int = 15
     budget_s: float = 2.0
     clock: str = "wall"
-    flush_mb: int = 16
+    flush_mb: int = 20
 
 
 @dataclass(kw_only=True)

@@ -54,6 +54,8 @@ def synthetic_ms(part: str, fields: dict) -> float:
     """A latency model that is linear in every interpolated field (so interpolation is exact)
     and grows with every size."""
     q, ctx = fields.get("q", 0), fields.get("ctx", 0)
+    if part == "plain":
+        return 1.2 + 0.002 * ctx
     if part == "target":  # a tree's mask costs a little more than causal attention
         return 1.0 + 0.05 * q + 0.002 * ctx + 0.02 * fields["tree"]
     if part == "step_overhead":

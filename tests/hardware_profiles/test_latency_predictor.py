@@ -32,10 +32,11 @@ def test_context_and_queries_are_interpolated_linearly(predictor):
 
 
 def test_context_beyond_the_grid_extrapolates_up_and_holds_below(predictor):
-    assert predictor.part_ms("target", tree=0, q=1, ctx=256) == pytest.approx(
-        synthetic_ms("target", {"tree": 0, "q": 1, "ctx": 256}))
-    assert predictor.part_ms("target", tree=0, q=1, ctx=8) == \
-        predictor.part_ms("target", tree=0, q=1, ctx=32)
+    assert predictor.part_ms("target", tree=0, q=2, ctx=256) == pytest.approx(
+        synthetic_ms("target", {"tree": 0, "q": 2, "ctx": 256}))
+    assert predictor.part_ms("target", tree=0, q=2, ctx=8) == \
+        predictor.part_ms("target", tree=0, q=2, ctx=32)
+    assert predictor.target_step_ms(256) == pytest.approx(synthetic_ms("plain", {"ctx": 256}))
 
 
 def shape_ms(part: str, shape, **fields) -> float:
@@ -63,8 +64,7 @@ def test_a_step_is_the_sum_of_the_decoders_calls(predictor, shape):
     verify = (synthetic_ms("target", {"tree": int(shape == TREE), "q": shape.total_tokens,
                                       "ctx": ctx})
               + shape_ms("step_overhead", shape, ctx=ctx))
-    plain = (synthetic_ms("target", {"tree": 0, "q": 1, "ctx": ctx})
-             + synthetic_ms("step_overhead", {"depth": 0, "top_k": 0, "total": 1, "ctx": ctx}))
+    plain = synthetic_ms("plain", {"ctx": ctx})  # timed whole, as the decoder runs it
     parts = predictor.breakdown(arch, ctx, tau)
     assert parts.tree_ms == pytest.approx(tree)
     assert parts.advance_ms == pytest.approx(advance)

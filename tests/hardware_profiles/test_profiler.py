@@ -3,6 +3,7 @@
 import pytest
 from latency_fixtures import fast_settings, small_space
 
+from hardware_profiles import benches as benches_module
 from hardware_profiles import profiler as profiler_module
 from hardware_profiles.parts import TARGET_PARTS, required_keys
 from hardware_profiles.predictor import LatencyPredictor
@@ -32,10 +33,11 @@ def test_profile_times_every_part_the_space_needs(vlm, tmp_path):
             "prefill/scores=1/ctx=40"} <= set(keys)
     assert {key.split("/")[1] for key in keys if key.startswith("layer/")} == {
         "kind=self", "kind=cross", "kind=concat"}
-    # every decoding shape: the chain verified causally, the tree with its mask, plain decoding
-    assert {"target/tree=0/q=3/ctx=16", "target/tree=1/q=10/ctx=16", "target/tree=0/q=1/ctx=40",
-            "step_overhead/depth=2/top_k=1/total=3/ctx=40",
-            "step_overhead/depth=0/top_k=0/total=1/ctx=16"} <= set(keys)
+    # every decoding shape: the chain verified causally, the tree with its mask; plain decoding
+    # timed as whole steps of the decoder, not as a one-token forward
+    assert {"target/tree=0/q=3/ctx=16", "target/tree=1/q=10/ctx=16", "plain/ctx=16",
+            "plain/ctx=40", "step_overhead/depth=2/top_k=1/total=3/ctx=40"} <= set(keys)
+    assert not [key for key in keys if "/q=1/" in key and key.startswith("target/")]
     assert table.grid.contexts == (16, 40) and table.grid.tree_queries[-1] == 10
     assert table.grid.draft_queries == (1, 2, 3, 4)  # up to depth + 1 = 4, and top_k 4
     assert all(t.ms > 0 for t in table.entries.values())
@@ -99,24 +101,66 @@ def test_validation_measures_random_drafts_and_plots(vlm, tmp_path):
 
 def test_the_drafts_parts_and_verifications_are_timed_after_a_cache_flush(vlm, tmp_path,
                                                                           monkeypatch):
-    """Plain decoding runs the target back to back (warm); a verification runs after the draft's
-    tree, as do the draft's own parts (flushed). Target forwards get 3x the samples."""
-    flushes, repeats = {}, {}
+    """A verification runs after the draft's tree, as do the draft's own parts (flushed); the
+    target's other parts are warm. Target forwards get 3x the samples. Plain decoding is sampled
+    by whole generations (PartBenches.plain_samples) in passes spread over the whole profile:
+    its entry is the median of every pass's samples."""
+    flushes, repeats, order = {}, {}, []
 
     def record(call, timing, device, reset=None):
         flushes[len(flushes)] = timing.flush_mb
         repeats[len(repeats)] = timing.repeats
+        order.append("part")
         return Timing(1.0, 0.0, 1)
 
+    def plain_samples(self, ctx, timing, passes):
+        assert timing == settings.timing and passes == profiler_module.PLAIN_PASSES
+        order.append(ctx)
+        return [float(len(order)), float(len(order))]  # later passes: slower
+
     monkeypatch.setattr(profiler_module, "time_call", record)
+    monkeypatch.setattr(profiler_module.PartBenches, "plain_samples", plain_samples)
     settings = fast_settings()
     settings.timing = TimingConfig(0, 1, flush_mb=8)
     space = small_space(TargetDims.of(vlm))
     report = profile(vlm, space, tmp_path / "t.json", settings)
     keys = required_keys(space, report.table.grid, image_tokens_of(vlm))
-    for index, key in enumerate(keys):
+    passes = [i for i, item in enumerate(order) if item == 16]
+    assert len(passes) == profiler_module.PLAIN_PASSES and order[passes[0] + 1] == 40
+    # parts run between the passes, none before the first or after the last
+    assert passes[0] == 0 and order[-1] == 40
+    assert all(order[i + 2] == "part" for i in passes[:-1])
+    middle = passes[len(passes) // 2]  # both contexts' median sample: the middle pass's
+    assert report.table.entries["plain/ctx=16"].ms == middle + 1
+    assert report.table.entries["plain/ctx=40"].ms == middle + 2
+    for index, key in enumerate(key for key in keys if not key.startswith("plain/")):
         part = key.split("/")[0]
-        verification = part == "target" and "/q=1/" not in key
-        warm = part in TARGET_PARTS and not verification
+        warm = part in TARGET_PARTS and part != "target"
         assert flushes[index] == (0 if warm else 8), key
         assert repeats[index] == (3 if part == "target" else 1), key
+
+
+@pytest.mark.parametrize("clock", ["wall", "cpu"])
+def test_a_plain_step_is_timed_as_the_decoders_own_plain_generation(vlm, monkeypatch, clock):
+    """T_target(1) samples are whole plain steps of SpeculativeDecoder(target, None) (prefill
+    excluded: by the decoder's stopwatch, or on CPU time by a one-token generation's), around
+    the asked context, after one untimed warm-up generation."""
+    calls = []
+    real_generate = benches_module.SpeculativeDecoder.generate
+
+    def generate(self, *args, **kwargs):
+        assert self.draft is None
+        out = real_generate(self, *args, **kwargs)
+        calls.append((out.stats.prompt_tokens, kwargs["max_new_tokens"], out.stats.new_tokens))
+        return out
+
+    monkeypatch.setattr(benches_module.SpeculativeDecoder, "generate", generate)
+    timing = TimingConfig(warmup=1, repeats=9, budget_s=60, clock=clock)
+    samples = benches_module.PartBenches(vlm, 0).plain_samples(40, timing, passes=3)
+    assert len(samples) == 3
+    if clock == "wall":  # exact: CPU-time samples subtract two prefills and can come out < 0
+        assert all(ms > 0 for ms in samples)
+    # 1 warm-up + 3 timed 16-token generations, no EOS; on CPU time each after a one-token one
+    tokens = benches_module.PLAIN_TOKENS
+    one = [(40 - tokens // 2, tokens, tokens)]
+    assert calls == (one if clock == "wall" else [(40 - tokens // 2, 1, 1), *one]) * 4
