@@ -94,12 +94,11 @@ class PartBenches:
         ids = self.ids(max(ctx - PLAIN_TOKENS // 2, 1))
         inputs = PreparedInputs(ids, {}, self.target.image_mask(ids))
         decoder = SpeculativeDecoder(self.target, None, DecodeConfig(eos_token_ids=[]))
-        clock = timing.clock
-        generation_step_ms(decoder, inputs, PLAIN_TOKENS, clock)
+        generation_step_ms(decoder, inputs, PLAIN_TOKENS, timing.clock)
         samples, began = [], time.perf_counter()
         while len(samples) < max(-(-timing.repeats // passes), 2) and (
                 len(samples) < 2 or time.perf_counter() - began < timing.budget_s / passes):
-            samples.append(generation_step_ms(decoder, inputs, PLAIN_TOKENS, clock)[0])
+            samples.append(generation_step_ms(decoder, inputs, PLAIN_TOKENS, timing.clock)[0])
         return samples
 
     def target_cache(self, ctx: int) -> TargetCache:

@@ -59,13 +59,13 @@ PARTS: dict[str, PartSpec] = {
     "prefill": PartSpec(("scores", "ctx"), ("ctx",)),
 }
 
-# Parts of the target's side: they run right after the target's previous forward, so they find
-# the target's weights where they left them and are timed with warm caches; the draft's parts run
-# after the target's forward has pushed them out, and are timed after a cache flush
-# (`TimingConfig.flush_mb`). One exception, in the profiler: a verification (target, q > 1) runs
-# after the draft's tree, which evicts part of the target, so it is flushed too (measured on
-# shapes: warm verifications under-predicted decoding steps by 17%).
-TARGET_PARTS = ("plain", "target", "step_overhead", "prefill")
+# Parts timed with warm caches: they run right after the target's previous forward and find its
+# weights where it left them. Every other timed part runs after something that pushed its weights
+# out and is timed after a cache flush (`TimingConfig.flush_mb`): the draft's parts after the
+# target's forward, a verification (`target`) after the draft's tree (measured on shapes: warm
+# verifications under-predicted decoding steps by 17%). `plain` steps are timed whole, back to
+# back, as plain decoding runs them (`PartBenches.plain_samples`).
+WARM_PARTS = ("step_overhead", "prefill")
 
 FieldValue = int | str
 

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from hardware_profiles.benches import PartBenches
 from hardware_profiles.device import current_device
-from hardware_profiles.parts import TARGET_PARTS, ProfileGrid, parse_key, required_keys
+from hardware_profiles.parts import WARM_PARTS, ProfileGrid, parse_key, required_keys
 from hardware_profiles.table import LatencyTable, TableError, load_table
 from hardware_profiles.timing import TimingConfig, pinned_threads, summarize, time_call
 from search_spaces import DecodeShape, ResolvedSpace
@@ -55,8 +55,8 @@ def plan_grid(target: Target, shapes: tuple[DecodeShape, ...],
     every shape.
 
     Target queries: each shape's verified tokens (causal for chains, masked for trees; plain
-    decoding is timed whole, as `plain`), and powers of two in between so that a shape given by hand (decode, bench) is
-    interpolated; draft queries: every count up to the deepest accepted path (depth + 1: the
+    decoding is timed whole, as `plain`), and powers of two in between so that a shape given by
+    hand (decode, bench) is interpolated; draft queries: every count up to the deepest accepted path (depth + 1: the
     advance over tau slots) and each tree's frontier top_k.
     """
     limit = target.max_positions - max(s.total_tokens + s.depth * s.top_k for s in shapes)
@@ -108,13 +108,12 @@ def asdict_or_self(value: object) -> object:
 
 
 def part_timing(part: str, timing: TimingConfig) -> TimingConfig:
-    """How a part is timed: the target side with warm caches but for verifications, which run
-    right after the draft's tree (it evicted part of the target) and get the draft's flush; a
-    small target's forward (a millisecond on a CPU) takes ten calls to settle, and three times
-    the samples."""
+    """How a part is timed: `parts.WARM_PARTS` without the flush; the target's forward with ten
+    warm-up calls (a small target's, a millisecond on a CPU, takes that many to settle) and three
+    times the samples."""
     if part == "target":
         return replace(timing, warmup=max(timing.warmup, 10), repeats=3 * timing.repeats)
-    if part in TARGET_PARTS:
+    if part in WARM_PARTS:
         return replace(timing, flush_mb=0)
     return timing
 

@@ -12,7 +12,7 @@ untimed): in a decoding step a draft layer's weights have been partly pushed out
 forward, and a part timed hot in a loop comes out far cheaper than it runs there. Flushing 20 MiB
 of this project's machine's 32 MiB last-level cache matched whole decoding steps best (median
 error of 30 random drafts' steps: -9% at 16 MiB, -3% at 20, +5% at 24, +17% at 32; experiments/
-latency.md); the profiler flushes before the draft's parts and verifications (`parts.TARGET_PARTS`).
+latency.md); the profiler flushes before every part but `parts.WARM_PARTS`.
 """
 
 import statistics

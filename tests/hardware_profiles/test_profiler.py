@@ -5,7 +5,7 @@ from latency_fixtures import fast_settings, small_space
 
 from hardware_profiles import benches as benches_module
 from hardware_profiles import profiler as profiler_module
-from hardware_profiles.parts import TARGET_PARTS, required_keys
+from hardware_profiles.parts import WARM_PARTS, required_keys
 from hardware_profiles.predictor import LatencyPredictor
 from hardware_profiles.profiler import image_tokens_of, profile
 from hardware_profiles.table import TableError, load_table
@@ -135,7 +135,8 @@ def test_the_drafts_parts_and_verifications_are_timed_after_a_cache_flush(vlm, t
     assert report.table.entries["plain/ctx=40"].ms == middle + 2
     for index, key in enumerate(key for key in keys if not key.startswith("plain/")):
         part = key.split("/")[0]
-        warm = part in TARGET_PARTS and part != "target"
+        warm = part in ("step_overhead", "prefill")
+        assert (part in WARM_PARTS) == warm
         assert flushes[index] == (0 if warm else 8), key
         assert repeats[index] == (3 if part == "target" else 1), key
 
