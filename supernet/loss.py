@@ -19,9 +19,10 @@ Losses average over a sequence's counted slots, then over sequences, so that equ
 several processes average to the loss of the whole batch.
 
 Logits, the draft's and the target's, are computed for the slots that predict a response token
-only (rows [N, V]), and the target's side of the KL once per call: over a 49k vocabulary the
-head, the KL and their backward were three quarters of a training step, and a prompt's slots
-never count.
+only (rows [N, V]), and the target's side of the KL once per batch and draft vocabulary (shared
+by every unrolled step and, through `teachers`, every subnet of a sandwich step): over a 49k
+vocabulary the heads, the KL and their backward were three quarters of a training step, and a
+prompt's slots never count.
 """
 
 from dataclasses import dataclass
@@ -53,10 +54,13 @@ class SubnetLoss:
 def unrolled_loss(draft: SuperDraft, batch: TargetBatch, cfg: LossConfig,
                   intermediate_tap: int | None = None,
                   teacher_logits: list[torch.Tensor] | None = None,
-                  keep_logits: bool = False) -> SubnetLoss:
+                  keep_logits: bool = False,
+                  teachers: dict[int | None, "Teacher"] | None = None) -> SubnetLoss:
     """Loss of the active subnet of `draft`. teacher_logits: per step, full-vocabulary logits of
     the predicting slots ([N, V], another subnet's `step_logits` on this batch) that replace the
-    target's in the KL (in-place distillation from the largest subnet)."""
+    target's in the KL (in-place distillation from the largest subnet). teachers: the target's
+    Teacher per draft vocabulary size on this batch, filled on first use, for the other subnets
+    trained on the same batch."""
     arch, target = draft.active, draft.target
     slots = batch.input_ids.shape[1] - 1
     tokens = batch.input_ids[:, 1:]
@@ -70,8 +74,12 @@ def unrolled_loss(draft: SuperDraft, batch: TargetBatch, cfg: LossConfig,
     if arch.draft_vocab_size:
         _, d2t, _ = draft.vocabulary(arch.draft_vocab_size)
         vocab = torch.arange(arch.draft_vocab_size, device=d2t.device) + d2t
-    with torch.no_grad():
-        target_side = Teacher.of(target.lm_head(batch.last_hidden[:, 1:][predicts]), vocab)
+    teachers = {} if teachers is None else teachers
+    if arch.draft_vocab_size not in teachers:
+        with torch.no_grad():
+            teachers[arch.draft_vocab_size] = Teacher.of(
+                target.lm_head(batch.last_hidden[:, 1:][predicts]), vocab)
+    target_side = teachers[arch.draft_vocab_size]
     layers = draft.skeleton(arch).layers
     intermediate: list[torch.Tensor] = []
     hook = None

@@ -63,7 +63,7 @@ def sandwich_backward(superdraft: SuperDraft, batch: TargetBatch, archs: list[Dr
                       intermediate_tap: int | None) -> dict[str, float]:
     """Backward every subnet's loss / len(archs) (gradients accumulate); returns metrics: the mean
     loss, and the largest's and smallest's loss and step-0 top-1 agreement with the target."""
-    teacher = None
+    teacher, teachers = None, {}
     metrics: dict[str, float] = {"loss": 0.0}
     smallest = superdraft.space.smallest()
     reported = {"largest": 0, "smallest": archs.index(smallest) if smallest in archs else 0}
@@ -71,7 +71,8 @@ def sandwich_backward(superdraft: SuperDraft, batch: TargetBatch, archs: list[Dr
         superdraft.activate(arch)
         distill = inplace_distill and i == 0 and arch.draft_vocab_size is None
         result = unrolled_loss(superdraft, batch, loss_cfg, intermediate_tap,
-                               teacher_logits=teacher if i > 0 else None, keep_logits=distill)
+                               teacher_logits=teacher if i > 0 else None, keep_logits=distill,
+                               teachers=teachers)
         (result.loss / len(archs)).backward()
         if distill:
             teacher = result.step_logits

@@ -98,3 +98,31 @@ def test_step_zero_kl_and_agreement_are_those_of_full_logits(superdraft, dream_s
 
     assert result.metrics["kl_0"] == pytest.approx(float(mean(kl)), rel=1e-4)
     assert result.metrics["top1_0"] == pytest.approx(float(mean(agree)), abs=1e-6)
+
+
+def test_subnets_of_a_step_share_the_targets_side_of_the_kl(superdraft, dream_s, deep_target,
+                                                            monkeypatch):
+    """The target's head runs once per batch and draft vocabulary, however many subnets train on
+    that batch, and sharing it changes no subnet's loss."""
+    batch, cfg = random_batch(deep_target), LossConfig(unroll_steps=2)
+    calls, head = [], deep_target.lm_head
+    predicts = torch.zeros_like(batch.valid[:, 1:])  # slots predicting a response token
+    predicts[:, :-1] = batch.response[:, 2:]
+    target_rows = batch.last_hidden[:, 1:][predicts]
+
+    def counting(hidden):  # the drafts' full-vocabulary heads call it too: count the target's
+        calls.extend([1] if torch.equal(hidden, target_rows) else [])
+        return head(hidden)
+
+    monkeypatch.setattr(deep_target, "lm_head", counting)
+    archs = [a for a in (dream_s.sample(random.Random(i)) for i in range(40))]
+    full = [a for a in archs if a.draft_vocab_size is None][:2]
+    reduced = [a for a in archs if a.draft_vocab_size][:2]
+    teachers = {}
+    with torch.no_grad():
+        shared = [unrolled_loss(superdraft.activate(a), batch, cfg, teachers=teachers).loss
+                  for a in full + reduced]
+        assert len(calls) == 2 and set(teachers) == {None, reduced[0].draft_vocab_size}
+        alone = [unrolled_loss(superdraft.activate(a), batch, cfg).loss for a in full + reduced]
+    for s, a in zip(shared, alone, strict=True):
+        assert float(s) == pytest.approx(float(a), rel=1e-6)
