@@ -61,7 +61,7 @@ def load_draft(cls: type, directory: str | Path, target: Any = None) -> Any:
                              f"implies {tuple(expected[name].shape)}; re-export the draft")
     draft.load_state_dict(tensors)
     if target is not None:
-        draft = draft.to(device=target.device, dtype=target.dtype).attach(target)
+        return draft.serve_with(target)
     return draft.eval()
 
 

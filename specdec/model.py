@@ -56,6 +56,7 @@ from torch import nn
 from specdec.config import DraftConfig
 from specdec.errors import DraftError
 from specdec.vocab import vocab_maps
+from targets.runtime import serve
 
 
 class RMSNorm(nn.Module):
@@ -347,7 +348,13 @@ class DraftModel(nn.Module):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             draft = cls(cfg, draft_token_ids)
-        return draft.to(device=target.device, dtype=target.dtype).eval().attach(target)
+        return draft.serve_with(target)
+
+    def serve_with(self, target: Any) -> "DraftModel":
+        """This draft on `target`'s device and dtype, its linears in the target's runtime
+        (targets.runtime: a draft computes as its target does), attached, in eval mode."""
+        draft = self.to(device=target.device, dtype=target.dtype).eval()
+        return serve(draft, getattr(target, "quantize", "none")).attach(target)
 
     # -- running ---------------------------------------------------------------------------------
     def new_cache(self) -> DraftCache:

@@ -20,6 +20,7 @@ from transformers import (
 from targets.embedded import EMBEDDED_TARGETS, embedded_path
 from targets.errors import TargetError
 from targets.families import family_of
+from targets.runtime import check_runtime
 from targets.target import Target
 
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -29,12 +30,15 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 
 def load_target(
-    spec: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32
+    spec: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32,
+    quantize: str = "none",
 ) -> Target:
-    """Load the frozen target named by `spec`: 'shapes', 'smollm2', a directory or a HF model id."""
+    """Load the frozen target named by `spec`: 'shapes', 'smollm2', a directory or a HF model id;
+    `quantize` is the runtime it serves with (targets.runtime: none | fp16)."""
+    check_runtime(quantize, device, dtype)
     name = str(spec)
     path = _resolve(name)
-    return _load_directory(path, spec=name, device=device, dtype=dtype)
+    return _load_directory(path, spec=name, device=device, dtype=dtype, quantize=quantize)
 
 
 def _resolve(name: str) -> Path:
@@ -64,7 +68,8 @@ def _from_hub_cache(model_id: str) -> Path:
         ) from None
 
 
-def _load_directory(path: Path, *, spec: str, device: str, dtype: torch.dtype) -> Target:
+def _load_directory(path: Path, *, spec: str, device: str, dtype: torch.dtype,
+                    quantize: str) -> Target:
     if not (path / "config.json").is_file():
         raise TargetError(
             f"{path}: no config.json; point the target at a directory with a model config and weights"
@@ -91,7 +96,8 @@ def _load_directory(path: Path, *, spec: str, device: str, dtype: torch.dtype) -
     tokenizer = None
     if processor is None and _has(path, _TOKENIZER_FILES):
         tokenizer = _optional(AutoTokenizer, path)
-    return Target(model, spec=spec, path=str(path), tokenizer=tokenizer, processor=processor)
+    return Target(model, spec=spec, path=str(path), tokenizer=tokenizer, processor=processor,
+                  quantize=quantize)
 
 
 def _has(path: Path, names: tuple[str, ...]) -> bool:

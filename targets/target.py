@@ -34,6 +34,7 @@ from targets.families.masks import allowed_keys, image_blocks, layer_masks
 from targets.families.mrope import mrope_positions
 from targets.families.prompting import prepare_inputs
 from targets.fingerprint import model_fingerprint
+from targets.runtime import check_runtime, serve
 
 # Arguments of the HF forward that the adapter computes itself for every call.
 _SET_BY_ADAPTER = frozenset(
@@ -67,7 +68,9 @@ class Target:
         path: str | None = None,
         tokenizer=None,
         processor=None,
+        quantize: str = "none",
     ):
+        """quantize: the runtime its text decoder and head serve with (targets.runtime)."""
         model.eval().requires_grad_(False)
         self.model = model
         self.spec = spec
@@ -93,6 +96,13 @@ class Target:
         parameter = next(model.parameters())
         self.device = parameter.device
         self.dtype = parameter.dtype
+        check_runtime(quantize, self.device, self.dtype)
+        self.quantize = quantize
+        if quantize != "none":
+            # The fingerprint names the weights as stored, before the runtime repacks them.
+            self.__dict__["fingerprint"] = model_fingerprint(model)
+            serve(model.get_decoder(), quantize)
+            model.set_output_embeddings(serve(model.get_output_embeddings(), quantize))
 
     @cached_property
     def fingerprint(self) -> str:

@@ -172,15 +172,17 @@ def _config(family: str, vocab_size: int) -> PretrainedConfig:
     raise TargetError(f"tiny family {family!r} is unknown; use one of {', '.join(TINY_FAMILIES)}")
 
 
-def tiny_target(family: str, *, seed: int = 0, vocab_size: int = 128) -> Target:
-    """A tiny random target of `family` (one of TINY_FAMILIES), deterministic in `seed`."""
+def tiny_target(family: str, *, seed: int = 0, vocab_size: int = 128,
+                quantize: str = "none") -> Target:
+    """A tiny random target of `family` (one of TINY_FAMILIES), deterministic in `seed`, served
+    in runtime `quantize` (targets.runtime)."""
     config = _config(family, vocab_size)
     config._attn_implementation = "sdpa"
     torch.manual_seed(seed)
     is_vlm = family not in ("llama", "mistral", "qwen2")
     model_class = AutoModelForImageTextToText if is_vlm else AutoModelForCausalLM
     model = model_class.from_config(config, attn_implementation="sdpa", dtype=torch.float32)
-    return Target(model, spec=f"tiny:{family}")
+    return Target(model, spec=f"tiny:{family}", quantize=quantize)
 
 
 def tiny_inputs(target: Target, n_text: int = 8, seed: int = 0) -> PreparedInputs:

@@ -25,6 +25,7 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from specdec.decoder import SpeculativeDecoder
 from targets import PreparedInputs
 from targets.home import draftnas_home
+from targets.runtime import serve
 
 # Bump when the distillation below changes: it is part of the cache key.
 RECIPE_VERSION = 1
@@ -69,7 +70,9 @@ def ensure_assistant(target: Any, prompts: Sequence[PreparedInputs], cfg: Assist
         finally:
             shutil.rmtree(building, ignore_errors=True)
     model = LlamaForCausalLM.from_pretrained(final, dtype=target.dtype)
-    return model.to(target.device).eval().requires_grad_(False)
+    # The baseline's draft computes as the target does, as ours do (targets.runtime).
+    model = model.to(target.device).eval().requires_grad_(False)
+    return serve(model, getattr(target, "quantize", "none"))
 
 
 def distill(target: Any, prompts: Sequence[PreparedInputs], cfg: AssistantConfig) -> LlamaForCausalLM:

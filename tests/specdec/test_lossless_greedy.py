@@ -1,4 +1,5 @@
-"""Greedy speculative decoding equals `model.generate(do_sample=False)` token for token (fp32).
+"""Greedy speculative decoding equals `model.generate(do_sample=False)` token for token, in fp32
+and in every other runtime (targets.runtime: the same runtime's own greedy decoding).
 
 Per family, 20 prompts cycle through the four interactions, chain and tree mode, random and
 oracle drafts (specdec_test_drafts.py: long accepted paths, non-contiguous cache selection),
@@ -12,6 +13,7 @@ from specdec_test_drafts import OracleDraft
 from specdec.config import INTERACTIONS, DraftConfig
 from specdec.decoder import DecodeConfig, SpeculativeDecoder
 from specdec.model import DraftModel
+from targets.runtime import QUANTIZE
 from targets.tiny import TINY_FAMILIES, tiny_inputs, tiny_target
 
 PROMPTS_PER_FAMILY = 20
@@ -54,9 +56,10 @@ def case_draft(target, case: int, reference: list[int]) -> DraftModel:
     return draft
 
 
+@pytest.mark.parametrize("quantize", QUANTIZE)
 @pytest.mark.parametrize("family", TINY_FAMILIES)
-def test_greedy_decoding_is_lossless(family):
-    target = tiny_target(family, seed=0)
+def test_greedy_decoding_is_lossless(family, quantize):
+    target = tiny_target(family, seed=0, quantize=quantize)
     accepted = 0
     for case in range(PROMPTS_PER_FAMILY):
         prepared = tiny_inputs(target, n_text=3 + case % 6, seed=case)

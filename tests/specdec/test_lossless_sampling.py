@@ -5,7 +5,8 @@ generated tokens is enumerated (12^3 sequences); N seeded speculative generation
 with it by a chi-square test (cells with expected count < 5 pooled). Seeds are fixed, so each
 statistic is deterministic; the observed p-values are noted beside the assertions. The draft
 mimics the target (specdec_test_drafts.MimicDraft), so drafts are accepted often and rejected
-sometimes, and both branches of the rejection rule run at every depth.
+sometimes, and both branches of the rejection rule run at every depth. Each runtime
+(targets.runtime) samples from its own model's distribution.
 """
 
 import pytest
@@ -16,18 +17,20 @@ from specdec_test_drafts import MimicDraft
 from specdec.config import DraftConfig
 from specdec.decoder import DecodeConfig, SpeculativeDecoder
 from specdec.verify import TokenSampler
+from targets import Target
+from targets.runtime import QUANTIZE
 from targets.tiny import tiny_inputs, tiny_target
 
 VOCAB = 12
 SAMPLES = 3000
 
 
-@pytest.fixture(scope="module")
-def target():
+@pytest.fixture(scope="module", params=QUANTIZE)
+def target(request):
     target = tiny_target("llama", seed=0, vocab_size=VOCAB)
     with torch.no_grad():  # sharpen the random head so the joint has structure worth testing
         target.model.lm_head.weight.mul_(25.0)
-    return target
+    return Target(target.model, spec=target.spec, quantize=request.param)
 
 
 def exact_joint(target, prompt: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
