@@ -14,6 +14,7 @@ class DeviceFingerprint:
     threads: int  # torch intra-op threads the timings ran with (CPU); 0 on GPU
     torch_version: str
     dtype: str  # "float32", "bfloat16", ...
+    runtime: str = "none"  # how the target's linears compute (targets.runtime: none, fp16)
 
     def to_dict(self) -> dict[str, str | int]:
         return asdict(self)
@@ -36,13 +37,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown cpu"
 
 
-def current_device(device: torch.device | str, dtype: torch.dtype, threads: int) -> DeviceFingerprint:
+def current_device(device: torch.device | str, dtype: torch.dtype, threads: int,
+                   runtime: str = "none") -> DeviceFingerprint:
     device = torch.device(device)
     dtype_name = str(dtype).removeprefix("torch.")
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
-        return DeviceFingerprint("cuda", name, 0, torch.__version__, dtype_name)
-    return DeviceFingerprint("cpu", cpu_model(), threads, torch.__version__, dtype_name)
+        return DeviceFingerprint("cuda", name, 0, torch.__version__, dtype_name, runtime)
+    return DeviceFingerprint("cpu", cpu_model(), threads, torch.__version__, dtype_name, runtime)
 
 
 def default_threads() -> int:

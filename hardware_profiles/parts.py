@@ -6,8 +6,9 @@ specdec/tree.py), so a table holds one entry per part and per value the space al
     plain/ctx                   one step of plain decoding, T_target(1), as the bench's vanilla
                                 pays it: SpeculativeDecoder(target, None)'s own generation loop
                                 around contexts of ctx, timed per step (its prefill excluded)
-    target/tree/q/ctx           the target's forward over q > 1 new tokens after ctx cached ones
-                                (tree = 0: causal, as chains verify; tree = 1: a tree's
+    target/tree/q/ctx           the target's forward over q new tokens after ctx cached ones, with
+                                the logits of all q (tree = 0: causal, as chains verify, from
+                                q = 1 for the verification curve; tree = 1: a tree's
                                 verification with its 4D ancestor mask)
     step_overhead/depth/top_k/total/ctx
                                 the decoder's work around that forward for one decoding shape

@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from hardware_profiles.benches import PartBenches
 from hardware_profiles.device import current_device
+from hardware_profiles.memory import MemoryFacts, read_bandwidth_gbs, step_weight_bytes
 from hardware_profiles.parts import WARM_PARTS, ProfileGrid, parse_key, required_keys
 from hardware_profiles.table import LatencyTable, TableError, load_table
 from hardware_profiles.timing import TimingConfig, pinned_threads, summarize, time_call
@@ -22,6 +23,8 @@ from targets import Target
 
 # Passes of plain-step samples, spread over a profile (see `profile`).
 PLAIN_PASSES = 5
+# New tokens of the verification curve (LatencyTable.verification_curve), timed at every context.
+CURVE_QUERIES = (1, 2, 3, 4, 6, 8, 16, 32)
 
 
 @dataclass
@@ -55,11 +58,13 @@ def plan_grid(target: Target, shapes: tuple[DecodeShape, ...],
     every shape.
 
     Target queries: each shape's verified tokens (causal for chains, masked for trees; plain
-    decoding is timed whole, as `plain`), and powers of two in between so that a shape given by
-    hand (decode, bench) is interpolated; draft queries: every count up to the deepest accepted path (depth + 1: the
-    advance over tau slots) and each tree's frontier top_k.
+    decoding is timed whole, as `plain`), powers of two in between so that a shape given by hand
+    (decode, bench) is interpolated, and the verification curve's (CURVE_QUERIES, causal);
+    draft queries: every count up to the deepest accepted path (depth + 1: the advance over tau
+    slots) and each tree's frontier top_k.
     """
-    limit = target.max_positions - max(s.total_tokens + s.depth * s.top_k for s in shapes)
+    limit = target.max_positions - max(max(CURVE_QUERIES),
+                                       *(s.total_tokens + s.depth * s.top_k for s in shapes))
     if limit < 1:
         raise TableError(f"target context {target.max_positions} cannot hold the space's largest "
                          "tree; drop its largest decode shapes")
@@ -71,7 +76,7 @@ def plan_grid(target: Target, shapes: tuple[DecodeShape, ...],
         powers = {2 ** i for i in range(12) if low <= 2 ** i < max(sizes, default=0)}
         return tuple(sorted(sizes | powers))
 
-    causal = with_powers({s.total_tokens for s in shapes if s.is_chain}, 2)
+    causal = with_powers({s.total_tokens for s in shapes if s.is_chain} | set(CURVE_QUERIES), 1)
     tree = with_powers({s.total_tokens for s in shapes if not s.is_chain}, 2)
     deepest = max(s.depth for s in shapes) + 1
     draft = tuple(sorted({*range(1, deepest + 1), *(s.top_k for s in shapes)}))
@@ -79,7 +84,7 @@ def plan_grid(target: Target, shapes: tuple[DecodeShape, ...],
 
 
 def new_table(target: Target, space: ResolvedSpace, settings: ProfileSettings) -> LatencyTable:
-    device = current_device(target.device, target.dtype, settings.threads)
+    device = current_device(target.device, target.dtype, settings.threads, target.quantize)
     facts = {"spec": target.spec, "fingerprint": target.fingerprint,
              "hidden_size": target.hidden_size, "num_layers": target.num_layers,
              "num_heads": target.num_heads, "vocab_size": target.vocab_size,
@@ -163,6 +168,9 @@ def profile(target: Target, space: ResolvedSpace, path: str | Path,
             for key in plain:
                 table.entries[key] = summarize(samples[key])
                 bar.update()
+        if table.memory is None:
+            table.memory = MemoryFacts(step_weight_bytes(target.model),
+                                       round(read_bandwidth_gbs(target.device), 2))
         table.complete = True
         table.save(path)
     return ProfileReport(table, path, len(todo), len(keys) - len(todo),

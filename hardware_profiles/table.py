@@ -1,14 +1,17 @@
 """The versioned latency-table file: device, target, space, grid and timed entries.
 
-    {"format": "draftnas-latency-table", "version": 3, "complete": true,
-     "device": {kind, name, threads, torch_version, dtype},
+    {"format": "draftnas-latency-table", "version": 4, "complete": true,
+     "device": {kind, name, threads, torch_version, dtype, runtime},
      "target": {spec, fingerprint, hidden_size, num_layers, num_heads, vocab_size, image_tokens},
      "space": ResolvedSpace.to_dict() of the profiled space (its decoding shapes included),
      "grid": {contexts, causal_queries, tree_queries, draft_queries},
      "timing": {warmup, repeats, ...},
-     "entries": {"<part key>": {"ms": median, "spread": interquartile range, "repeats": n}}}
+     "entries": {"<part key>": {"ms": median, "spread": interquartile range, "repeats": n}},
+     "memory": {weight_bytes, read_gbs, limit_tokens_per_s} or null while profiling}
 
-Version 3 times T_target(1) as whole plain decoding steps (`plain` entries; version 2 summed a
+Version 4 records the target's runtime (targets.runtime) in the device, the target's forward
+from one new token up (`verification_curve`: T(q) / T(1), what speculative decoding's
+verification costs), and the memory facts (hardware_profiles.memory). Version 3 times T_target(1) as whole plain decoding steps (`plain` entries; version 2 summed a
 one-token target forward and its step overhead). Version 2 made one table serve every decoding
 shape of its space (version 1 timed one shape). Older versions are refused with the command that
 remakes them.
@@ -27,11 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from hardware_profiles.device import DeviceFingerprint
+from hardware_profiles.memory import MemoryFacts
 from hardware_profiles.parts import ProfileGrid, parse_key
 from hardware_profiles.timing import Timing, TimingConfig
 
 FORMAT = "draftnas-latency-table"
-VERSION = 3
+VERSION = 4
 TARGET_KEYS = ("spec", "fingerprint", "hidden_size", "num_layers", "num_heads", "vocab_size",
                "image_tokens")
 
@@ -53,7 +57,20 @@ class LatencyTable:
     timing: TimingConfig
     entries: dict[str, Timing] = field(default_factory=dict)
     complete: bool = False
+    memory: MemoryFacts | None = None
     source: str = "<memory>"  # the file it came from, for messages
+
+    def verification_curve(self) -> dict[int, dict[int, float]]:
+        """{ctx: {q: T(q) / T(1)}}: the target's causal forward over q new tokens against one,
+        at each profiled context (what verifying a chain of q - 1 draft tokens costs in plain
+        steps' forwards)."""
+        curve: dict[int, dict[int, float]] = {}
+        for key, timing in self.entries.items():
+            part, fields = parse_key(key)
+            if part == "target" and fields["tree"] == 0:
+                curve.setdefault(fields["ctx"], {})[fields["q"]] = timing.ms
+        return {ctx: {q: ms / row[1] for q, ms in sorted(row.items())}
+                for ctx, row in sorted(curve.items()) if 1 in row}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +80,7 @@ class LatencyTable:
             "timing": asdict(self.timing),
             "entries": {key: {"ms": round(t.ms, 5), "spread": round(t.spread, 5),
                               "repeats": t.repeats} for key, t in sorted(self.entries.items())},
+            "memory": None if self.memory is None else self.memory.to_dict(),
         }
 
     def save(self, path: str | Path) -> Path:
@@ -117,10 +135,10 @@ def table_from_dict(data: Any, source: str) -> LatencyTable:
         raise bad(f"not a latency table (no \"format\": \"{FORMAT}\")")
     if data.get("version") != VERSION:
         raise TableError(f"{source}: version {data.get('version')!r}, this draftnas reads version "
-                         f"{VERSION} (plain decoding steps timed whole); remake it with "
-                         "`draftnas profile ... fresh=true`")
+                         f"{VERSION} (with the target's runtime and verification curve); remake "
+                         "it with `draftnas profile ... fresh=true`")
     expected = {"format", "version", "complete", "device", "target", "space", "grid", "timing",
-                "entries"}
+                "entries", "memory"}
     if set(data) != expected:
         extra, missing = sorted(set(data) - expected), sorted(expected - set(data))
         raise bad(f"unknown key {extra[0]!r}" if extra else f"missing key {missing[0]!r}")
@@ -138,8 +156,17 @@ def table_from_dict(data: Any, source: str) -> LatencyTable:
     if not isinstance(data["entries"], dict):
         raise bad("entries must be an object of part key -> timing")
     entries = {key: parse_entry(key, value, bad) for key, value in data["entries"].items()}
+    memory = None
+    if data["memory"] is not None:
+        facts = data["memory"]
+        numbers = [facts.get(name) for name in ("weight_bytes", "read_gbs")] \
+            if isinstance(facts, dict) else []
+        if not numbers or not all(isinstance(n, int | float) and n > 0 for n in numbers):
+            raise bad("memory must be an object with keys weight_bytes and read_gbs (positive "
+                      "numbers), or null")
+        memory = MemoryFacts(int(numbers[0]), float(numbers[1]))
     return LatencyTable(device, target, data["space"], grid, timing, entries,
-                        bool(data["complete"]), source)
+                        bool(data["complete"]), memory, source)
 
 
 def build(cls: type, value: Any, name: str, bad) -> Any:

@@ -9,15 +9,19 @@ transformers' DynamicCache concatenates on every forward, and selecting a kept p
 layer's whole cache once more: two copies of the whole KV per decoding step (about a tenth of a
 SmolLM2 step on a CPU). Here a layer's `keys` / `values` are a prefix view of a buffer that grows
 by doubling: a forward writes only its new entries, a crop shortens the view, and keeping
-prefix + path moves only the path's entries. Whoever assigns `keys` / `values` directly (the
-profiler restores references) stays correct: a view that is not a prefix of the buffer is copied
-into a fresh one on the next write.
+prefix + path moves only the path's entries. Whoever assigns `keys` / `values` directly stays
+correct: the profiler restores views it kept (their buffer is taken back as it is), and any
+other tensor is copied into a fresh buffer on the next write.
 """
 
 from dataclasses import dataclass, field
 
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
+
+# Slots a buffer has beyond what it first holds (a prompt): room for the steps that follow, and for
+# the profiler's verifications at a fixed context, without growing.
+HEADROOM = 256
 
 
 class GrowingLayer(DynamicLayer):
@@ -54,15 +58,16 @@ class GrowingLayer(DynamicLayer):
         self.values = self._value_buffer[..., :end, :]
 
     def _reserve(self, needed: int, keys: torch.Tensor, values: torch.Tensor) -> None:
-        """Make the buffers hold `needed` slots with the current keys/values as their prefix."""
-        buffer = self._key_buffer
-        in_place = (buffer is not None and needed <= buffer.shape[-2]
-                    and _is_prefix_view(self.keys, buffer)
-                    and _is_prefix_view(self.values, self._value_buffer))
-        if in_place:
+        """Make the buffers hold `needed` slots with the current keys/values as their prefix
+        (`keys`, `values`: new entries, the templates of a first buffer)."""
+        self._key_buffer = _buffer_of(self.keys, self._key_buffer)
+        self._value_buffer = _buffer_of(self.values, self._value_buffer)
+        buffers = (self._key_buffer, self._value_buffer)
+        if all(b is not None and needed <= b.shape[-2] for b in buffers):
             return
         length = self.get_seq_length()
-        capacity = max(needed, 2 * (buffer.shape[-2] if buffer is not None else 0), 64)
+        grown = max((b.shape[-2] for b in buffers if b is not None), default=0)
+        capacity = max(needed + HEADROOM, 2 * grown)
         key_buffer = keys.new_empty(*keys.shape[:-2], capacity, keys.shape[-1])
         value_buffer = values.new_empty(*values.shape[:-2], capacity, values.shape[-1])
         if length:
@@ -72,9 +77,19 @@ class GrowingLayer(DynamicLayer):
         self.keys, self.values = key_buffer[..., :length, :], value_buffer[..., :length, :]
 
 
+def _buffer_of(view: torch.Tensor, current: torch.Tensor | None) -> torch.Tensor | None:
+    """The buffer `view` is a prefix of: the current one, or the one it was cut from (a view kept
+    from before the cache grew, restored from outside), else None."""
+    for buffer in (current, view._base):
+        if buffer is not None and _is_prefix_view(view, buffer):
+            return buffer
+    return None
+
+
 def _is_prefix_view(view: torch.Tensor, buffer: torch.Tensor) -> bool:
-    return (view.numel() == 0 or view.data_ptr() == buffer.data_ptr()) and \
-        view.stride() == buffer.stride() and view.shape[:-2] == buffer.shape[:-2]
+    return (view.dim() == buffer.dim() and view.data_ptr() == buffer.data_ptr()
+            and view.stride() == buffer.stride() and view.shape[:-2] == buffer.shape[:-2]
+            and view.shape[-1] == buffer.shape[-1] and view.shape[-2] <= buffer.shape[-2])
 
 
 def new_hf_cache() -> Cache:

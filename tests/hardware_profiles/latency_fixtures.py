@@ -3,6 +3,7 @@
 import pytest
 
 from hardware_profiles.device import DeviceFingerprint
+from hardware_profiles.memory import MemoryFacts
 from hardware_profiles.parts import ProfileGrid, parse_key, required_keys
 from hardware_profiles.profiler import ProfileSettings
 from hardware_profiles.table import LatencyTable
@@ -82,4 +83,4 @@ def synthetic_table(image_tokens: int = 16) -> LatencyTable:
     entries = {key: Timing(synthetic_ms(*parse_key(key)), 0.01, 5)
                for key in required_keys(space, GRID, image_tokens)}
     return LatencyTable(DEVICE, target, space.to_dict(), GRID, TimingConfig(1, 5),
-                        entries, complete=True)
+                        entries, complete=True, memory=MemoryFacts(4_000_000, 8.0))

@@ -45,12 +45,12 @@ def one_line_error(path, *words, **kwargs) -> str:
     return message
 
 
-@pytest.mark.parametrize("version", [1, 2, 99])
+@pytest.mark.parametrize("version", [1, 2, 3, 99])
 def test_other_version_is_refused_with_the_remake_command(table_file, version):
     # Version 1 tables timed one decoding shape, version 2 T_target(1) as a sum of parts: they
     # must be remade, not read.
     edited(table_file, lambda d: d.update(version=version))
-    one_line_error(table_file, f"version {version}", "reads version 3", "fresh=true")
+    one_line_error(table_file, f"version {version}", "reads version 4", "fresh=true")
 
 
 @pytest.mark.parametrize(("edit", "words"), [
@@ -58,6 +58,8 @@ def test_other_version_is_refused_with_the_remake_command(table_file, version):
     (lambda d: d.pop("grid"), ["missing key 'grid'"]),
     (lambda d: d.update(extra=1), ["unknown key 'extra'"]),
     (lambda d: d.update(device={"kind": "cpu"}), ["device must be an object"]),
+    (lambda d: d.update(memory=3), ["memory must be an object with keys"]),
+    (lambda d: d["memory"].pop("read_gbs"), ["memory must be an object with keys"]),
     (lambda d: d["target"].pop("fingerprint"), ["target must have exactly the keys"]),
     (lambda d: d["grid"].update(contexts=[64, -1]), ["grid values"]),
     (lambda d: d["entries"].update({"layer/q=1": {"ms": 1, "spread": 0, "repeats": 1}}),
@@ -105,6 +107,19 @@ def test_other_device_loads_with_a_warning(table_file):
     other = DeviceFingerprint("cpu", "another cpu", 8, "2.13.0", "float32")
     with pytest.warns(DeviceMismatchWarning, match="another cpu"):
         load_table(table_file, device=other)
+    fp16 = DeviceFingerprint(*list(DEVICE.to_dict().values())[:-1], runtime="fp16")
+    with pytest.warns(DeviceMismatchWarning, match="runtime: 'none' vs 'fp16'"):
+        load_table(table_file, device=fp16)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_table(table_file, device=DEVICE)
+
+
+def test_the_verification_curve_and_the_memory_limit_come_from_the_table(table_file):
+    table = load_table(table_file)
+    curve = table.verification_curve()
+    assert sorted(curve) == [32, 64, 128] and sorted(curve[64]) == [1, 2, 3]
+    # synthetic_ms: target forward 1.0 + 0.05 q + 0.002 ctx (tree 0)
+    assert curve[64][1] == 1.0
+    assert curve[64][3] == pytest.approx((1.0 + 0.15 + 0.128) / (1.0 + 0.05 + 0.128))
+    assert table.memory.limit_tokens_per_s == pytest.approx(8e9 / 4e6)

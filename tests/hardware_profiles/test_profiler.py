@@ -34,10 +34,15 @@ def test_profile_times_every_part_the_space_needs(vlm, tmp_path):
     assert {key.split("/")[1] for key in keys if key.startswith("layer/")} == {
         "kind=self", "kind=cross", "kind=concat"}
     # every decoding shape: the chain verified causally, the tree with its mask; plain decoding
-    # timed as whole steps of the decoder, not as a one-token forward
+    # T_target(1) timed as whole steps of the decoder (plain); the one-token forward is the
+    # verification curve's first point
     assert {"target/tree=0/q=3/ctx=16", "target/tree=1/q=10/ctx=16", "plain/ctx=16",
             "plain/ctx=40", "step_overhead/depth=2/top_k=1/total=3/ctx=40"} <= set(keys)
-    assert not [key for key in keys if "/q=1/" in key and key.startswith("target/")]
+    curve = table.verification_curve()
+    assert sorted(curve) == [16, 40] and sorted(curve[40]) == [1, 2, 3, 4, 6, 8, 16, 32]
+    assert curve[40][1] == 1.0 and all(ratio > 0 for ratio in curve[40].values())
+    assert table.memory.weight_bytes > 0 and table.memory.read_gbs > 0
+    assert table.device.runtime == "none"
     assert table.grid.contexts == (16, 40) and table.grid.tree_queries[-1] == 10
     assert table.grid.draft_queries == (1, 2, 3, 4)  # up to depth + 1 = 4, and top_k 4
     assert all(t.ms > 0 for t in table.entries.values())
