@@ -1,9 +1,10 @@
 """Training and validation sequences: prompts followed by the target's own greedy responses.
 
 Drafts learn to predict what the target will say, so the data is the target's output (DREAM,
-EAGLE). Generating it costs one decode per prompt, so a corpus is made once and cached on disk
-under a key of the target's fingerprint, the prompts and the response length: the same prompts on
-the same target never decode twice, and another target never reuses them.
+EAGLE). Generating it costs one decode per prompt (a text model's in batches: supernet.answers),
+so a corpus is made once and cached on disk, in shards, under a key of the target's fingerprint,
+the prompts, the response length and how the answers were generated: the same prompts on the same
+target never decode twice, another target never reuses them, and a killed build resumes.
 """
 
 import hashlib
@@ -14,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
-from specdec.decoder import SpeculativeDecoder
+from supernet.answers import BATCH, answer_batches, target_answers
 from targets import PreparedInputs
 
 
@@ -30,9 +32,16 @@ class CorpusItem:
         return self.input_ids[self.prompt_len:]
 
 
+# Answers per shard file: a killed build keeps its finished shards and answers only the rest.
+SHARD = 64
+
+
 def corpus_key(target: Any, prompts: Sequence[PreparedInputs], max_new_tokens: int) -> str:
-    """Digest of what decides a corpus: target weights, every prompt tensor, response length."""
-    digest = hashlib.sha256(f"{target.fingerprint}|{max_new_tokens}|{len(prompts)}".encode())
+    """Digest of what decides a corpus: target weights, every prompt tensor, response length and
+    how the answers are generated (batched or one by one: padding changes a few near ties)."""
+    method = f"batch{BATCH}" if answer_batches(target) else "decoder"
+    digest = hashlib.sha256(
+        f"{target.fingerprint}|{max_new_tokens}|{len(prompts)}|{method}|{SHARD}".encode())
     for prompt in prompts:
         tensors = {"input_ids": prompt.input_ids, **prompt.model_kwargs}
         for name in sorted(tensors):
@@ -46,24 +55,36 @@ def corpus_key(target: Any, prompts: Sequence[PreparedInputs], max_new_tokens: i
 
 
 def build_corpus(target: Any, prompts: Sequence[PreparedInputs], max_new_tokens: int,
-                 cache_dir: str | Path) -> list[CorpusItem]:
-    """One item per prompt; loaded from `cache_dir` when this exact corpus was made before."""
-    path = Path(cache_dir) / f"corpus-{corpus_key(target, prompts, max_new_tokens)}.pt"
-    if path.is_file():
-        return [CorpusItem(**item) for item in torch.load(path, weights_only=True)]
-    decoder = SpeculativeDecoder(target, None)
-    items = []
-    for prompt in prompts:
-        generated = decoder.generate(inputs=prompt, max_new_tokens=max_new_tokens)
-        ids = torch.cat((prompt.input_ids[0].cpu(), torch.tensor(generated.token_ids)))
-        kwargs = {name: value.cpu() if isinstance(value, torch.Tensor) else value
-                  for name, value in prompt.model_kwargs.items()}
-        items.append(CorpusItem(ids, prompt.input_ids.shape[1], kwargs))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    torch.save([vars(item) for item in items], partial)
-    os.replace(partial, path)  # atomic: a killed run never leaves half a corpus behind
+                 cache_dir: str | Path, progress: bool = True) -> list[CorpusItem]:
+    """One item per prompt, the target's greedy answer after it. Answered in shards of SHARD
+    prompts, each saved atomically under `cache_dir/corpus-<key>/` as soon as it is done: a
+    corpus made before loads, and a killed build resumes at its first missing shard."""
+    folder = Path(cache_dir) / f"corpus-{corpus_key(target, prompts, max_new_tokens)}"
+    items: list[CorpusItem] = []
+    with tqdm(total=len(prompts), desc="target answers", unit="prompt", disable=not progress,
+              dynamic_ncols=True) as bar:
+        for start in range(0, len(prompts), SHARD):
+            path = folder / f"{start // SHARD:05d}.pt"
+            chunk = prompts[start:start + SHARD]
+            if path.is_file():
+                items += [CorpusItem(**item) for item in torch.load(path, weights_only=True)]
+                bar.update(len(chunk))
+                continue
+            answers = target_answers(target, chunk, max_new_tokens, bar.update)
+            shard = [_item(prompt, answer) for prompt, answer in zip(chunk, answers, strict=True)]
+            folder.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+            torch.save([vars(item) for item in shard], partial)
+            os.replace(partial, path)  # atomic: a killed run never leaves half a shard behind
+            items += shard
     return items
+
+
+def _item(prompt: PreparedInputs, answer: list[int]) -> CorpusItem:
+    ids = torch.cat((prompt.input_ids[0].cpu(), torch.tensor(answer, dtype=torch.long)))
+    kwargs = {name: value.cpu() if isinstance(value, torch.Tensor) else value
+              for name, value in prompt.model_kwargs.items()}
+    return CorpusItem(ids, prompt.input_ids.shape[1], kwargs)
 
 
 def response_tokens(corpus: Sequence[CorpusItem]) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""The corpus is the target's greedy output, made once per target; cached features equal online ones."""
+"""The corpus is the target's greedy output (a text model's answered in batches), made once per
+target and resumable by shards; cached features equal online ones."""
 
 import pytest
 import torch
@@ -30,13 +31,56 @@ def test_corpus_is_greedy_output_and_decoded_once_per_target(vlm, tmp_path, monk
     def no_decoding(*_args, **_kwargs):
         raise AssertionError("a cached corpus was decoded again")
 
-    monkeypatch.setattr(corpus_module, "SpeculativeDecoder", no_decoding)
+    monkeypatch.setattr(corpus_module, "target_answers", no_decoding)
     again = build_corpus(vlm, prompts(vlm), 6, tmp_path)
     assert [item.input_ids.tolist() for item in again] == [i.input_ids.tolist() for i in first]
     monkeypatch.undo()
     other = tiny_target("llava_clip", seed=1)
     build_corpus(other, prompts(other), 6, tmp_path)
-    assert len(list(tmp_path.glob("corpus-*.pt"))) == 2
+    assert len(list(tmp_path.glob("corpus-*"))) == 2
+
+
+def test_a_text_target_answers_in_batches_what_it_answers_alone(tmp_path, monkeypatch):
+    target = tiny_target("llama", seed=0)
+    asked = [tiny_inputs(target, n_text=3 + i % 7, seed=i) for i in range(20)]
+    calls = []
+    generate = target.model.generate
+    monkeypatch.setattr(target.model, "generate", lambda **kw: calls.append(1) or generate(**kw))
+    corpus = build_corpus(target, asked, 8, tmp_path)
+    assert len(calls) == 2  # 20 prompts in batches of 16: two generate calls
+    for item, prompt in zip(corpus, asked, strict=True):
+        alone = SpeculativeDecoder(target).generate(inputs=prompt, max_new_tokens=8).token_ids
+        assert item.response.tolist() == alone
+
+
+class Killed(Exception):
+    pass
+
+
+def test_a_killed_corpus_build_resumes_at_its_first_missing_shard(vlm, tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus_module, "SHARD", 2)
+    asked = prompts(vlm, 5)
+    answered, kill = [], [True]
+    real = corpus_module.target_answers
+
+    def killed_after_two_shards(target, chunk, *args):
+        if len(answered) == 4 and kill:
+            kill.clear()
+            raise Killed  # the kill, after two shards were written
+        answers = real(target, chunk, *args)
+        answered.extend(answers)
+        return answers
+
+    monkeypatch.setattr(corpus_module, "target_answers", killed_after_two_shards)
+    with pytest.raises(Killed):
+        build_corpus(vlm, asked, 6, tmp_path)
+    shards = sorted(path.name for path in tmp_path.glob("corpus-*/*"))
+    assert shards == ["00000.pt", "00001.pt"]  # no partial file left behind
+    resumed = build_corpus(vlm, asked, 6, tmp_path)
+    assert len(answered) == 5  # the resume answered only the last shard's one prompt
+    monkeypatch.undo()
+    fresh = build_corpus(vlm, asked, 6, tmp_path / "fresh")
+    assert [i.input_ids.tolist() for i in resumed] == [i.input_ids.tolist() for i in fresh]
 
 
 def test_disk_features_equal_online_features(vlm, tmp_path):
