@@ -93,11 +93,12 @@ def convert(gguf: Path, out_dir: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                              trust_remote_code=False)
     if not tokenizer.chat_template:
         tokenizer.chat_template = CHATML_TEMPLATE
     quantized = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        gguf.parent, gguf_file=gguf.name, dtype=torch.float32, trust_remote_code=False
     )
     # The loaded model still carries the GGUF quantizer, which refuses to save; its weights are
     # already dequantised, so copy them into a plain model built from the same config.

@@ -91,7 +91,7 @@ def test_tokenizer_round_trips_without_unknown_words(tmp_path: Path):
     tokenizer.save_pretrained(tmp_path)
     from transformers import AutoTokenizer
 
-    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path, trust_remote_code=False)
     for text in [r.answer for r in records[:60]] + [r.question for r in records[-20:]]:
         ids = reloaded(text, add_special_tokens=False).input_ids
         assert reloaded.unk_token_id not in ids
@@ -126,8 +126,8 @@ def test_quick_build_cleans_leftovers_and_is_one_final_directory(quick_home: Pat
 
 def test_quick_build_loads_and_generates_with_transformers(quick_home: Path):
     model_dir = shapes.ensure_built(quick_home, budget="test")
-    model = LlavaForConditionalGeneration.from_pretrained(model_dir).eval()
-    processor = AutoProcessor.from_pretrained(model_dir)
+    model = LlavaForConditionalGeneration.from_pretrained(model_dir, trust_remote_code=False).eval()
+    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=False)
     image = data.load_images("test", 1)[0]
     messages = [{"role": "user", "content": [
         {"type": "image", "image": image}, {"type": "text", "text": data.DESCRIBE_PROMPT}]}]
