@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from specdec.decoder import SpeculativeDecoder
+from supernet.files import read_torch_file
 from targets import PreparedInputs
 
 
@@ -50,7 +51,8 @@ def build_corpus(target: Any, prompts: Sequence[PreparedInputs], max_new_tokens:
     """One item per prompt; loaded from `cache_dir` when this exact corpus was made before."""
     path = Path(cache_dir) / f"corpus-{corpus_key(target, prompts, max_new_tokens)}.pt"
     if path.is_file():
-        return [CorpusItem(**item) for item in torch.load(path, weights_only=True)]
+        cached = read_torch_file(path, "delete it: the corpus is made again on the next run")
+        return [CorpusItem(**item) for item in cached]
     decoder = SpeculativeDecoder(target, None)
     items = []
     for prompt in prompts:
