@@ -92,9 +92,8 @@ def _load_directory(path: Path, *, spec: str, device: str, dtype: torch.dtype,
         ) from None
     traits = family_of(config)
     model_class = AutoModelForImageTextToText if traits.is_vlm else AutoModelForCausalLM
-    model = model_class.from_pretrained(
-        path, dtype=dtype, attn_implementation="sdpa", trust_remote_code=False
-    ).to(device)
+    model = model_class.from_pretrained(path, trust_remote_code=False, dtype=dtype,
+                                        attn_implementation="sdpa").to(device)
     processor = (
         _optional(AutoProcessor, path) if traits.is_vlm and _has(path, _PROCESSOR_FILES) else None
     )

@@ -79,13 +79,12 @@ def convert(gguf: Path, out_dir: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                              trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, trust_remote_code=False,
+                                              gguf_file=gguf.name)
     if not tokenizer.chat_template:
         tokenizer.chat_template = CHATML_TEMPLATE
-    quantized = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32, trust_remote_code=False
-    )
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, trust_remote_code=False,
+                                                     gguf_file=gguf.name, dtype=torch.float32)
     # The loaded model still carries the GGUF quantizer, which refuses to save; its weights are
     # already dequantised, so copy them into a plain model built from the same config.
     config = quantized.config

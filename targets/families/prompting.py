@@ -61,10 +61,7 @@ def _load_images(images) -> list:
         return []
     if isinstance(images, (str, Path)) or not isinstance(images, Sequence):
         images = [images]
-    loaded = []
-    for image in images:
-        loaded.append(read_image(image) if isinstance(image, (str, Path)) else image)
-    return loaded
+    return [read_image(image) if isinstance(image, (str, Path)) else image for image in images]
 
 
 def _chat(processor_or_tokenizer, prompt: str, num_images: int) -> str | None:
