@@ -34,8 +34,8 @@ def main() -> None:
 
     start = time.perf_counter()
     cached_dir = ensure_built(arguments.home, budget=arguments.budget)
-    LlavaForConditionalGeneration.from_pretrained(cached_dir)
-    AutoProcessor.from_pretrained(cached_dir)
+    LlavaForConditionalGeneration.from_pretrained(cached_dir, trust_remote_code=False)
+    AutoProcessor.from_pretrained(cached_dir, trust_remote_code=False)
     cached_load_seconds = time.perf_counter() - start
 
     results = {

@@ -46,7 +46,8 @@ def one_line(error: BaseException) -> str:
     """The error's message, with its cause's, folded into one line."""
     parts = []
     for source in (error, error.__cause__):
-        if source is None:
+        # A cause whose message the error already quotes would be said twice.
+        if source is None or (source is error.__cause__ and str(source) in str(error)):
             continue
         lines = [line.strip() for line in str(source).splitlines()]
         parts += [line.rstrip(".") for line in lines

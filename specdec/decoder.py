@@ -16,6 +16,7 @@ does not run the draft: its slot (the bonus token, the target's taps at the root
 first feeds all waiting slots in one forward.
 """
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,7 +131,7 @@ class SpeculativeDecoder:
                  max_new_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0,
                  seed: int | None = None) -> Generation:
         """Generate up to max_new_tokens tokens, stopping after an EOS token (kept)."""
-        _check_sampling(max_new_tokens, temperature, top_p)
+        check_sampling(max_new_tokens, temperature, top_p)
         target, stats = self.target, DecodeStats()
         clock = Stopwatch(target.device)
         start = clock.now()
@@ -307,10 +308,12 @@ def _prepare(target: Any, prompt: str | None, images: Any, inputs: Any) -> Prepa
     return target.prepare(prompt=prompt, images=images, inputs=inputs)
 
 
-def _check_sampling(max_new_tokens: int, temperature: float, top_p: float) -> None:
+def check_sampling(max_new_tokens: int, temperature: float, top_p: float) -> None:
+    """Settings `generate` refuses (commands check them before loading anything)."""
     if not isinstance(max_new_tokens, int) or max_new_tokens < 1:
         raise DraftError(f"max_new_tokens = {max_new_tokens!r}: use a positive integer")
-    if temperature < 0:
-        raise DraftError(f"temperature = {temperature}: use 0 (greedy) or a positive value")
+    # nan compares false with everything, so it would pass `< 0` and poison every probability.
+    if not math.isfinite(temperature) or temperature < 0:
+        raise DraftError(f"temperature = {temperature}: use 0 (greedy) or a finite positive value")
     if not 0.0 < top_p <= 1.0:
         raise DraftError(f"top_p = {top_p}: use a value in (0, 1]")

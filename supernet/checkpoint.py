@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from search_spaces import ResolvedSpace
 from supernet.errors import SupernetError
+from supernet.files import read_tensors, read_torch_file
 from supernet.superdraft import SuperDraft
 
 WEIGHTS_FILE = "supernet.safetensors"
@@ -91,7 +92,7 @@ def weights_of(superdraft: SuperDraft) -> dict[str, torch.Tensor]:
 
 
 def load_weights(superdraft: SuperDraft, path: Path) -> None:
-    tensors = load_file(path)
+    tensors = read_tensors(path, "retrain, or restore the file from a backup")
     expected = {name: tuple(superdraft.shared(name).shape) for name in superdraft.shared_names()}
     found = {name: tuple(tensor.shape) for name, tensor in tensors.items()}
     if found != expected:
@@ -141,7 +142,7 @@ def load_checkpoint(path: Path, superdraft: SuperDraft, fingerprint: str) -> dic
     """Load weights into `superdraft` after checking the meta; returns the training state."""
     check_meta(SupernetMeta.load(path), superdraft.space, fingerprint, path)
     load_weights(superdraft, path / WEIGHTS_FILE)
-    return torch.load(path / STATE_FILE, weights_only=True)
+    return read_torch_file(path / STATE_FILE, "restore it, or start afresh with resume=false")
 
 
 # -- the finished supernet -----------------------------------------------------------------------

@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from supernet.answers import BATCH, answer_batches, target_answers
+from supernet.files import read_torch_file
 from targets import PreparedInputs
 
 
@@ -67,7 +68,8 @@ def build_corpus(target: Any, prompts: Sequence[PreparedInputs], max_new_tokens:
             path = folder / f"{start // SHARD:05d}.pt"
             chunk = prompts[start:start + SHARD]
             if path.is_file():
-                items += [CorpusItem(**item) for item in torch.load(path, weights_only=True)]
+                cached = read_torch_file(path, "delete it: the shard is answered again next run")
+                items += [CorpusItem(**item) for item in cached]
                 bar.update(len(chunk))
                 continue
             answers = target_answers(target, chunk, max_new_tokens, bar.update)

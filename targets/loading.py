@@ -2,7 +2,8 @@
 
 A directory with `config.json` and weights is enough; a processor or tokenizer is loaded when the
 directory has one. Hub ids are read from the local Hugging Face cache only (no network at run time).
-No `trust_remote_code`: only architectures that transformers ships are loaded.
+No code of the directory's own runs (trust_remote_code=False on every load, and a config that
+needs such code is refused: targets.model_directory): only architectures that transformers ships.
 """
 
 import re
@@ -20,6 +21,7 @@ from transformers import (
 from targets.embedded import EMBEDDED_TARGETS, embedded_path
 from targets.errors import TargetError
 from targets.families import family_of
+from targets.model_directory import check_model_directory
 from targets.runtime import check_runtime
 from targets.target import Target
 
@@ -78,8 +80,9 @@ def _load_directory(path: Path, *, spec: str, device: str, dtype: torch.dtype,
         raise TargetError(
             f"{path}: no weights (*.safetensors or *.bin); add the model's weights to the directory"
         )
+    check_model_directory(path)
     try:
-        config = AutoConfig.from_pretrained(path)
+        config = AutoConfig.from_pretrained(path, trust_remote_code=False)
     except (ValueError, KeyError, OSError) as error:
         first_line = (
             str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -89,7 +92,8 @@ def _load_directory(path: Path, *, spec: str, device: str, dtype: torch.dtype,
         ) from None
     traits = family_of(config)
     model_class = AutoModelForImageTextToText if traits.is_vlm else AutoModelForCausalLM
-    model = model_class.from_pretrained(path, dtype=dtype, attn_implementation="sdpa").to(device)
+    model = model_class.from_pretrained(path, trust_remote_code=False, dtype=dtype,
+                                        attn_implementation="sdpa").to(device)
     processor = (
         _optional(AutoProcessor, path) if traits.is_vlm and _has(path, _PROCESSOR_FILES) else None
     )
@@ -107,7 +111,7 @@ def _has(path: Path, names: tuple[str, ...]) -> bool:
 def _optional(loader, path: Path):
     """The directory's processor or tokenizer: optional, but one that is there must load."""
     try:
-        return loader.from_pretrained(path)
+        return loader.from_pretrained(path, trust_remote_code=False)
     except (OSError, ValueError, KeyError, TypeError, ImportError) as error:
         raise TargetError(
             f"{path}: its {loader.__name__.removeprefix('Auto').lower()} files cannot be loaded "

@@ -77,6 +77,7 @@ class Config(CommandConfig, DecodeKeys):
 
 def run(cfg: Config) -> dict[str, Any]:
     check_request(cfg)
+    sampling = Sampling(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed)
     shape = cfg.given_shape()
     target = load_configured_target(cfg.target, cfg.device, cfg.dtype)
     set_name = prompt_set_name(cfg)
@@ -91,7 +92,6 @@ def run(cfg: Config) -> dict[str, Any]:
         methods.append(prompt_lookup_method(target, cfg.prompt_lookup_tokens))
     methods += drafts
     prompts = prepare(target, prompt_set(set_name, "test", cfg.n_prompts))
-    sampling = Sampling(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed)
     load_before = os.getloadavg()
     rows = run_bench(methods, prompts, BenchSettings(sampling, cfg.threads, cfg.warmup,
                                                               repeats=cfg.repeats))

@@ -25,11 +25,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from nas.commands import CommandConfig, DecodeKeys
-from nas.commands.target import read_image
 from nas.target_loading import load_configured_target
 from nas.user_errors import UserError
 from specdec import DraftModel, SpeculativeDecoder
+from specdec.decoder import check_sampling
 from specdec.recommended import shape_label, shaped_config
+from targets.images import read_image
 
 FORMATS = ("text", "json")
 
@@ -54,6 +55,7 @@ def run(cfg: Config) -> dict[str, Any]:
         raise UserError(f"format: '{cfg.format}'; use one of {', '.join(FORMATS)}")
     if cfg.prompt is None:
         raise UserError("prompt: missing; add prompt='<text to answer>'")
+    check_sampling(cfg.max_new_tokens, cfg.temperature, cfg.top_p)
     image = read_image(cfg.image) if cfg.image else None
     target = load_configured_target(cfg.target, cfg.device, cfg.dtype)
     if image is not None and not target.is_vlm:

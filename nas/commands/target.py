@@ -14,7 +14,6 @@ keys:
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -24,6 +23,7 @@ from nas.greedy import greedy_generate
 from nas.target_loading import load_configured_target
 from nas.user_errors import UserError
 from targets import Target
+from targets.images import read_image
 
 
 @dataclass(kw_only=True)
@@ -61,15 +61,6 @@ def check_generation_request(cfg: Config) -> None:
         raise UserError("image: given without prompt=; add prompt='<question about the image>'")
     if cfg.max_new_tokens < 1:
         raise UserError(f"max_new_tokens: {cfg.max_new_tokens}; use a positive number")
-
-
-def read_image(path: str) -> Image.Image:
-    try:
-        with Image.open(Path(path)) as image:
-            return image.convert("RGB")
-    except (OSError, ValueError) as error:
-        reason = type(error).__name__ if not str(error) else str(error).splitlines()[0]
-        raise UserError(f"image: cannot read '{path}' ({reason}); give a PNG or JPEG file")
 
 
 def target_facts(target: Target) -> dict[str, Any]:

@@ -22,9 +22,13 @@ NAMES = ("tpe", "nsga2", "ray", "exhaustive")
 @dataclass
 class SearcherConfig:
     name: str = "tpe"
-    # Optuna: a database URL; null: sqlite:///<run_dir>/study.db. Ray: where OptunaSearch keeps
-    # nothing (its study lives in memory), so storage is an Optuna-only key.
+    # Optuna: a database URL, or a journal file path (nas.searchers.optuna_storage); null:
+    # sqlite:///<run_dir>/study.db. Ray: where OptunaSearch keeps nothing (its study lives in
+    # memory), so storage is an Optuna-only key.
     storage: str | None = None
+    # Optuna on a database: seconds between a running trial's heartbeats; a trial silent for 3 of
+    # them (its worker died) is failed (nas.searchers.stale_trials).
+    heartbeat_seconds: int = 10
     # Ray: null starts a local Ray; an address (ray://host:10001, host:6379, auto) joins a cluster.
     address: str | None = None
     # Ray: concurrent trials and the resources each takes.

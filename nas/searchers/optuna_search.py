@@ -1,140 +1,146 @@
 """Optuna search with the TPE or NSGA-II sampler (`searcher=tpe|nsga2`), called directly.
 
-The study lives in `searcher.storage` (default: `sqlite:///<run_dir>/study.db`; any database URL
-Optuna accepts), under `study_name`. Each finished trial is written to storage as it completes,
-so an interrupted search loses none; a rerun with the same storage and study name continues it
-until the study holds exactly `n_trials` completed trials.
+The study lives in `searcher.storage` (nas.searchers.optuna_storage: the run's SQLite file by
+default, a database URL, or a journal file), under `study_name`. Each finished trial is written to
+storage as it completes, so an interrupted search loses none; a rerun with the same storage and
+study name continues it until the study holds exactly `n_trials` completed trials.
 
-Repeats none: a completed trial is one distinct arch. When the sampler proposes an arch the study
-already completed (a tokens-only draft is the same arch whatever its injected layers, and a small
-space fills up), that trial is marked PRUNED with the completed twin's number in its user attrs,
-never evaluated, and a random arch the study has not seen is enqueued, so the search keeps moving.
+Any number of workers (`draftnas search` processes) may search one study at once; together they
+end with exactly `n_trials` completed trials and evaluate no arch twice. A trial claims its arch
+as soon as it is drawn (user attrs "worker", host:pid, then "arch_key"); the trials numbered before
+it decide what it does (Optuna numbers trials in the order they are created, one at a time):
+- it waits until every earlier running trial has claimed its arch and, counted with the completed
+  ones, leaves it room under `n_trials` (so only the last few trials of a search ever wait);
+- an arch that a completed or earlier running trial holds is not evaluated again: the trial is
+  PRUNED with that trial's number in user attr "duplicate_of", and a random arch nobody holds is
+  enqueued so that the search keeps moving (a tokens-only draft is the same arch whatever its
+  injected layers, and a small space fills up);
+- a trial that finds the study full is PRUNED, and its worker stops.
+A worker that died leaves a RUNNING trial: it is FAILED, never counted, by the next worker that
+looks (stale_trials), and its arch may be drawn again.
+
 Completed trials carry user attrs "arch_key" and "result": the arch (DraftArch.to_dict()) and every
 metric of nas.objectives.TrialResult.
 """
 
 import logging
 import random
+import time
 import warnings
 
 import optuna
-from optuna.distributions import CategoricalDistribution
+from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
-from sqlalchemy import event
-from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 
 from nas.objectives import TrialResult
 from nas.searchers import SearcherConfig, SearchProblem, TrialRecord, arch_key
+from nas.searchers.optuna_storage import open_study, storage_of, study_storage
+from nas.searchers.stale_trials import THIS_WORKER, fail_stale_trials
 from nas.user_errors import UserError
 from search_spaces import DraftArch
 
+# How often a waiting trial looks at the study again.
+POLL_SECONDS = 0.1
+
 
 def search(problem: SearchProblem, config: SearcherConfig) -> list[TrialRecord]:
-    optuna.logging.set_verbosity(logging.WARNING)
-    storage = config.storage or f"sqlite:///{(problem.run_dir / 'study.db').resolve()}"
-    study = open_study(storage, problem, sampler_of(config.name, problem))
-    distributions = {name: CategoricalDistribution(values)
-                     for name, values in problem.space.categorical_choices().items()}
-    done = completed_archs(study)
-    rng = random.Random(problem.seed + len(study.trials))
-    with tqdm(total=problem.n_trials, initial=min(len(done), problem.n_trials),
-              desc=f"search {problem.study_name}", unit="trial", leave=False) as bar:
-        while len(done) < problem.n_trials:
-            trial = study.ask(distributions)
-            arch = problem.space.from_params(trial.params)
-            key = arch_key(arch)
-            if key in done:
-                trial.set_user_attr("duplicate_of", done[key])
-                study.tell(trial, state=TrialState.PRUNED)
-                enqueue_unseen(study, problem, done, rng)
-                continue
-            result = problem.evaluator.evaluate(arch)
-            store(trial, result)
-            if problem.objective.config.latency_budget_ms is not None:
-                trial.set_constraint("latency", result.constraint)  # <= 0: feasible
-            study.tell(trial, problem.objective.values(result))
-            done[key] = trial.number
-            bar.update(1)
+    # ERROR: a trial that fails (an interrupted evaluation) is our exception to report, not a
+    # warning with Optuna's traceback on stderr.
+    optuna.logging.set_verbosity(logging.ERROR)
+    space = problem.space
+    if problem.n_trials > space.size():
+        raise UserError(f"n_trials: {problem.n_trials} but space '{space.name}' has only "
+                        f"{space.size()} distinct drafts; lower n_trials or use "
+                        "searcher=exhaustive")
+    study = open_study(study_storage(problem, config), problem, sampler_of(config.name, problem),
+                       config)
+    fail_stale_trials(study, config.heartbeat_seconds)  # what a killed earlier run left RUNNING
+    done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if done < problem.n_trials:
+        with tqdm(total=problem.n_trials, initial=done, desc=f"search {problem.study_name}",
+                  unit="trial", leave=False) as bar:
+            objective = Objective(problem, config, random.Random(problem.seed + len(study.trials)))
+            progress = lambda _, trial: bar.update(trial.state == TrialState.COMPLETE)
+            # MaxTrialsCallback: stop once the study (all workers) holds n_trials completed ones.
+            study.optimize(objective, callbacks=[MaxTrialsCallback(problem.n_trials), progress])
     return records(study, problem)
 
 
 def sampler_of(name: str, problem: SearchProblem) -> optuna.samplers.BaseSampler:
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=problem.seed)
-    return optuna.samplers.TPESampler(seed=problem.seed, multivariate=True)
+    # constant_liar: a worker's sampler counts the other workers' running trials as bad, so that
+    # workers do not all draw near the same point.
+    return optuna.samplers.TPESampler(seed=problem.seed, multivariate=True, constant_liar=True)
 
 
-def open_study(storage: str, problem: SearchProblem,
-               sampler: optuna.samplers.BaseSampler) -> optuna.Study:
-    """Create or continue the study; a database that cannot be reached, or a study of another
-    objective, is a one-line UserError."""
-    try:
-        study = optuna.create_study(storage=storage_of(storage), study_name=problem.study_name,
-                                    sampler=sampler, directions=problem.objective.directions,
-                                    load_if_exists=True)
-    except (SQLAlchemyError, ImportError, ValueError, OSError) as error:  # ImportError: no driver
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise UserError(f"searcher.storage: cannot open '{storage}' ({reason}); give a "
-                        "reachable database URL or leave it null for the run's SQLite file") \
-            from None
-    directions = [d.name.lower() for d in study.directions]
-    if directions != problem.objective.directions:
-        raise UserError(f"study_name: '{problem.study_name}' in {storage} optimises {directions}, "
-                        f"not {problem.objective.directions}; use another study_name")
-    return study
+class Objective:
+    """One trial of `study.optimize`: claim an arch, wait for its turn, evaluate it unless another
+    trial holds it."""
+
+    def __init__(self, problem: SearchProblem, config: SearcherConfig, rng: random.Random):
+        self.problem, self.config, self.rng = problem, config, rng
+        self.choices = problem.space.categorical_choices()
+
+    def __call__(self, trial: optuna.Trial) -> list[float]:
+        problem = self.problem
+        params = {name: trial.suggest_categorical(name, values)
+                  for name, values in self.choices.items()}
+        arch = problem.space.from_params(params)
+        key = arch_key(arch)
+        trial.set_user_attr("worker", THIS_WORKER)
+        trial.set_user_attr("arch_key", key)  # the claim: later trials compare against it
+        held = self.wait_for_turn(trial)
+        if held is None:
+            trial.study.stop()
+            raise optuna.TrialPruned("the study holds n_trials completed trials")
+        if key in held:
+            trial.set_user_attr("duplicate_of", held[key])
+            enqueue_unseen(trial.study, problem, set(held), self.rng)
+            raise optuna.TrialPruned(f"the arch of trial {held[key]}")
+        result = problem.evaluator.evaluate(arch)
+        # One attribute, not one per metric: each is a write (and a commit) to the storage.
+        trial.set_user_attr("result", {"arch": result.arch.to_dict(), **result.metrics()})
+        if problem.objective.config.latency_budget_ms is not None:
+            trial.set_constraint("latency", result.constraint)  # <= 0: feasible
+        return problem.objective.values(result)
+
+    def wait_for_turn(self, trial: optuna.Trial) -> dict[str, int] | None:
+        """Arch key -> number of the completed and the earlier running trials, once these leave
+        this trial room under n_trials; None when the study holds n_trials completed ones."""
+        study, n_trials = trial.study, self.problem.n_trials
+        while True:
+            trials = study.get_trials(deepcopy=False,
+                                      states=(TrialState.COMPLETE, TrialState.RUNNING))
+            complete = [other for other in trials if other.state == TrialState.COMPLETE]
+            earlier = [other for other in trials
+                       if other.state == TrialState.RUNNING and other.number < trial.number]
+            if len(complete) >= n_trials:
+                return None
+            claimed = all("arch_key" in other.user_attrs for other in earlier)
+            if claimed and len(complete) + len(earlier) < n_trials:
+                return {other.user_attrs["arch_key"]: other.number
+                        for other in earlier + complete}
+            time.sleep(POLL_SECONDS)
+            fail_stale_trials(study, self.config.heartbeat_seconds)
 
 
-def storage_of(url: str) -> str | optuna.storages.RDBStorage:
-    """SQLite in WAL mode with synchronous=NORMAL: a commit (Optuna makes one per suggested
-    param) no longer waits for the disk, which made the sampler's bookkeeping cost more than the
-    evaluations; a killed process still loses no committed trial (only a power cut could)."""
-    if not url.startswith("sqlite:"):
-        return url
-    storage = optuna.storages.RDBStorage(url)
-    event.listen(storage.engine, "connect", fast_sqlite)
-    storage.engine.dispose()  # connections opened before the listener would miss the pragmas
-    return storage
-
-
-def fast_sqlite(connection, _record) -> None:
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.close()
-
-
-def completed_archs(study: optuna.Study) -> dict[str, int]:
-    """arch key -> number of the trial that completed it."""
-    return {trial.user_attrs["arch_key"]: trial.number
-            for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
-
-
-def enqueue_unseen(study: optuna.Study, problem: SearchProblem, done: dict[str, int],
+def enqueue_unseen(study: optuna.Study, problem: SearchProblem, held: set[str],
                    rng: random.Random) -> None:
     space = problem.space
-    if len(done) >= space.size():
-        raise UserError(f"n_trials: {problem.n_trials} but space '{space.name}' has only "
-                        f"{space.size()} distinct drafts; lower n_trials or use "
-                        "searcher=exhaustive")
     for _ in range(1000):
         arch = space.sample(rng)
-        if arch_key(arch) not in done:
+        if arch_key(arch) not in held:
             break
-    else:  # a nearly full space: walk it in order instead of sampling
-        arch = next(a for a in space if arch_key(a) not in done)
+    else:  # a nearly full space: walk it in order instead of sampling (held < n_trials <= size)
+        arch = next(a for a in space if arch_key(a) not in held)
     study.enqueue_trial(space.to_params(arch), skip_if_exists=True)
-
-
-def store(trial: optuna.Trial, result: TrialResult) -> None:
-    # Two attributes, not one per metric: each is a write (and a commit) to the storage.
-    trial.set_user_attr("arch_key", arch_key(result.arch))
-    trial.set_user_attr("result", {"arch": result.arch.to_dict(), **result.metrics()})
 
 
 def records(study: optuna.Study, problem: SearchProblem) -> list[TrialRecord]:
     """Completed trials of the study as TrialRecords, rebuilt from storage (so a resumed study's
-    earlier trials are included)."""
+    earlier trials, and other workers' trials, are included)."""
     out = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         attrs = trial.user_attrs["result"]
@@ -150,8 +156,8 @@ def records(study: optuna.Study, problem: SearchProblem) -> list[TrialRecord]:
 def param_importance(problem: SearchProblem, config: SearcherConfig) -> dict[str, float] | None:
     """optuna.importance (fANOVA) of the arch dimensions for the objective's first value; None
     when the study has too few distinct completed trials for it."""
-    storage = config.storage or f"sqlite:///{(problem.run_dir / 'study.db').resolve()}"
-    study = optuna.load_study(study_name=problem.study_name, storage=storage_of(storage))
+    study = optuna.load_study(study_name=problem.study_name,
+                              storage=storage_of(study_storage(problem, config), config))
     # Optuna's default evaluator (PED-ANOVA) ranks params by how they lead to LOW values.
     sign = -1.0 if problem.objective.directions[0] == "maximize" else 1.0
     try:

@@ -69,7 +69,7 @@ def ensure_assistant(target: Any, prompts: Sequence[PreparedInputs], cfg: Assist
                 raise
         finally:
             shutil.rmtree(building, ignore_errors=True)
-    model = LlamaForCausalLM.from_pretrained(final, dtype=target.dtype)
+    model = LlamaForCausalLM.from_pretrained(final, trust_remote_code=False, dtype=target.dtype)
     # The baseline's draft computes as the target does, as ours do (targets.runtime).
     model = model.to(target.device).eval().requires_grad_(False)
     return serve(model, getattr(target, "quantize", "none"))

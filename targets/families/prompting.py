@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from targets.errors import TargetError
+from targets.images import read_image
 
 
 def prepare_inputs(target, *, prompt=None, images=None, inputs=None) -> tuple[torch.Tensor, dict]:
@@ -60,21 +61,7 @@ def _load_images(images) -> list:
         return []
     if isinstance(images, (str, Path)) or not isinstance(images, Sequence):
         images = [images]
-    loaded = []
-    for image in images:
-        if isinstance(image, (str, Path)):
-            from PIL import Image, UnidentifiedImageError
-
-            try:
-                with Image.open(image) as opened:
-                    image = opened.convert("RGB")
-            except (OSError, UnidentifiedImageError) as error:
-                raise TargetError(
-                    f"image {str(image)!r} cannot be read ({type(error).__name__}); "
-                    "pass a readable PNG or JPEG file"
-                ) from None
-        loaded.append(image)
-    return loaded
+    return [read_image(image) if isinstance(image, (str, Path)) else image for image in images]
 
 
 def _chat(processor_or_tokenizer, prompt: str, num_images: int) -> str | None:

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import fields
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hostile_files import decompression_bomb, read_only_directory
 from omegaconf import OmegaConf
 from PIL import Image
 from tokenizers import Tokenizer, models, pre_tokenizers
@@ -226,3 +228,45 @@ def test_console_script_in_a_subprocess(tmp_path, tiny_dir):
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == str(tmp_path / "result.json")
     assert (tmp_path / "result.json").is_file()
+
+
+def test_a_bad_space_file_is_said_once(capsys, tmp_path):
+    """The space loader quotes its cause's message (a SpaceError `from` a SpaceError): the one
+    line must not fold that cause in a second time."""
+    space = tmp_path / "bad.yaml"
+    space.write_text("name: bad\ndimensions:\n  num_layers: []\n")
+    code, _, err = run_cli(capsys, "train", f"search_space={space}", f"run_dir={tmp_path / 'run'}")
+    assert code == 2 and err.count("\n") == 1, err
+    assert str(space) in err and err.count("needs a non-empty list of choices") == 1, err
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_damaged_safetensors_weights_exit_2_naming_the_file(capsys, tmp_path, tiny_dir, damage):
+    directory = tmp_path / "damaged"
+    shutil.copytree(tiny_dir, directory)
+    weights = directory / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"not a tensor file")
+    code, _, err = run_cli(capsys, "target", f"target={directory}", f"run_dir={tmp_path / 'run'}")
+    assert_one_line_error(code, err, str(weights), "safetensors", "fetch the model's weights")
+
+
+@pytest.mark.parametrize("where", ["a file", "below a file", "read-only"])
+def test_a_run_dir_that_cannot_be_written_is_refused_before_the_work(capsys, tmp_path, tiny_dir,
+                                                                     monkeypatch, where):
+    # Refused before the target loads: no load may start.
+    monkeypatch.setattr(command_module("target"), "load_configured_target",
+                        lambda *args: pytest.fail("the command ran"))
+    (tmp_path / "file").write_text("")
+    run_dir = {"a file": tmp_path / "file", "below a file": tmp_path / "file" / "run",
+               "read-only": tmp_path / "locked"}[where]
+    with read_only_directory(tmp_path / "locked"):
+        code, _, err = run_cli(capsys, "target", f"target={tiny_dir}", f"run_dir={run_dir}")
+    assert_one_line_error(code, err, "run_dir", str(run_dir), "give a directory you can write")
+
+
+def test_a_decompression_bomb_image_exits_2(capsys, tmp_path, tiny_llava_dir):
+    bomb = decompression_bomb(tmp_path / "huge.png")
+    code, _, err = run_cli(capsys, "target", f"target={tiny_llava_dir}", f"image={bomb}",
+                           "prompt=what colour is it", f"run_dir={tmp_path / 'run'}")
+    assert_one_line_error(code, err, "image", str(bomb), "too large", "resize")

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
+from hostile_files import decompression_bomb
 from PIL import Image
 from tiny_llava_dir import save_tiny_llava
 
@@ -141,7 +142,10 @@ def foreign(tmp_path: Path) -> Path:
     ("draft for another target", ["fingerprint"]),
     ("total_tokens below depth", ["total_tokens"]),
     ("missing image", ["image", "missing.png"]),
+    ("image too large to decode", ["image", "huge.png", "too large"]),
     ("no prompt", ["prompt"]),
+    ("temperature nan", ["temperature", "nan", "finite"]),
+    ("temperature inf", ["temperature", "inf", "finite"]),
 ])
 def test_bad_input_exits_2_with_one_line(capsys, tmp_path, llava_dir, image, add_draft, case,
                                          words):
@@ -152,9 +156,13 @@ def test_bad_input_exits_2_with_one_line(capsys, tmp_path, llava_dir, image, add
         argv["draft"] = f"draft={foreign(tmp_path)}"
     elif case == "missing image":
         argv["image"] = f"image={tmp_path / 'missing.png'}"
+    elif case == "image too large to decode":
+        argv["image"] = f"image={decompression_bomb(tmp_path / 'huge.png')}"
     elif case == "no prompt":
         del argv["prompt"]
-    extra = ["depth=6", "total_tokens=4"] if case == "total_tokens below depth" else []
+    extra = {"total_tokens below depth": ["depth=6", "total_tokens=4"],
+             "temperature nan": ["temperature=nan"],
+             "temperature inf": ["temperature=inf"]}.get(case, [])
     code, _, err = main_decode(capsys, f"target={llava_dir}", *argv.values(), *extra,
                                f"run_dir={tmp_path / 'run'}")
     assert code == 2 and err.count("\n") == 1 and err.startswith("draftnas decode: error: ")

@@ -33,7 +33,7 @@ def save_deep_tiny_llava(directory: Path) -> Path:
     """The tiny LLaVA with 4 text layers: dream_s and dream rank intermediate layers by entropy,
     which a 2-layer target does not have."""
     save_tiny_llava(directory)
-    config = AutoConfig.from_pretrained(directory)
+    config = AutoConfig.from_pretrained(directory, trust_remote_code=False)
     config.text_config.num_hidden_layers = 4
     torch.manual_seed(0)
     LlavaForConditionalGeneration(config).save_pretrained(directory)

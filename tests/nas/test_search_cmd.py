@@ -2,6 +2,7 @@
 layout, a resumed study, and one-line exits for bad input."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -171,3 +172,15 @@ def test_local_targets_become_absolute_for_ray_workers(tmp_path, monkeypatch):
     assert absolute_if_local("my-vlm") == str(tmp_path / "my-vlm")
     assert absolute_if_local("shapes") == "shapes"
     assert absolute_if_local("org/hub-model") == "org/hub-model"
+
+
+def test_a_truncated_supernet_exits_2_naming_the_file(setup, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DRAFTNAS_HOME", str(setup["root"] / "home"))
+    supernet = shutil.copytree(Path(setup["supernet"]) / "supernet", tmp_path / "supernet")
+    weights = supernet / "supernet.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-100])
+    argv = [arg if not arg.startswith("supernet=") else f"supernet={supernet}"
+            for arg in args(setup, tmp_path / "run", "n_trials=2")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(weights) in err and "safetensors" in err, err

@@ -2,10 +2,12 @@
 one-line exits for a resume of another space and an injected layer outside the target."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
+from hostile_files import pickle_payload
 
 from nas.cli import main
 from specdec import DecodeConfig, DraftModel, SpeculativeDecoder
@@ -84,3 +86,22 @@ def test_injected_layer_outside_the_target_exits_2_with_one_line(shapes_env, tmp
 def test_unknown_feature_mode_exits_2(shapes_env, tmp_path, capsys):
     code = main(["train", "features=gpu", f"run_dir={tmp_path}"])
     assert code == 2 and "features" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["truncated weights", "truncated state", "pickle payload"])
+def test_resume_from_a_damaged_checkpoint_exits_2_naming_the_file(eagle_run, shapes_env, tmp_path,
+                                                                   capsys, damage):
+    run_dir = shutil.copytree(eagle_run, tmp_path / "run")
+    latest = run_dir / "checkpoints" / (run_dir / "checkpoints" / "latest").read_text().strip()
+    name = "supernet.safetensors" if damage == "truncated weights" else "state.pt"
+    damaged = latest / name
+    if damage == "pickle payload":
+        pickle_payload(damaged, tmp_path / "MARKER")
+    else:
+        damaged.write_bytes(damaged.read_bytes()[:-64])
+    capsys.readouterr()
+    code = main(["train", "target=shapes", "search_space=eagle", "budget=smoke",
+                 f"run_dir={run_dir}", "resume=true"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and str(damaged) in err, err
+    assert not (tmp_path / "MARKER").exists()

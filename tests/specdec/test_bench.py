@@ -159,6 +159,8 @@ def test_bench_on_a_tiny_vlm_runs_every_method_and_all_equal_vanilla(
     (["prompts=auto"], ["prompts", "prompts=smollm2"]),
     (["baselines=[medusa]"], ["baselines", "medusa"]),
     (["drafts=[/no/such/draft]"], ["drafts", "/no/such/draft"]),
+    (["temperature=nan"], ["temperature", "nan", "finite"]),
+    (["temperature=inf"], ["temperature", "inf", "finite"]),
 ])
 def test_bad_bench_input_exits_2_with_one_line(capsys, tmp_path, llava_dir, overrides, words):
     code = main(["bench", f"target={llava_dir}", f"run_dir={tmp_path}", *overrides])

@@ -85,3 +85,13 @@ def test_prompt_plus_budget_beyond_the_context_is_one_line_draft_error(llama):
     with pytest.raises(DraftError, match="max_new_tokens") as error:
         SpeculativeDecoder(llama, None).generate(inputs=prepared, max_new_tokens=llama.max_positions)
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("temperature", [float("nan"), float("inf")])
+def test_a_temperature_that_is_not_finite_is_one_line_draft_error(llama, temperature):
+    """nan passed `temperature < 0` and reached the sampler as a nan probability."""
+    prepared = tiny_inputs(llama, n_text=6, seed=0)
+    with pytest.raises(DraftError, match="temperature") as error:
+        SpeculativeDecoder(llama, None).generate(inputs=prepared, max_new_tokens=4,
+                                                 temperature=temperature)
+    assert "\n" not in str(error.value)

@@ -3,10 +3,12 @@ target and resumable by shards; cached features equal online ones."""
 
 import pytest
 import torch
+from hostile_files import pickle_payload
 
 from specdec import SpeculativeDecoder
 from supernet import corpus as corpus_module
 from supernet.corpus import build_corpus
+from supernet.errors import SupernetError
 from supernet.features import FeatureSource
 from targets.embedded.prompts import prompt_set
 from targets.tiny import tiny_inputs, tiny_target
@@ -107,3 +109,13 @@ def test_prompt_sets_are_deterministic_and_splits_disjoint():
     assert len(shapes) == 4 and all(image is not None for _, image in shapes)
     with pytest.raises(ValueError, match="split"):
         prompt_set("shapes", "validation")
+
+
+def test_a_cached_corpus_holding_a_pickle_payload_is_refused_in_one_line(vlm, tmp_path):
+    build_corpus(vlm, prompts(vlm), 6, tmp_path)
+    cached = next(tmp_path.glob("corpus-*/00000.pt"))
+    pickle_payload(cached, tmp_path / "MARKER")
+    with pytest.raises(SupernetError, match="never unpickles") as error:
+        build_corpus(vlm, prompts(vlm), 6, tmp_path)
+    assert str(cached) in str(error.value) and "\n" not in str(error.value)
+    assert not (tmp_path / "MARKER").exists()

@@ -1,6 +1,9 @@
 """The embedded `shapes` target: grounded descriptions, tokenizer, and the quick build (atomic, cached)."""
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import easy_vqa
@@ -91,7 +94,7 @@ def test_tokenizer_round_trips_without_unknown_words(tmp_path: Path):
     tokenizer.save_pretrained(tmp_path)
     from transformers import AutoTokenizer
 
-    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path, trust_remote_code=False)
     for text in [r.answer for r in records[:60]] + [r.question for r in records[-20:]]:
         ids = reloaded(text, add_special_tokens=False).input_ids
         assert reloaded.unk_token_id not in ids
@@ -126,8 +129,8 @@ def test_quick_build_cleans_leftovers_and_is_one_final_directory(quick_home: Pat
 
 def test_quick_build_loads_and_generates_with_transformers(quick_home: Path):
     model_dir = shapes.ensure_built(quick_home, budget="test")
-    model = LlavaForConditionalGeneration.from_pretrained(model_dir).eval()
-    processor = AutoProcessor.from_pretrained(model_dir)
+    model = LlavaForConditionalGeneration.from_pretrained(model_dir, trust_remote_code=False).eval()
+    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=False)
     image = data.load_images("test", 1)[0]
     messages = [{"role": "user", "content": [
         {"type": "image", "image": image}, {"type": "text", "text": data.DESCRIBE_PROMPT}]}]
@@ -159,3 +162,35 @@ def test_interrupted_build_leaves_no_directory(tmp_path: Path, monkeypatch: pyte
     with pytest.raises(KeyboardInterrupt):
         shapes.ensure_built(tmp_path, budget="test")
     assert list((tmp_path / "targets").iterdir()) == []
+
+
+def test_two_first_builds_at_once_both_succeed(tmp_path: Path):
+    """Two processes building into one empty home: one builds, the other waits for it and uses its
+    build (before, each removed the other's build directory, and the loser crashed)."""
+    build = ("import sys; from pathlib import Path; from targets.embedded import shapes\n"
+             "print(shapes.ensure_built(Path(sys.argv[1]), budget='test'))\n")
+    builders = [subprocess.Popen([sys.executable, "-c", build, str(tmp_path)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(2)]
+    outputs = [builder.communicate(timeout=600) for builder in builders]
+    for builder, (_, err) in zip(builders, outputs, strict=True):
+        assert builder.returncode == 0, err
+    final = tmp_path / "targets" / f"shapes-{RECIPES['test'].hash()}"
+    assert [out.strip().splitlines()[-1] for out, _ in outputs] == [str(final)] * 2
+    assert [path.name for path in (tmp_path / "targets").iterdir()] == [final.name]
+    assert any("waiting for another process" in err for _, err in outputs)
+
+
+def test_a_killed_builds_leftover_is_removed_and_a_live_ones_kept(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    parent = tmp_path / "targets"
+    killed = parent / f"{shapes.TEMP_PREFIX}{dead}-1"
+    live = parent / f"{shapes.TEMP_PREFIX}{os.getppid()}-1"
+    for leftover in (killed, live):
+        leftover.mkdir(parents=True)
+    monkeypatch.setattr(shapes, "_train_in_child",
+                        lambda budget, out_dir: (out_dir / "config.json").write_text("{}"))
+    shapes.ensure_built(tmp_path, budget="test")
+    assert not killed.exists() and live.is_dir()

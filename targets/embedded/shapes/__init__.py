@@ -18,12 +18,11 @@ text part (`{"type": "image"}`, `{"type": "text", "text": question}`).
 """
 
 import os
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+from targets.embedded.building import build_once
 from targets.embedded.shapes.recipe import recipe_for
 from targets.errors import TargetError
 
@@ -45,32 +44,12 @@ def _train_in_child(budget: str, out_dir: Path) -> None:
         )
 
 
-def _remove_stale_builds(parent: Path) -> None:
-    """Temp dirs left by an interrupted build: never used, removed before a new build starts."""
-    for leftover in parent.glob(f"{TEMP_PREFIX}*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-
-
 def ensure_built(home: Path, budget: str | None = None) -> Path:
-    """The directory of the `shapes` target for `budget`, built (atomically) if it is not cached.
+    """The directory of the `shapes` target for `budget`, built (once, atomically: see
+    targets.embedded.building) if it is not cached.
 
     `budget` defaults to `$DRAFTNAS_SHAPES_BUDGET`, else "full"; test suites set it to "test".
     """
     budget = budget or os.environ.get(BUDGET_ENV, "full")
-    recipe = recipe_for(budget)
-    parent = Path(home) / "targets"
-    final = parent / f"shapes-{recipe.hash()}"
-    if final.is_dir():
-        return final
-    parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_builds(parent)
-    # Build next to the final directory (same filesystem), so the rename at the end is atomic.
-    building = parent / f"{TEMP_PREFIX}{recipe.hash()}-{os.getpid()}-{time.time_ns()}"
-    building.mkdir()
-    try:
-        _train_in_child(budget, building)
-        os.replace(building, final)
-    except BaseException:
-        shutil.rmtree(building, ignore_errors=True)
-        raise
-    return final
+    return build_once(Path(home), f"shapes-{recipe_for(budget).hash()}", TEMP_PREFIX,
+                      lambda building: _train_in_child(budget, building))

@@ -91,8 +91,8 @@ def evaluate(model_dir: Path, image_limit: int | None = None, swapped_questions:
              seed: int = 0) -> dict[str, float]:
     """Figures on the first `image_limit` test images (all by default) and their questions; the
     swapped-image check runs on a seeded sample of `swapped_questions` of them."""
-    model = LlavaForConditionalGeneration.from_pretrained(model_dir).eval()
-    processor = AutoProcessor.from_pretrained(model_dir)
+    model = LlavaForConditionalGeneration.from_pretrained(model_dir, trust_remote_code=False).eval()
+    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=False)
     images = data.load_images("test", image_limit)
     questions = data.qa_records("test", images)
     # One answer word and the end token; anything longer is wrong anyway.
