@@ -111,7 +111,7 @@ class SubnetEvaluator:
         tau = estimate.tau
         parts = self.predictor.breakdown(arch, self.context, tau)
         return TrialResult(
-            arch=arch, tau=tau, chain_tau=estimate.tau, tree_tau=estimate.tree_tau,
+            arch=arch, tau=tau, chain_tau=estimate.chain_tau, tree_tau=estimate.tree_tau,
             acceptance_by_depth=estimate.acceptance_by_depth, latency_ms=parts.step_ms,
             draft_ms=parts.draft_ms, speedup=self.predictor.speedup(arch, tau, self.context),
             constraint=self.objective.constraint(parts.step_ms))
