@@ -25,10 +25,10 @@ from pathlib import Path
 
 import torch
 
-from nas.target_loading import load_configured_target
 from specdec import DecodeConfig, DraftConfig, DraftModel, SpeculativeDecoder
 from specdec.bench.methods import DecoderMethod, MethodRun, Sampling
 from specdec.bench.summary import decode_seconds_per_step, total
+from targets import load_target
 from targets.embedded.prompts import prompt_set
 
 TREE = {"mode": "tree", "depth": 6, "top_k": 4, "total_tokens": 32}
@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    target = load_configured_target(args.target, "cpu", "float32")
+    target = load_target(args.target)
     prompts = [target.prepare(prompt=text, images=[image] if image is not None else None)
                for text, image in prompt_set(args.target, "test", args.prompts)]
     sampling = Sampling(args.new_tokens)

@@ -23,22 +23,22 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 from scipy.stats import kendalltau
 
 from nas.cli import main as draftnas
-from nas.commands import compose_config
-from nas.commands.train import corpus_for, vocabulary_ranking
+from nas.commands import command_config
 from search_spaces import DraftArch, ResolvedSpace
 from specdec import DecodeConfig, SpeculativeDecoder
 from supernet.checkpoint import load_supernet
+from supernet.corpus import cached_corpus, vocabulary_ranking
 from supernet.distributed import World
 from supernet.extract import extract
 from supernet.sandwich import with_interaction
 from supernet.trainer import SupernetRecipe
 from targets import load_target
-from targets.embedded.prompts import prompt_set
+from targets.embedded.prompts import prepared_prompts, prompt_set
 from targets.embedded.shapes.data import DESCRIBE_PROMPT
+from targets.home import draftnas_home
 
 # adaptive=False: the draft's own tau, with no plain steps mixed in.
 TREE = DecodeConfig(mode="tree", depth=6, top_k=4, total_tokens=32, adaptive=False)
@@ -70,14 +70,14 @@ def measure_tau(target, draft, prompts, max_new_tokens: int) -> float:
 def train_alone(args, target, supernet_run: Path, arch: DraftArch, index: int):
     """The supernet's recipe and budget over the one-point space of `arch`; its draft."""
     run_dir = args.work / f"alone-{index}"
-    cfg = OmegaConf.to_object(compose_config("train", [f"budget={args.budget}",
-                                                       f"target={args.target}"]))
+    cfg = command_config("train", [f"budget={args.budget}"])
     superspace, meta = load_supernet(supernet_run / "supernet", target)
     space = superspace.space.point(arch)
-    corpus = corpus_for(cfg, target, World(0, 1, "cpu"))
+    prompts = prepared_prompts(target, "train", cfg.prompts)
+    corpus = cached_corpus(target, prompts, cfg.max_new_tokens, draftnas_home())
+    ranking = vocabulary_ranking(superspace.space.draft_vocab_size, corpus, target)
     recipe = SupernetRecipe(cfg.train, run_dir, World(0, 1, "cpu"))
-    recipe.setup(target, space, corpus, vocabulary_ranking(superspace.space, corpus, target),
-                 meta.intermediate_tap, None, resume=True)
+    recipe.setup(target, space, corpus, ranking, meta.intermediate_tap, None, resume=True)
     summary = recipe.train()
     recipe.cleanup()
     return extract(recipe.superdraft, arch), summary

@@ -1,6 +1,6 @@
 """Latency on one machine: the profiler, the versioned latency tables, and the predictor.
 
-    draftnas profile target=shapes search_space=dream_s          # -> tables/cpu-shapes.json
+    draftnas profile target=shapes search_space=dream_s   # -> $DRAFTNAS_HOME/tables/cpu-shapes_full-<fp>.json
 
     predictor = LatencyPredictor.from_file(path, target.fingerprint, current_device(...))
     predictor.speedup(arch, tau, ctx)      # tau * T_target(1) / (T_verify + draft cost)
@@ -11,7 +11,8 @@
 `arch` is a `search_spaces.DraftArch`, decoding with its own shape (`arch.decode`: one table
 serves every shape of its space); `tau` is tokens per step with the bonus token (specdec's
 DecodeStats.tau); `ctx` is the target's context (cached tokens) at the step. A bad table or a
-space value it lacks raises `TableError` (one line); a table from another device warns.
+space value it lacks raises `TableError` (one line); a table from another device warns. Where
+tables live and which one serves a target and a device: `hardware_profiles.table_store`.
 """
 
 from hardware_profiles.predictor import LatencyPredictor, StepBreakdown

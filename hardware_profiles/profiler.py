@@ -34,6 +34,26 @@ class ProfileSettings:
 
 
 @dataclass
+class HardwareConfig:
+    """The `hardware` group of the commands that make or read a latency table (conf/hardware/):
+    how this device is timed. The device and dtype themselves are the command's own keys."""
+
+    name: str | None = None  # the table's name; None: named by target and device (table_store)
+    threads: int | None = None  # None: every core this process may use
+    contexts: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512, 1024])
+    warmup: int = 3
+    repeats: int = 15
+    budget_s: float = 2.0
+    clock: str = "wall"
+    flush_mb: int = 20
+
+    def settings(self, threads: int) -> ProfileSettings:
+        timing = TimingConfig(self.warmup, self.repeats, budget_s=self.budget_s,
+                              clock=self.clock, flush_mb=self.flush_mb)
+        return ProfileSettings(timing=timing, threads=threads, contexts=tuple(self.contexts))
+
+
+@dataclass
 class ProfileReport:
     table: LatencyTable
     path: Path

@@ -3,7 +3,8 @@
 Drafts learn to predict what the target will say, so the data is the target's output (DREAM,
 EAGLE). Generating it costs one decode per prompt, so a corpus is made once and cached on disk
 under a key of the target's fingerprint, the prompts and the response length: the same prompts on
-the same target never decode twice, and another target never reuses them.
+the same target never decode twice, and another target never reuses them. `cached_corpus` is
+that cache under a draftnas home, for one process or several (torchrun).
 """
 
 import hashlib
@@ -16,6 +17,8 @@ from typing import Any
 import torch
 
 from specdec.decoder import SpeculativeDecoder
+from specdec.vocab import most_frequent_tokens
+from supernet.distributed import World, barrier
 from targets import PreparedInputs
 
 
@@ -64,6 +67,27 @@ def build_corpus(target: Any, prompts: Sequence[PreparedInputs], max_new_tokens:
     torch.save([vars(item) for item in items], partial)
     os.replace(partial, path)  # atomic: a killed run never leaves half a corpus behind
     return items
+
+
+def cached_corpus(target: Any, prompts: Sequence[PreparedInputs], max_new_tokens: int,
+                  home: Path, world: World | None = None) -> list[CorpusItem]:
+    """`build_corpus` cached under `home/corpus`. Of several processes, the main one decodes
+    and the others then read its cache."""
+    cache = Path(home) / "corpus"
+    main = world is None or world.is_main
+    if main:
+        corpus = build_corpus(target, prompts, max_new_tokens, cache)
+    if world is not None:
+        barrier(world)
+    return corpus if main else build_corpus(target, prompts, max_new_tokens, cache)
+
+
+def vocabulary_ranking(draft_vocab_sizes: Sequence[int | None], corpus: Sequence[CorpusItem],
+                       target: Any) -> list[int]:
+    """The corpus's most frequent response tokens first, as many as the largest reduced draft
+    vocabulary among `draft_vocab_sizes` (none: [])."""
+    size = max((size for size in draft_vocab_sizes if size), default=0)
+    return most_frequent_tokens(response_tokens(corpus), size, target.vocab_size) if size else []
 
 
 def response_tokens(corpus: Sequence[CorpusItem]) -> torch.Tensor:

@@ -12,9 +12,10 @@ searcher.storage names another database).
 keys:
   target              the target the supernet was trained for
   supernet            a `draftnas train` run directory or its supernet/ directory (required)
-  hardware            cpu | gpu: the profiled hardware (device, dtype; its table is
-                      hardware_profiles/tables/<hardware.name or <device>-<target>>.json);
-                      hardware.table=<table name or .json path> picks another table
+  hardware            cpu | gpu: where the target runs (device, dtype); the table is the
+                      complete one of this target measured on this device, the user's
+                      ($DRAFTNAS_HOME/tables) or a shipped one (hardware_profiles.table_store);
+                      hardware.table=<table name or .json path> picks another
   search_space        null: the supernet's own; else a space that must resolve to that same space,
                       except for its decoding shapes (a supernet serves any: nas.supernet_shapes)
   searcher            tpe | nsga2 | ray | exhaustive (searcher.storage, searcher.address,
@@ -27,51 +28,45 @@ keys:
                       stage, which decodes every shape of those drafts
 """
 
-import os
-import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from hardware_profiles.device import current_device
 from hardware_profiles.predictor import LatencyPredictor
+from hardware_profiles.profiler import HardwareConfig
 from nas.calibration import FILE_NAME as CALIBRATION_FILE
 from nas.calibration import Calibration
 from nas.commands import CommandConfig
-from nas.commands.profile import HardwareConfig
-from nas.commands.train import prepared_prompts
 from nas.estimator import AcceptanceEstimator, ValidationSet
 from nas.measured_shapes import MeasuredShapesConfig, measure_shapes
 from nas.objectives import Objective, ObjectiveConfig, SubnetEvaluator
 from nas.reports import Provenance, write_reports
+from nas.run_context import RunContext, TargetConfig
 from nas.searchers import SearcherConfig, SearchProblem, search
 from nas.supernet_shapes import serve_shapes
-from nas.target_loading import load_configured_target
 from nas.user_errors import UserError
 from search_spaces import ResolvedSpace, TargetDims, load_space
 from supernet import load_supernet
 from supernet.checkpoint import check_meta
-from supernet.corpus import CorpusItem, build_corpus
+from supernet.corpus import CorpusItem, cached_corpus
 from targets import Target
-from targets.embedded import EMBEDDED_TARGETS
-from targets.home import draftnas_home
-
-TABLES_DIR = Path(__file__).resolve().parents[2] / "hardware_profiles" / "tables"
+from targets.embedded.prompts import prepared_prompts
 
 
 @dataclass
 class HardwareTable(HardwareConfig):
-    """The profile command's hardware group, plus the table to read (null: the one profiling
-    that hardware wrote)."""
+    """The hardware group, plus the table to read (null: the one measured for this target and
+    device)."""
 
     table: str | None = None
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig):
-    target: str
-    supernet: str | None
+class Config(CommandConfig, TargetConfig):
+    supernet: Path | None
     hardware: HardwareTable = field(default_factory=HardwareTable)
     search_space: str | None
     n_trials: int
@@ -85,22 +80,38 @@ class Config(CommandConfig):
     measured_shapes: MeasuredShapesConfig = field(default_factory=MeasuredShapesConfig)
 
 
+@dataclass(kw_only=True)
+class Result:
+    completed_trials: int
+    best_trial: int | None
+    best_metrics: dict[str, Any] | None  # the best trial's TrialResult.metrics()
+    best_arch: dict[str, Any] | None
+    measured_shapes: int
+    context: float
+    # The reports (nas.reports).
+    trials: str
+    best: str | None = None  # best.json
+    shapes: str | None = None
+    pareto_plot: str | None = None
+    importance_plot: str | None = None
+
+
 @dataclass(frozen=True)
 class EvaluatorSpec:
     """Everything that decides a search's evaluator, picklable: calling it builds the evaluator
-    (in this process, or once in each Ray worker)."""
+    (in this process, or once in each Ray worker, which gets the run context without its
+    loaded targets). Paths are absolute: Ray Tune runs every trial in a directory of its own
+    (and a cluster's workers elsewhere), where a relative path would point at nothing."""
 
-    target: str
-    supernet: str
-    table: str
+    ctx: RunContext
+    target: TargetConfig  # the spec as the run context writes it: a directory made absolute
+    supernet: Path
+    table: Path
     search_space: str | None
     validation_prompts: int
     max_new_tokens: int
-    device: str
-    dtype: str
     threads: int
     objective: ObjectiveConfig
-    home: str  # $DRAFTNAS_HOME as the driver sees it: where the target and corpus are cached
 
     def __call__(self) -> SubnetEvaluator:
         return build_evaluator(self)[0]
@@ -114,16 +125,15 @@ class Setup:
     corpus: list[CorpusItem]  # the validation sequences
 
 
-def run(cfg: Config) -> dict[str, Any]:
+def run(cfg: Config, ctx: RunContext) -> Result:
     check_config(cfg)
-    # Absolute paths: Ray Tune runs every trial in a directory of its own (and a cluster's
-    # workers elsewhere), where a relative path would point at nothing.
+    target = ctx.target(cfg)
     spec = EvaluatorSpec(
-        target=absolute_if_local(cfg.target), supernet=str(supernet_dir(cfg.supernet).resolve()),
-        table=str(table_path(cfg).resolve()), search_space=cfg.search_space,
+        ctx=ctx, target=replace(TargetConfig.of(cfg), target=target.spec),
+        supernet=supernet_dir(cfg.supernet).resolve(),
+        table=table_path(cfg, ctx, target).resolve(), search_space=cfg.search_space,
         validation_prompts=cfg.validation_prompts, max_new_tokens=cfg.max_new_tokens,
-        device=cfg.hardware.device, dtype=cfg.hardware.dtype, threads=cfg.threads, objective=cfg.objective,
-        home=str(draftnas_home()))
+        threads=cfg.threads, objective=cfg.objective)
     evaluator, setup = build_evaluator(spec)
     run_dir = Path(cfg.run_dir)
     problem = SearchProblem(space=setup.space, objective=evaluator.objective, evaluator=evaluator,
@@ -140,8 +150,8 @@ def run(cfg: Config) -> dict[str, Any]:
 
         importance = param_importance(problem, cfg.searcher)
     provenance = Provenance(
-        hardware_table=spec.table, supernet=spec.supernet, target_spec=cfg.target,
-        target_fingerprint=setup.target.fingerprint, space=setup.space.name,
+        hardware_table=str(spec.table), supernet=str(spec.supernet), target_spec=target.spec,
+        target_fingerprint=target.fingerprint, space=setup.space.name,
         objective=asdict(cfg.objective), searcher=cfg.searcher.name, study_name=cfg.study_name)
     reports = write_reports(run_dir, records, provenance, importance, measurements)
     best = reports["best"]
@@ -150,11 +160,11 @@ def run(cfg: Config) -> dict[str, Any]:
         how = "measured" if measurements else "estimated"
         print(f"best: trial {number}'s draft decoding {result.arch.decode}, tau {result.tau:.3f} "
               f"({how}), {result.latency_ms:.2f} ms/step, predicted speedup {result.speedup:.3f}")
-    return {"completed_trials": len(records), "best_trial": best[0] if best else None,
-            "best": reports["best"][1].metrics() if best else None,
-            "best_arch": best[1].arch.to_dict() if best else None,
-            "measured_shapes": len(measurements), "context": evaluator.context,
-            **reports["paths"]}
+    return Result(completed_trials=len(records), best_trial=best[0] if best else None,
+                  best_metrics=best[1].metrics() if best else None,
+                  best_arch=best[1].arch.to_dict() if best else None,
+                  measured_shapes=len(measurements), context=evaluator.context,
+                  **reports["paths"])
 
 
 def check_config(cfg: Config) -> None:
@@ -173,53 +183,44 @@ def check_config(cfg: Config) -> None:
     cfg.objective.check()
 
 
-def absolute_if_local(spec: str) -> str:
-    """A target given as a local directory, made absolute; an embedded name or hub id as is."""
-    if spec in EMBEDDED_TARGETS or not Path(spec).is_dir():
-        return spec
-    return str(Path(spec).resolve())
-
-
-def supernet_dir(path: str) -> Path:
+def supernet_dir(path: Path) -> Path:
     """A train run directory or its supernet/ directory -> the supernet/ directory."""
     directory = Path(path)
     return directory / "supernet" if (directory / "supernet").is_dir() else directory
 
 
-def table_path(cfg: Config) -> Path:
-    """hardware.table as a name in hardware_profiles/tables/ or a path; else the table
-    `draftnas profile` writes for this hardware and target."""
-    table = cfg.hardware.table
-    if table is None:
-        name = cfg.hardware.name or f"{torch.device(cfg.hardware.device).type}-{spec_name(cfg)}"
-        return TABLES_DIR / f"{name}.json"
-    named = TABLES_DIR / f"{table}.json"
-    return named if named.is_file() or not (table.endswith(".json") or os.sep in table) \
-        else Path(table)
-
-
-def spec_name(cfg: Config) -> str:
-    """The target part of profile's default table name (nas.commands.profile)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(cfg.target).name or cfg.target)
+def table_path(cfg: Config, ctx: RunContext, target: Target) -> Path:
+    """hardware.table (or hardware.name): a table name or path; else the complete table of this
+    target measured on this device."""
+    if cfg.hardware.table or cfg.hardware.name:
+        return ctx.tables.named(cfg.hardware.table or cfg.hardware.name)
+    here = current_device(target.device, target.dtype, 0)
+    found = ctx.tables.find(target.fingerprint, here)
+    if found is None:
+        raise UserError(
+            f"hardware.table: no complete latency table of target '{target.spec}' measured on "
+            f"this {here.kind} ({here.name}, {here.dtype}) in {ctx.tables.directory} or "
+            f"{ctx.tables.shipped}; make one with `draftnas profile` (same target, device and "
+            "dtype) or give hardware.table=<table file>")
+    return found
 
 
 def build_evaluator(spec: EvaluatorSpec) -> tuple[SubnetEvaluator, Setup]:
-    os.environ["DRAFTNAS_HOME"] = spec.home
     if spec.threads:
         torch.set_num_threads(spec.threads)
-    target = load_configured_target(spec.target, spec.device, spec.dtype)
+    target = spec.ctx.target(spec.target)
     superdraft, meta = load_supernet(spec.supernet, target)
     superdraft.eval()
     if spec.search_space is not None:
         requested = requested_space(spec, target)
         trained = replace(requested, decode_shapes=superdraft.space.decode_shapes)
-        check_meta(meta, trained, target.fingerprint, Path(spec.supernet))
+        check_meta(meta, trained, target.fingerprint, spec.supernet)
         serve_shapes(superdraft, requested.decode_shapes)
     space = superdraft.space
     predictor = LatencyPredictor.from_file(spec.table, target.fingerprint)
     check_table_covers(predictor, space)
-    prompts = prepared_prompts(spec.target, target, "test", spec.validation_prompts)
-    corpus = build_corpus(target, prompts, spec.max_new_tokens, draftnas_home() / "corpus")
+    prompts = prepared_prompts(target, "test", spec.validation_prompts)
+    corpus = cached_corpus(target, prompts, spec.max_new_tokens, spec.ctx.home)
     taps = sorted({tap for taps in space.injected_layers for tap in taps})
     validation = ValidationSet.build(target, corpus, taps, min(space.vision_keep_ratio) < 1.0)
     context = spec.objective.context or sum(validation.lengths) / len(validation.lengths)
@@ -234,7 +235,7 @@ def requested_space(spec: EvaluatorSpec, target: Target) -> ResolvedSpace:
     space = load_space(spec.search_space)
     calibration = None
     if space.needs_calibration:
-        path = Path(spec.supernet).parent / CALIBRATION_FILE
+        path = spec.supernet.parent / CALIBRATION_FILE
         calibration = Calibration.load(path, fingerprint=target.fingerprint)
     return space.resolve(TargetDims.of(target), calibration)
 

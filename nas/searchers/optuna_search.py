@@ -16,6 +16,7 @@ metric of nas.objectives.TrialResult.
 import logging
 import random
 import warnings
+from pathlib import Path
 
 import optuna
 from optuna.distributions import CategoricalDistribution
@@ -32,7 +33,7 @@ from search_spaces import DraftArch
 
 def search(problem: SearchProblem, config: SearcherConfig) -> list[TrialRecord]:
     optuna.logging.set_verbosity(logging.WARNING)
-    storage = config.storage or f"sqlite:///{(problem.run_dir / 'study.db').resolve()}"
+    storage = config.storage or run_storage(problem.run_dir)
     study = open_study(storage, problem, sampler_of(config.name, problem))
     distributions = {name: CategoricalDistribution(values)
                      for name, values in problem.space.categorical_choices().items()}
@@ -57,6 +58,13 @@ def search(problem: SearchProblem, config: SearcherConfig) -> list[TrialRecord]:
             done[key] = trial.number
             bar.update(1)
     return records(study, problem)
+
+
+def run_storage(run_dir: Path) -> str:
+    """The run directory's SQLite file as a storage URL. Optuna fills a URL in as a format
+    template, so braces (which a directory name may hold) are doubled."""
+    path = str((run_dir / "study.db").resolve())
+    return "sqlite:///" + path.replace("{", "{{").replace("}", "}}")
 
 
 def sampler_of(name: str, problem: SearchProblem) -> optuna.samplers.BaseSampler:
@@ -150,7 +158,7 @@ def records(study: optuna.Study, problem: SearchProblem) -> list[TrialRecord]:
 def param_importance(problem: SearchProblem, config: SearcherConfig) -> dict[str, float] | None:
     """optuna.importance (fANOVA) of the arch dimensions for the objective's first value; None
     when the study has too few distinct completed trials for it."""
-    storage = config.storage or f"sqlite:///{(problem.run_dir / 'study.db').resolve()}"
+    storage = config.storage or run_storage(problem.run_dir)
     study = optuna.load_study(study_name=problem.study_name, storage=storage_of(storage))
     # Optuna's default evaluator (PED-ANOVA) ranks params by how they lead to LOW values.
     sign = -1.0 if problem.objective.directions[0] == "maximize" else 1.0

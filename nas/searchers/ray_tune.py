@@ -7,18 +7,14 @@ supernet, validation features) from the problem's picklable factory and keeps it
 it runs. OptunaSearch samples the same categorical space as the Optuna searchers; with two
 objectives it gets both metrics and modes (it never prunes). Ray's own results go to
 `<run_dir>/ray/`; Ray is shut down when the search ends, also after an error or an interrupt, when
-this search started it.
+this search started it. Ray reads RAY_AUTH_MODE and RAY_AIR_NEW_OUTPUT at import: the CLI sets
+their defaults at its entry (nas.cli).
 """
 
-import os
 import socket
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
-
-# Imported after the environment above, which Ray reads at import.
 import ray
 from optuna.distributions import CategoricalDistribution
 from ray import tune

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from tiny_llava_dir import save_tiny_llava
 
-from hardware_profiles.device import DeviceFingerprint
+from hardware_profiles.device import DeviceFingerprint, current_device
 from hardware_profiles.parts import ProfileGrid, parse_key, required_keys
 from hardware_profiles.profiler import image_tokens_of
 from hardware_profiles.table import LatencyTable
@@ -161,13 +162,20 @@ def test_bad_input_exits_2_with_one_line(setup, tmp_path, capsys, monkeypatch, b
     assert len(err.splitlines()) == 1 and names in err, err
 
 
-def test_local_targets_become_absolute_for_ray_workers(tmp_path, monkeypatch):
-    """Ray Tune runs each trial in its own directory: a relative target path must not reach it."""
-    from nas.commands.search import absolute_if_local
-
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "shapes").mkdir()  # an embedded name wins over a same-named directory
-    (tmp_path / "my-vlm").mkdir()
-    assert absolute_if_local("my-vlm") == str(tmp_path / "my-vlm")
-    assert absolute_if_local("shapes") == "shapes"
-    assert absolute_if_local("org/hub-model") == "org/hub-model"
+def test_without_a_table_name_it_finds_the_table_of_this_target_and_device(setup, tmp_path,
+                                                                          monkeypatch):
+    """A plain search after a profile (or a pipeline) reads that table: found by the target's
+    fingerprint and this device among $DRAFTNAS_HOME/tables, whatever its name."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("DRAFTNAS_HOME", str(home))
+    here = current_device("cpu", torch.float32, 1)
+    table = json.loads(Path(setup["table"]).read_text()) | {"device": here.to_dict()}
+    (home / "tables").mkdir(parents=True)
+    (home / "tables" / "any-name.json").write_text(json.dumps(table))
+    run = ["search", f"target={setup['target']}", f"supernet={setup['supernet']}",
+           "validation_prompts=2", "max_new_tokens=8", "n_trials=2", "measured_shapes.drafts=0"]
+    assert main([*run, f"run_dir={tmp_path / 'run'}"]) == 0
+    best = json.loads((tmp_path / "run" / BEST_FILE).read_text())
+    assert best["hardware_table"] == str(home / "tables" / "any-name.json")
+    (home / "tables" / "any-name.json").unlink()
+    assert main([*run, f"run_dir={tmp_path / 'none'}"]) == 2
