@@ -25,14 +25,14 @@ from pathlib import Path
 
 import torch
 
-from specdec import DecodeConfig, DraftConfig, DraftModel, SpeculativeDecoder
+from specdec import DecodeConfig, DecodeShape, DraftConfig, DraftModel, SpeculativeDecoder
 from specdec.bench.methods import DecoderMethod, MethodRun, Sampling
 from specdec.bench.summary import decode_seconds_per_step, total
 from targets import load_target
 from targets.embedded.prompts import prompt_set
 
-TREE = {"mode": "tree", "depth": 6, "top_k": 4, "total_tokens": 32}
-CHAIN = {"mode": "chain", "k": 4}
+TREE = DecodeShape(depth=6, top_k=4, total_tokens=32)
+CHAIN = DecodeShape.chain(4)
 
 
 def never_matching_draft(target, like: DraftConfig, references: list[list[int]]) -> DraftModel:
@@ -53,7 +53,7 @@ def methods(target, trained: DraftModel, never: DraftModel) -> list[DecoderMetho
         for mode_name, mode in (("tree", TREE), ("chain", CHAIN)):
             for adaptive in (True, False):
                 name = f"{label} {mode_name} adaptive={'on' if adaptive else 'off'}"
-                config = DecodeConfig(**mode, adaptive=adaptive)
+                config = DecodeConfig(mode, adaptive=adaptive)
                 found.append(DecoderMethod(name, "draft", SpeculativeDecoder(target, draft, config)))
     return found
 

@@ -33,9 +33,9 @@ import matplotlib.pyplot as plt
 import torch
 from predicted_vs_bench import draft_arch  # experiments/, beside this script
 
+from nas.candidates import Candidate
 from nas.cli import main as draftnas
-from search_spaces import DraftArch
-from search_spaces.decode import DEFAULT_DECODE, DecodeShape
+from specdec.shape import DEFAULT_SHAPE, DecodeShape
 from supernet.checkpoint import load_supernet
 from supernet.extract import extract
 from targets import load_target
@@ -47,11 +47,11 @@ def stage_result(run: Path, stage: str) -> dict:
     return json.loads((run / stage / "result.json").read_text())["result"]
 
 
-def arch_of(draft_dir: Path) -> DraftArch:
+def arch_of(draft_dir: Path) -> Candidate:
     return draft_arch(json.loads((draft_dir / "config.json").read_text()))
 
 
-def variants(searched: DraftArch, eagle: DraftArch, space, is_vlm: bool) -> dict[str, DraftArch]:
+def variants(searched: Candidate, eagle: Candidate, space, is_vlm: bool) -> dict[str, Candidate]:
     """One knob changed at a time (names become bench rows). The feature ablations (none, top
     vs entropy layer, keep ratio) start from `reads`: the searched draft, or, when it reads no
     target feature, the searched draft with concat on the entropy-chosen layer; the shape
@@ -59,20 +59,24 @@ def variants(searched: DraftArch, eagle: DraftArch, space, is_vlm: bool) -> dict
     top = space.target.num_layers  # the tap of the last layer's output
     # The space's other one-layer choice is the entropy-chosen layer (search_spaces: entropy:1).
     entropy = next(c for c in space.injected_layers if len(c) == 1 and c != (top,))
-    reads = searched if searched.interaction != "none" else replace(
-        searched, interaction="concat", injected_layers=entropy)
-    chain = searched.decode if searched.decode.is_chain else DecodeShape.chain(3)
+    reads = searched if searched.arch.interaction != "none" else Candidate(replace(
+        searched.arch, interaction="concat", injected_layers=entropy), searched.shape)
+
+    def changed(base: Candidate, **fields) -> Candidate:
+        return Candidate(replace(base.arch, **fields), base.shape)
+
+    chain = searched.shape if searched.shape.is_chain else DecodeShape.chain(3)
     out = {
-        "ablation-none": replace(reads, interaction="none", injected_layers=()),
-        "ablation-top-layer": replace(reads, injected_layers=(top,)),
-        "ablation-entropy-layer": replace(reads, injected_layers=entropy),
-        "ablation-tree-6-4-32": replace(searched, decode=DEFAULT_DECODE),
-        f"ablation-{chain.label.replace(' ', '-')}": replace(searched, decode=chain),
-        "eagle-arch-searched-shape": replace(eagle, decode=searched.decode),
+        "ablation-none": changed(reads, interaction="none", injected_layers=()),
+        "ablation-top-layer": changed(reads, injected_layers=(top,)),
+        "ablation-entropy-layer": changed(reads, injected_layers=entropy),
+        "ablation-tree-6-4-32": Candidate(searched.arch, DEFAULT_SHAPE),
+        f"ablation-{chain.label.replace(' ', '-')}": Candidate(searched.arch, chain),
+        "eagle-arch-searched-shape": Candidate(eagle.arch, searched.shape),
     }
     if is_vlm:
         for ratio in (1.0, 0.75, 0.5, 0.25):
-            out[f"ablation-keep-{ratio}"] = replace(reads, vision_keep_ratio=ratio)
+            out[f"ablation-keep-{ratio}"] = changed(reads, vision_keep_ratio=ratio)
     return out
 
 
@@ -83,13 +87,13 @@ def write_variants(run: Path, work: Path) -> list[Path]:
     superdraft, _ = load_supernet(supernet_dir, target)
     searched, eagle = arch_of(run / "drafts" / "searched"), arch_of(run / "drafts" / "eagle")
     paths = []
-    for name, arch in variants(searched, eagle, superdraft.space, target.is_vlm).items():
+    for name, candidate in variants(searched, eagle, superdraft.space, target.is_vlm).items():
         directory = work / "drafts" / name
         if not (directory / "config.json").is_file():
             with torch.no_grad():
-                draft = extract(superdraft, arch, {"experiment": "paper_table", "variant": name,
-                                                   "supernet": str(supernet_dir)})
-            draft.config.decode = arch.decode.to_dict()
+                draft = extract(superdraft, candidate.arch,
+                                {"experiment": "paper_table", "variant": name,
+                                 "supernet": str(supernet_dir)}, candidate.shape)
             draft.save_pretrained(directory)
         paths.append(directory)
     return paths

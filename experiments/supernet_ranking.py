@@ -28,7 +28,7 @@ from scipy.stats import kendalltau
 from nas.cli import main as draftnas
 from nas.commands import command_config
 from search_spaces import DraftArch, ResolvedSpace
-from specdec import DecodeConfig, SpeculativeDecoder
+from specdec import DecodeConfig, DecodeShape, SpeculativeDecoder
 from supernet.checkpoint import load_supernet
 from supernet.corpus import cached_corpus, vocabulary_ranking
 from supernet.distributed import World
@@ -41,7 +41,7 @@ from targets.embedded.shapes.data import DESCRIBE_PROMPT
 from targets.home import draftnas_home
 
 # adaptive=False: the draft's own tau, with no plain steps mixed in.
-TREE = DecodeConfig(mode="tree", depth=6, top_k=4, total_tokens=32, adaptive=False)
+TREE = DecodeConfig(DecodeShape(depth=6, top_k=4, total_tokens=32), adaptive=False)
 
 
 def pick_configs(space: ResolvedSpace, count: int, seed: int = 0) -> list[DraftArch]:
@@ -121,7 +121,7 @@ def main() -> None:
         print(f"[{index}] {arch}: extracted {extracted:.3f} alone {standalone:.3f}", flush=True)
     correlation = kendalltau([r["extracted_tau"] for r in rows],
                              [r["standalone_tau"] for r in rows]).statistic
-    report = {"budget": args.budget, "prompts": len(prompts), "tree": vars(TREE),
+    report = {"budget": args.budget, "prompts": len(prompts), "tree": TREE.shape.to_dict(),
               "supernet_training": supernet_result, "rows": rows, "kendall_tau": correlation,
               "wall_seconds": round(time.perf_counter() - started, 1)}
     (args.work / "supernet_ranking.json").write_text(json.dumps(report, indent=2) + "\n")

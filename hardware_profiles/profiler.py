@@ -17,7 +17,8 @@ from hardware_profiles.device import current_device
 from hardware_profiles.parts import WARM_PARTS, ProfileGrid, parse_key, required_keys
 from hardware_profiles.table import LatencyTable, TableError, load_table
 from hardware_profiles.timing import TimingConfig, pinned_threads, summarize, time_call
-from search_spaces import DecodeShape, ResolvedSpace
+from search_spaces import ResolvedSpace
+from specdec.shape import DEFAULT_SHAPE, DecodeShape
 from targets import Target
 
 # Passes of plain-step samples, spread over a profile (see `profile`).
@@ -98,14 +99,24 @@ def plan_grid(target: Target, shapes: tuple[DecodeShape, ...],
     return ProfileGrid(tuple(fitting), causal, tree, draft)
 
 
-def new_table(target: Target, space: ResolvedSpace, settings: ProfileSettings) -> LatencyTable:
+def new_table(target: Target, space: ResolvedSpace, shapes: tuple[DecodeShape, ...],
+              settings: ProfileSettings) -> LatencyTable:
     device = current_device(target.device, target.dtype, settings.threads)
     facts = {"spec": target.spec, "fingerprint": target.fingerprint,
              "hidden_size": target.hidden_size, "num_layers": target.num_layers,
              "num_heads": target.num_heads, "vocab_size": target.vocab_size,
              "image_tokens": image_tokens_of(target)}
-    grid = plan_grid(target, space.decode_shapes, settings.contexts)
-    return LatencyTable(device, facts, space.to_dict(), grid, settings.timing)
+    grid = plan_grid(target, shapes, settings.contexts)
+    return LatencyTable(device, facts, space_record(space, shapes), grid, settings.timing)
+
+
+def space_record(space: ResolvedSpace, shapes: tuple[DecodeShape, ...]) -> dict:
+    """What a table records of what it serves: the space and its decoding shapes (no `decode`
+    key for the default tree alone, as tables made before shapes were searched wrote)."""
+    record = space.to_dict()
+    if shapes != (DEFAULT_SHAPE,):
+        record["decode"] = [shape.label for shape in shapes]
+    return record
 
 
 def resume_or_start(path: Path, fresh: LatencyTable) -> LatencyTable:
@@ -139,7 +150,8 @@ def part_timing(part: str, timing: TimingConfig) -> TimingConfig:
 
 
 @torch.inference_mode()
-def profile(target: Target, space: ResolvedSpace, path: str | Path,
+def profile(target: Target, space: ResolvedSpace, shapes: tuple[DecodeShape, ...],
+            path: str | Path,
             settings: ProfileSettings, fresh: bool = False) -> ProfileReport:
     """Time every part the space needs. Plain decoding steps (`plain`, T_target(1): the
     numerator of every predicted speedup, one entry per context) are sampled in PLAIN_PASSES
@@ -149,10 +161,10 @@ def profile(target: Target, space: ResolvedSpace, path: str | Path,
     path = Path(path)
     started = time.perf_counter()
     with pinned_threads(settings.threads):
-        table = new_table(target, space, settings)
+        table = new_table(target, space, shapes, settings)
         if not fresh:
             table = resume_or_start(path, table)
-        keys = required_keys(space, table.grid, table.target["image_tokens"])
+        keys = required_keys(space, shapes, table.grid, table.target["image_tokens"])
         todo = [key for key in keys if key not in table.entries]
         plain = [key for key in todo if parse_key(key)[0] == "plain"]
         parts = [key for key in todo if key not in plain]

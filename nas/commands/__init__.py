@@ -24,7 +24,6 @@ from hydra.errors import OverrideParseException
 from omegaconf import DictConfig, OmegaConf
 
 from nas.user_errors import UserError
-from specdec.recommended import SHAPE_KEYS
 
 # name -> one-line summary, in the order of the data flow.
 COMMANDS: dict[str, str] = {
@@ -44,22 +43,6 @@ class CommandConfig:
     # Where result.json (and anything else the run writes) goes; null: runs/<command>/<time>.
     # The CLI replaces it with the directory it created before calling `run`.
     run_dir: Path | None
-
-
-@dataclass(kw_only=True)
-class DecodeKeys:
-    """How `decode` and `bench` run our decoder: shape keys that go on top of a draft's recommended
-    shape (null: not given; specdec.recommended), and adaptive drafting."""
-
-    mode: str | None
-    k: int | None
-    depth: int | None
-    top_k: int | None
-    total_tokens: int | None
-    adaptive: bool
-
-    def given_shape(self) -> dict[str, int | str | None]:
-        return {key: getattr(self, key) for key in SHAPE_KEYS}
 
 
 def command_module(name: str) -> ModuleType:

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.commands import CommandConfig, DecodeKeys
+from nas.commands import CommandConfig
 from nas.run_context import RunContext, TargetConfig
 from nas.user_errors import UserError
 from specdec.bench.assistant import AssistantConfig, ensure_assistant
@@ -47,6 +47,7 @@ from specdec.bench.methods import (
 )
 from specdec.bench.report import write_report
 from specdec.bench.runner import BenchSettings, run_bench
+from specdec.recommended import ShapeKeys
 from targets import PreparedInputs, Target
 from targets.embedded import EMBEDDED_TARGETS, split_spec
 from targets.embedded.prompts import prompt_set
@@ -55,7 +56,8 @@ BASELINES = ("assisted", "prompt_lookup")
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig, TargetConfig, DecodeKeys):
+class Config(CommandConfig, TargetConfig, ShapeKeys):
+    adaptive: bool
     drafts: list[Path]
     prompts: str
     n_prompts: int
@@ -87,12 +89,11 @@ class Result:
 
 def run(cfg: Config, ctx: RunContext) -> Result:
     check_request(cfg)
-    shape = cfg.given_shape()
     target = ctx.target(cfg)
     set_name = prompt_set_name(cfg, target.spec)
     methods: list[Method] = [vanilla_method(target)]
     # Drafts load first: a checkpoint for another target fails before the assistant trains.
-    drafts = [draft_method(target, str(directory), shape, cfg.adaptive)
+    drafts = [draft_method(target, str(directory), cfg, cfg.adaptive)
               for directory in cfg.drafts]
     if "assisted" in cfg.baselines:
         train = prepare(target, prompt_set(set_name, "train", cfg.assistant.train_prompts))

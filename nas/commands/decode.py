@@ -25,18 +25,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from nas.commands import CommandConfig, DecodeKeys
+from nas.commands import CommandConfig
 from nas.images import read_image
 from nas.run_context import RunContext, TargetConfig
 from nas.user_errors import UserError
 from specdec import DraftModel, SpeculativeDecoder
-from specdec.recommended import shape_label, shaped_config
+from specdec.recommended import ShapeKeys, shaped_config
 
 FORMATS = ("text", "json")
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig, TargetConfig, DecodeKeys):
+class Config(CommandConfig, TargetConfig, ShapeKeys):
+    adaptive: bool
     draft: str
     prompt: str | None
     image: Path | None
@@ -69,15 +70,14 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     if image is not None and not target.is_vlm:
         raise UserError(f"image: target '{target.spec}' is text-only; drop image= or pick a VLM")
     draft = None if cfg.draft.lower() == "none" else DraftModel.from_pretrained(cfg.draft, target)
-    settings, shape_source = shaped_config(
-        draft.config if draft is not None else None,
-        cfg.given_shape(), adaptive=cfg.adaptive)
+    settings, shape_source = shaped_config(draft.config.decode if draft is not None else None,
+                                           cfg, adaptive=cfg.adaptive)
     generation = SpeculativeDecoder(target, draft, settings).generate(
         prompt=cfg.prompt, images=[image] if image is not None else None,
         max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
         seed=cfg.seed)
     result = Result(target=target.spec, target_fingerprint=target.fingerprint, draft=cfg.draft,
-                    decode={"shape": shape_label(settings), "source": shape_source},
+                    decode={"shape": settings.shape.label, "source": shape_source},
                     prompt=cfg.prompt, text=generation.text, token_ids=generation.token_ids,
                     stats=generation.stats.to_dict())
     if cfg.format == "json":

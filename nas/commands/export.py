@@ -84,13 +84,13 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     selection = select_trial(cfg.search, cfg.trial)
     target = ctx.target(cfg, cfg.target or selection.target_spec)
     if cfg.format == "eagle3":  # refuse before any work: the layout is decided by the arch
-        check_eagle3(draft_config(target, selection.arch), target)
+        check_eagle3(draft_config(target, selection.candidate.arch), target)
     superdraft, meta = load_search_supernet(selection, target)
     refinement = None
     if cfg.refine:
         prompts = prepared_prompts(target, "train", cfg.prompts)
         corpus = cached_corpus(target, prompts, cfg.max_new_tokens, ctx.home)
-        refinement = refine(superdraft, selection.arch, corpus, meta.intermediate_tap,
+        refinement = refine(superdraft, selection.candidate.arch, corpus, meta.intermediate_tap,
                             cfg.refine_steps, cfg.refinement)
     draft = extract_selection(superdraft, selection, refinement)
     draft_dir = draft.save_pretrained(Path(cfg.run_dir) / "draft")
@@ -98,7 +98,7 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     if cfg.format == "eagle3":
         eagle3_dir = str(write_eagle3(draft, Path(cfg.run_dir) / "eagle3"))
     return Result(draft=str(draft_dir), eagle3=eagle3_dir, format=cfg.format,
-                  trial=selection.trial, arch=selection.arch.to_dict(),
+                  trial=selection.trial, arch=selection.candidate.to_dict(),
                   predicted=selection.predicted, target=target.spec,
                   target_fingerprint=target.fingerprint, supernet=str(selection.supernet),
                   refinement=refinement,

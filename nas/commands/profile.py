@@ -49,6 +49,7 @@ from nas.commands import CommandConfig
 from nas.run_context import RunContext, TargetConfig
 from nas.user_errors import UserError
 from search_spaces import ResolvedSpace, TargetDims, load_space
+from specdec.shape import DecodeShape
 from targets import PreparedInputs, Target
 
 
@@ -99,7 +100,7 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     if found is not None:
         print(f"table: {found} matches this target and device, not profiling")
         return Result(table=str(found), profiled=False)
-    space = resolve_space(cfg, target)
+    space, shapes = resolve_space(cfg, target)
     path = cfg.output or ctx.tables.path_for(target.spec, target.fingerprint, here.kind,
                                              cfg.tag, cfg.hardware.name)
     fresh = cfg.fresh
@@ -108,17 +109,17 @@ def run(cfg: Config, ctx: RunContext) -> Result:
         # machine measured under it is remade, one this machine started is resumed.
         fresh = fresh or (path.is_file() and not measured_on(path, target.fingerprint, here,
                                                              complete=False))
-    report = profile(target, space, path, cfg.hardware.settings(threads), fresh=fresh)
+    report = profile(target, space, shapes, path, cfg.hardware.settings(threads), fresh=fresh)
     print(f"table: {report.path} ({len(report.table.entries)} entries, {report.measured} measured "
           f"now, {report.skipped} kept, {report.seconds:.0f} s)")
     result = Result(
         table=str(report.path), profiled=True, entries=len(report.table.entries),
         measured=report.measured, skipped=report.skipped,
         profile_seconds=round(report.seconds, 1), device=report.table.device.to_dict(),
-        grid=asdict(report.table.grid), decode=[shape.label for shape in space.decode_shapes])
+        grid=asdict(report.table.grid), decode=[shape.label for shape in shapes])
     if cfg.validate:
-        result = replace(result, validation=run_validation(cfg, target, space, report.path,
-                                                           threads))
+        result = replace(result, validation=run_validation(cfg, target, space, shapes,
+                                                           report.path, threads))
     return result
 
 
@@ -140,14 +141,15 @@ def check_config(cfg: Config) -> None:
         raise UserError("validate_subnets: Kendall tau needs at least 2 drafts; use 30")
 
 
-def resolve_space(cfg: Config, target: Target) -> ResolvedSpace:
+def resolve_space(cfg: Config, target: Target) -> tuple[ResolvedSpace, tuple[DecodeShape, ...]]:
+    """The space resolved for `target`, and the decoding shapes it lists."""
     space = load_space(cfg.search_space)
     calibration = None
     if cfg.calibration:
         calibration = Calibration.load(cfg.calibration, target.fingerprint)
     elif space.needs_calibration:
         calibration = AllIntermediateLayers(tuple(range(2, target.num_layers)))
-    return space.resolve(TargetDims.of(target), calibration)
+    return space.resolve(TargetDims.of(target), calibration), space.decode
 
 
 def validation_inputs(target: Target, prompt: str, seed: int) -> PreparedInputs:
@@ -166,11 +168,11 @@ def validation_inputs(target: Target, prompt: str, seed: int) -> PreparedInputs:
     return target.prepare(prompt=prompt, images=images)
 
 
-def run_validation(cfg: Config, target: Target, space: ResolvedSpace, table: Path,
-                   threads: int) -> dict[str, Any]:
+def run_validation(cfg: Config, target: Target, space: ResolvedSpace,
+                   shapes: tuple[DecodeShape, ...], table: Path, threads: int) -> dict[str, Any]:
     predictor = LatencyPredictor.from_file(table, target.fingerprint)
     inputs = validation_inputs(target, cfg.prompt, cfg.seed)
-    report = validate(target, space, predictor, inputs, n=cfg.validate_subnets,
+    report = validate(target, space, shapes, predictor, inputs, n=cfg.validate_subnets,
                       new_tokens=cfg.validate_tokens, seed=cfg.seed, threads=threads)
     figure = plot(report, Path(cfg.run_dir) / "latency_validation.png",
                   f"{table.stem}: {len(report.subnets)} random drafts of {space.name}")

@@ -1,7 +1,7 @@
 """Search a trained supernet for the draft that decodes fastest on one hardware's latency table.
 
-Every trial activates one arch of the supernet (inherited weights), decoding shape included,
-estimates its tau with that shape on validation sequences the target generated (nas.estimator;
+Every trial activates one arch of the supernet (inherited weights) and picks a decoding shape
+(nas.candidates), estimates its tau with that shape on validation sequences the target generated (nas.estimator;
 target features computed once per search) and predicts its step latency and speedup from the
 table (nas.objectives). A last stage decodes validation prompts with the real decoder for every
 shape of the best few drafts and picks the fastest (draft, shape) by measured tau
@@ -16,8 +16,8 @@ keys:
                       complete one of this target measured on this device, the user's
                       ($DRAFTNAS_HOME/tables) or a shipped one (hardware_profiles.table_store);
                       hardware.table=<table name or .json path> picks another
-  search_space        null: the supernet's own; else a space that must resolve to that same space,
-                      except for its decoding shapes (a supernet serves any: nas.supernet_shapes)
+  search_space        null: the supernet's own space and shapes; else a space that must resolve to
+                      that same space, its decoding shapes the ones tried (a supernet serves any)
   searcher            tpe | nsga2 | ray | exhaustive (searcher.storage, searcher.address,
                       searcher.workers, searcher.cpus_per_trial, searcher.gpus_per_trial, ...)
   n_trials            completed trials the study ends with (a rerun continues the study)
@@ -39,6 +39,7 @@ from hardware_profiles.predictor import LatencyPredictor
 from hardware_profiles.profiler import HardwareConfig
 from nas.calibration import FILE_NAME as CALIBRATION_FILE
 from nas.calibration import Calibration
+from nas.candidates import CandidateSpace
 from nas.commands import CommandConfig
 from nas.estimator import AcceptanceEstimator, ValidationSet
 from nas.measured_shapes import MeasuredShapesConfig, measure_shapes
@@ -46,9 +47,9 @@ from nas.objectives import Objective, ObjectiveConfig, SubnetEvaluator
 from nas.reports import Provenance, write_reports
 from nas.run_context import RunContext, TargetConfig
 from nas.searchers import SearcherConfig, SearchProblem, search
-from nas.supernet_shapes import serve_shapes
 from nas.user_errors import UserError
 from search_spaces import ResolvedSpace, TargetDims, load_space
+from specdec.shape import DecodeShape
 from supernet import load_supernet
 from supernet.checkpoint import check_meta
 from supernet.corpus import CorpusItem, cached_corpus
@@ -85,7 +86,7 @@ class Result:
     completed_trials: int
     best_trial: int | None
     best_metrics: dict[str, Any] | None  # the best trial's TrialResult.metrics()
-    best_arch: dict[str, Any] | None
+    best_arch: dict[str, Any] | None  # the best candidate: its arch, its shape under "decode"
     measured_shapes: int
     context: float
     # The reports (nas.reports).
@@ -120,7 +121,7 @@ class EvaluatorSpec:
 @dataclass
 class Setup:
     target: Target
-    space: ResolvedSpace
+    space: CandidateSpace
     predictor: LatencyPredictor
     corpus: list[CorpusItem]  # the validation sequences
 
@@ -141,7 +142,7 @@ def run(cfg: Config, ctx: RunContext) -> Result:
                             study_name=cfg.study_name, run_dir=run_dir, seed=cfg.seed)
     records = search(problem, cfg.searcher)
     measurements = measure_shapes(
-        evaluator.superdraft, setup.corpus, setup.space.decode_shapes,
+        evaluator.superdraft, setup.corpus, setup.space.shapes,
         [(record.number, record.result) for record in records], setup.predictor,
         evaluator.objective, evaluator.context, cfg.measured_shapes)
     importance = None
@@ -158,11 +159,11 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     if best is not None:
         number, result = best
         how = "measured" if measurements else "estimated"
-        print(f"best: trial {number}'s draft decoding {result.arch.decode}, tau {result.tau:.3f} "
+        print(f"best: trial {number}'s draft decoding {result.candidate.shape}, tau {result.tau:.3f} "
               f"({how}), {result.latency_ms:.2f} ms/step, predicted speedup {result.speedup:.3f}")
     return Result(completed_trials=len(records), best_trial=best[0] if best else None,
                   best_metrics=best[1].metrics() if best else None,
-                  best_arch=best[1].arch.to_dict() if best else None,
+                  best_arch=best[1].candidate.to_dict() if best else None,
                   measured_shapes=len(measurements), context=evaluator.context,
                   **reports["paths"])
 
@@ -211,42 +212,46 @@ def build_evaluator(spec: EvaluatorSpec) -> tuple[SubnetEvaluator, Setup]:
     target = spec.ctx.target(spec.target)
     superdraft, meta = load_supernet(spec.supernet, target)
     superdraft.eval()
+    shapes = meta.shapes
     if spec.search_space is not None:
-        requested = requested_space(spec, target)
-        trained = replace(requested, decode_shapes=superdraft.space.decode_shapes)
-        check_meta(meta, trained, target.fingerprint, spec.supernet)
-        serve_shapes(superdraft, requested.decode_shapes)
-    space = superdraft.space
+        requested, shapes = requested_space(spec, target)
+        check_meta(meta, requested, target.fingerprint, spec.supernet)
+    space = CandidateSpace(superdraft.space, shapes)
     predictor = LatencyPredictor.from_file(spec.table, target.fingerprint)
     check_table_covers(predictor, space)
     prompts = prepared_prompts(target, "test", spec.validation_prompts)
     corpus = cached_corpus(target, prompts, spec.max_new_tokens, spec.ctx.home)
-    taps = sorted({tap for taps in space.injected_layers for tap in taps})
-    validation = ValidationSet.build(target, corpus, taps, min(space.vision_keep_ratio) < 1.0)
+    taps = sorted({tap for taps in superdraft.space.injected_layers for tap in taps})
+    validation = ValidationSet.build(target, corpus, taps,
+                                     min(superdraft.space.vision_keep_ratio) < 1.0)
     context = spec.objective.context or sum(validation.lengths) / len(validation.lengths)
     evaluator = SubnetEvaluator(superdraft, AcceptanceEstimator(validation), predictor,
                                 Objective(spec.objective), context)
     return evaluator, Setup(target, space, predictor, corpus)
 
 
-def requested_space(spec: EvaluatorSpec, target: Target) -> ResolvedSpace:
+def requested_space(spec: EvaluatorSpec,
+                    target: Target) -> tuple[ResolvedSpace, tuple[DecodeShape, ...]]:
     """The space the user named, resolved as `draftnas train` resolved it (with the train run's
-    calibration when the space ranks layers by entropy)."""
+    calibration when the space ranks layers by entropy), and its decoding shapes."""
     space = load_space(spec.search_space)
     calibration = None
     if space.needs_calibration:
         path = spec.supernet.parent / CALIBRATION_FILE
         calibration = Calibration.load(path, fingerprint=target.fingerprint)
-    return space.resolve(TargetDims.of(target), calibration)
+    return space.resolve(TargetDims.of(target), calibration), space.decode
 
 
-def check_table_covers(predictor: LatencyPredictor, space: ResolvedSpace) -> None:
-    """Every value of every dimension must have table entries (TableError names the missing one)
-    before the first trial, not in the middle of a search."""
+def check_table_covers(predictor: LatencyPredictor, candidates: CandidateSpace) -> None:
+    """Every value of every dimension, and every shape, must have table entries (TableError names
+    the missing one) before the first trial, not in the middle of a search."""
+    space, largest_shape = candidates.space, candidates.shapes[-1]
     largest = space.largest()
     for dimension, values in space.choices().items():
         for value in values:
             arch = replace(largest, **{dimension: value})
             if arch.interaction == "none":  # tokens-only: no layer is injected
                 arch = replace(arch, injected_layers=())
-            predictor.breakdown(arch, 64.0, 1.0)
+            predictor.breakdown(arch, largest_shape, 64.0, 1.0)
+    for shape in candidates.shapes:
+        predictor.breakdown(largest, shape, 64.0, 1.0)

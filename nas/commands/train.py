@@ -34,6 +34,7 @@ from nas.commands import CommandConfig
 from nas.run_context import RunContext, TargetConfig
 from nas.user_errors import UserError
 from search_spaces import ResolvedSpace, TargetDims, load_space
+from specdec.shape import DecodeShape
 from supernet.checkpoint import SupernetMeta, save_supernet
 from supernet.corpus import cached_corpus, corpus_key, vocabulary_ranking
 from supernet.distributed import World, barrier, init_world
@@ -114,7 +115,7 @@ def run(cfg: Config, ctx: RunContext) -> Result:
         recipe.setup(target, resolved, corpus, vocab_ranking, intermediate_tap, features_dir,
                      cfg.resume)
         summary = recipe.train()
-        outputs = save_outputs(recipe, resolved, intermediate_tap, run_dir, world)
+        outputs = save_outputs(recipe, resolved, space.decode, intermediate_tap, run_dir, world)
     finally:
         recipe.cleanup()
     return Result(target=target.spec, target_fingerprint=target.fingerprint,
@@ -133,19 +134,22 @@ def calibration_for(cfg: Config, target: Target, run_dir: Path, world: World) ->
     return Calibration.load(path, fingerprint=target.fingerprint)
 
 
-def save_outputs(recipe: SupernetRecipe, space: ResolvedSpace, intermediate_tap: int | None,
-                 run_dir: Path, world: World) -> dict[str, Any]:
+def save_outputs(recipe: SupernetRecipe, space: ResolvedSpace, shapes: tuple[DecodeShape, ...],
+                 intermediate_tap: int | None, run_dir: Path, world: World) -> dict[str, Any]:
+    """The supernet (its meta lists the space's decoding shapes, what a search of it tries) and,
+    for a one-point space, its draft (recommending the space's shape, if it lists one)."""
     if not world.is_main:
         return {}
     supernet_dir = save_supernet(run_dir / "supernet", recipe.superdraft,
-                                 SupernetMeta.of(recipe.superdraft, intermediate_tap))
+                                 SupernetMeta.of(recipe.superdraft, intermediate_tap, shapes))
     outputs: dict[str, Any] = {"supernet": str(supernet_dir),
                                "checkpoints": str(recipe.checkpoints),
                                "metrics": str(run_dir / "metrics.csv")}
     if space.size() == 1:
         provenance = {"source": "draftnas train", "search_space": space.name,
                       "supernet": str(supernet_dir), "steps": recipe.step}
-        draft = extract(recipe.superdraft, space.largest(), provenance)
+        recommended = shapes[0] if len(shapes) == 1 else None
+        draft = extract(recipe.superdraft, space.largest(), provenance, recommended)
         outputs["draft"] = str(draft.save_pretrained(run_dir / "draft"))
     return outputs
 

@@ -5,12 +5,12 @@ Optuna accepts), under `study_name`. Each finished trial is written to storage a
 so an interrupted search loses none; a rerun with the same storage and study name continues it
 until the study holds exactly `n_trials` completed trials.
 
-Repeats none: a completed trial is one distinct arch. When the sampler proposes an arch the study
-already completed (a tokens-only draft is the same arch whatever its injected layers, and a small
-space fills up), that trial is marked PRUNED with the completed twin's number in its user attrs,
-never evaluated, and a random arch the study has not seen is enqueued, so the search keeps moving.
-Completed trials carry user attrs "arch_key" and "result": the arch (DraftArch.to_dict()) and every
-metric of nas.objectives.TrialResult.
+Repeats none: a completed trial is one distinct candidate (a draft and its decoding shape). When
+the sampler proposes one the study already completed (a tokens-only draft is the same whatever its
+injected layers, and a small space fills up), that trial is marked PRUNED with the completed twin's
+number in its user attrs, never evaluated, and a random candidate the study has not seen is
+enqueued, so the search keeps moving. Completed trials carry user attrs "arch_key" and "result":
+the candidate (Candidate.to_dict()) and every metric of nas.objectives.TrialResult.
 """
 
 import logging
@@ -25,10 +25,10 @@ from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 
+from nas.candidates import Candidate
 from nas.objectives import TrialResult
-from nas.searchers import SearcherConfig, SearchProblem, TrialRecord, arch_key
+from nas.searchers import SearcherConfig, SearchProblem, TrialRecord
 from nas.user_errors import UserError
-from search_spaces import DraftArch
 
 
 def search(problem: SearchProblem, config: SearcherConfig) -> list[TrialRecord]:
@@ -43,14 +43,14 @@ def search(problem: SearchProblem, config: SearcherConfig) -> list[TrialRecord]:
               desc=f"search {problem.study_name}", unit="trial", leave=False) as bar:
         while len(done) < problem.n_trials:
             trial = study.ask(distributions)
-            arch = problem.space.from_params(trial.params)
-            key = arch_key(arch)
+            candidate = problem.space.from_params(trial.params)
+            key = candidate.key
             if key in done:
                 trial.set_user_attr("duplicate_of", done[key])
                 study.tell(trial, state=TrialState.PRUNED)
                 enqueue_unseen(study, problem, done, rng)
                 continue
-            result = problem.evaluator.evaluate(arch)
+            result = problem.evaluator.evaluate(candidate)
             store(trial, result)
             if problem.objective.config.latency_budget_ms is not None:
                 trial.set_constraint("latency", result.constraint)  # <= 0: feasible
@@ -126,18 +126,18 @@ def enqueue_unseen(study: optuna.Study, problem: SearchProblem, done: dict[str, 
                         f"{space.size()} distinct drafts; lower n_trials or use "
                         "searcher=exhaustive")
     for _ in range(1000):
-        arch = space.sample(rng)
-        if arch_key(arch) not in done:
+        candidate = space.sample(rng)
+        if candidate.key not in done:
             break
     else:  # a nearly full space: walk it in order instead of sampling
-        arch = next(a for a in space if arch_key(a) not in done)
-    study.enqueue_trial(space.to_params(arch), skip_if_exists=True)
+        candidate = next(c for c in space if c.key not in done)
+    study.enqueue_trial(space.to_params(candidate), skip_if_exists=True)
 
 
 def store(trial: optuna.Trial, result: TrialResult) -> None:
     # Two attributes, not one per metric: each is a write (and a commit) to the storage.
-    trial.set_user_attr("arch_key", arch_key(result.arch))
-    trial.set_user_attr("result", {"arch": result.arch.to_dict(), **result.metrics()})
+    trial.set_user_attr("arch_key", result.candidate.key)
+    trial.set_user_attr("result", {"arch": result.candidate.to_dict(), **result.metrics()})
 
 
 def records(study: optuna.Study, problem: SearchProblem) -> list[TrialRecord]:
@@ -146,9 +146,8 @@ def records(study: optuna.Study, problem: SearchProblem) -> list[TrialRecord]:
     out = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         attrs = trial.user_attrs["result"]
-        arch = DraftArch.from_dict(attrs["arch"])
         out.append(TrialRecord(trial.number, TrialResult(
-            arch=arch, tau=attrs["tau"], chain_tau=attrs["chain_tau"],
+            candidate=Candidate.from_dict(attrs["arch"]), tau=attrs["tau"], chain_tau=attrs["chain_tau"],
             tree_tau=attrs["tree_tau"], acceptance_by_depth=attrs["acceptance_by_depth"],
             latency_ms=attrs["latency_ms"], draft_ms=attrs["draft_ms"],
             speedup=attrs["speedup"], constraint=attrs["constraint"])))

@@ -2,11 +2,13 @@
 
 from types import SimpleNamespace
 
+from nas.candidates import Candidate
 from nas.estimator import AcceptanceEstimate
 from nas.objectives import Objective, ObjectiveConfig, SubnetEvaluator
-from search_spaces import DecodeShape, DraftArch
+from search_spaces import DraftArch
+from specdec.shape import DecodeShape
 
-ARCH = DraftArch("concat", (2,), 1, 4, 128, 1.0, None, DecodeShape(3, 2, 6))
+TREE_TRIAL = Candidate(DraftArch("concat", (2,), 1, 4, 128, 1.0, None), DecodeShape(3, 2, 6))
 
 
 class FixedEstimator:
@@ -18,16 +20,16 @@ class FixedEstimator:
 
 
 class FlatPredictor:
-    def breakdown(self, arch, context, tau):
+    def breakdown(self, arch, shape, context, tau):
         return SimpleNamespace(step_ms=4.0, draft_ms=1.0)
 
-    def speedup(self, arch, tau, context):
+    def speedup(self, arch, shape, tau, context):
         return tau / 2
 
 
 def test_a_trees_chain_tau_is_the_chains_not_the_trees():
     evaluator = SubnetEvaluator(SimpleNamespace(activate=lambda arch: arch), FixedEstimator(),
                                 FlatPredictor(), Objective(ObjectiveConfig()), context=64.0)
-    result = evaluator.evaluate(ARCH)
+    result = evaluator.evaluate(TREE_TRIAL)
     assert (result.tau, result.chain_tau, result.tree_tau) == (2.5, 1.75, 2.5)
     assert result.metrics()["chain_tau"] == 1.75  # the trials.csv column

@@ -75,3 +75,20 @@ def test_bad_device_or_dtype_is_a_user_error_before_loading(tmp_path, keys, word
     cfg = TargetConfig(**{"target": "shapes", "device": "cpu", "dtype": "float32", **keys})
     with pytest.raises(UserError, match=word):
         context(tmp_path).target(cfg)
+
+
+def test_a_searchs_evaluator_spec_reaches_ray_workers_equal_and_without_targets(tmp_path):
+    """A Ray worker rebuilds its evaluator once and reuses it while the spec it gets equals the
+    one it built from: a pickled spec must compare equal, and carry no loaded target."""
+    from nas.commands.search import EvaluatorSpec
+    from nas.objectives import ObjectiveConfig
+
+    ctx = context(tmp_path, "smoke")
+    ctx.loaded[run_context.TargetKey("shapes:smoke", "cpu", "float32")] = object()
+    spec = EvaluatorSpec(ctx=ctx, target=TargetConfig(target="shapes:smoke", device="cpu",
+                                                      dtype="float32"),
+                         supernet=tmp_path / "supernet", table=tmp_path / "t.json",
+                         search_space=None, validation_prompts=2, max_new_tokens=8, threads=1,
+                         objective=ObjectiveConfig())
+    copy = pickle.loads(pickle.dumps(spec))
+    assert copy == spec and copy.ctx.loaded == {} and copy.ctx.shapes_build == "smoke"

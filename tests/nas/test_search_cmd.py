@@ -16,7 +16,8 @@ from hardware_profiles.table import LatencyTable
 from hardware_profiles.timing import Timing, TimingConfig
 from nas.cli import main
 from nas.reports import BEST_FILE, SHAPES_FILE, TRIALS_FILE
-from search_spaces import DecodeShape, TargetDims, load_space
+from search_spaces import TargetDims, load_space
+from specdec.shape import DecodeShape
 from supernet import SuperDraft, SupernetMeta, save_supernet
 from targets import load_target
 
@@ -45,12 +46,12 @@ def part_ms(part: str, fields: dict) -> float:
     return base.get(part, 0.05) * scale
 
 
-def write_table(path: Path, target, space, drop_heads: int | None = None) -> Path:
+def write_table(path: Path, target, space, shapes, drop_heads: int | None = None) -> Path:
     grid = ProfileGrid(contexts=(16, 64), causal_queries=(1, 2, 3), tree_queries=(6,),
                        draft_queries=(1, 2, 3, 4))
     image_tokens = image_tokens_of(target)
     entries = {key: Timing(part_ms(*parse_key(key)), 0.01, 3)
-               for key in required_keys(space, grid, image_tokens)
+               for key in required_keys(space, shapes, grid, image_tokens)
                if drop_heads is None or parse_key(key)[1].get("heads") != drop_heads}
     table = LatencyTable(
         DeviceFingerprint("cpu", "test cpu", 1, "2.13.0", "float32"),
@@ -58,7 +59,7 @@ def write_table(path: Path, target, space, drop_heads: int | None = None) -> Pat
          "hidden_size": target.hidden_size, "num_layers": target.num_layers,
          "num_heads": target.num_heads, "vocab_size": target.vocab_size,
          "image_tokens": image_tokens},
-        space.to_dict(), grid, TimingConfig(1, 3),
+        {**space.to_dict(), "decode": [shape.label for shape in shapes]}, grid, TimingConfig(1, 3),
         entries, complete=True)
     return table.save(path)
 
@@ -72,11 +73,14 @@ def setup(tmp_path_factory):
     other_dir = save_tiny_llava(root / "other", seed=1)
     (root / "small.yaml").write_text(SPACE)
     target = load_target(str(target_dir))
-    space = load_space(root / "small.yaml").resolve(TargetDims.of(target))
+    listed = load_space(root / "small.yaml")
+    space, shapes = listed.resolve(TargetDims.of(target)), listed.decode
     superdraft = SuperDraft(space, target, list(range(target.vocab_size)))
-    save_supernet(root / "train" / "supernet", superdraft, SupernetMeta.of(superdraft, None))
-    table = write_table(root / "table.json", target, space)
-    thin = write_table(root / "thin.json", target, space, drop_heads=space.num_heads[0])
+    save_supernet(root / "train" / "supernet", superdraft,
+                  SupernetMeta.of(superdraft, None, shapes))  # as draftnas train saves it
+    table = write_table(root / "table.json", target, space, shapes)
+    thin = write_table(root / "thin.json", target, space, shapes,
+                       drop_heads=space.num_heads[0])
     # A table of the previous format (one decoding shape per table) must be remade.
     old = json.loads(table.read_text()) | {"version": 1}
     (root / "old.json").write_text(json.dumps(old))
