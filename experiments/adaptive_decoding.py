@@ -50,10 +50,10 @@ def never_matching_draft(target, like: DraftConfig, references: list[list[int]])
 def methods(target, trained: DraftModel, never: DraftModel) -> list[DecoderMethod]:
     found = [DecoderMethod("vanilla", "vanilla", SpeculativeDecoder(target, None))]
     for label, draft in (("never-matching", never), ("trained", trained)):
-        for mode_name, mode in (("tree", TREE), ("chain", CHAIN)):
+        for mode_name, shape in (("tree", TREE), ("chain", CHAIN)):
             for adaptive in (True, False):
                 name = f"{label} {mode_name} adaptive={'on' if adaptive else 'off'}"
-                config = DecodeConfig(mode, adaptive=adaptive)
+                config = DecodeConfig(shape, adaptive=adaptive)
                 found.append(DecoderMethod(name, "draft", SpeculativeDecoder(target, draft, config)))
     return found
 

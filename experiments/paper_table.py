@@ -34,11 +34,12 @@ import torch
 from predicted_vs_bench import draft_arch  # experiments/, beside this script
 
 from nas.candidates import Candidate
-from nas.cli import main as draftnas
+from nas.commands import command_config
+from nas.run_context import RunContext, TargetConfig
+from nas.run_dir import execute
 from specdec.shape import DEFAULT_SHAPE, DecodeShape
 from supernet.checkpoint import load_supernet
 from supernet.extract import extract
-from targets import load_target
 
 PIPELINE_DRAFTS = ("searched", "eagle", "dream")
 
@@ -80,9 +81,9 @@ def variants(searched: Candidate, eagle: Candidate, space, is_vlm: bool) -> dict
     return out
 
 
-def write_variants(run: Path, work: Path) -> list[Path]:
-    target_spec = stage_result(run, "01-target")["spec"]
-    target = load_target(target_spec)
+def write_variants(run: Path, work: Path, ctx: RunContext) -> list[Path]:
+    target = ctx.target(TargetConfig(target=stage_result(run, "01-target")["spec"], device="cpu",
+                                     dtype="float32"))
     supernet_dir = Path(stage_result(run, "02-train")["supernet"])
     superdraft, _ = load_supernet(supernet_dir, target)
     searched, eagle = arch_of(run / "drafts" / "searched"), arch_of(run / "drafts" / "eagle")
@@ -99,15 +100,14 @@ def write_variants(run: Path, work: Path) -> list[Path]:
     return paths
 
 
-def bench(run: Path, work: Path, drafts: list[Path], temperature: float, extra: list[str]) -> dict:
+def bench(run: Path, work: Path, drafts: list[Path], temperature: float, extra: list[str],
+          ctx: RunContext) -> dict:
+    """`draftnas bench` (its config with the `extra` overrides) on the pipeline's target."""
     bench_dir = work / f"bench-t{temperature:g}"
     if not (bench_dir / "result.json").is_file():
-        target = stage_result(run, "01-target")["spec"]
-        code = draftnas(["bench", f"target={target}", f"temperature={temperature}",
-                         f"drafts=[{','.join(str(d) for d in drafts)}]", f"run_dir={bench_dir}",
-                         *extra])
-        if code:
-            raise SystemExit(code)
+        cfg = replace(command_config("bench", extra), target=stage_result(run, "01-target")["spec"],
+                      temperature=temperature, drafts=drafts)
+        execute("bench", cfg, bench_dir, ctx)
     return json.loads((bench_dir / "result.json").read_text())["result"]
 
 
@@ -201,8 +201,10 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or args.pipeline / "paper_table"
     drafts = [args.pipeline / "drafts" / name for name in PIPELINE_DRAFTS]
-    drafts += write_variants(args.pipeline, work)
-    results = {t: bench(args.pipeline, work, drafts, t, args.bench_overrides) for t in (0.0, 1.0)}
+    ctx = RunContext.from_environment()
+    drafts += write_variants(args.pipeline, work, ctx)
+    results = {t: bench(args.pipeline, work, drafts, t, args.bench_overrides, ctx)
+               for t in (0.0, 1.0)}
     command = ("python experiments/paper_table.py --pipeline <run> --out "
                f"{args.out} {' '.join(args.bench_overrides)}").strip()
     args.out.write_text(markdown(args.pipeline, results, command))
