@@ -25,14 +25,14 @@ from pathlib import Path
 
 import torch
 
-from nas.target_loading import load_configured_target
-from specdec import DecodeConfig, DraftConfig, DraftModel, SpeculativeDecoder
+from specdec import DecodeConfig, DecodeShape, DraftConfig, DraftModel, SpeculativeDecoder
 from specdec.bench.methods import DecoderMethod, MethodRun, Sampling
 from specdec.bench.summary import decode_seconds_per_step, total
+from targets import load_target
 from targets.embedded.prompts import prompt_set
 
-TREE = {"mode": "tree", "depth": 6, "top_k": 4, "total_tokens": 32}
-CHAIN = {"mode": "chain", "k": 4}
+TREE = DecodeShape(depth=6, top_k=4, total_tokens=32)
+CHAIN = DecodeShape.chain(4)
 
 
 def never_matching_draft(target, like: DraftConfig, references: list[list[int]]) -> DraftModel:
@@ -50,10 +50,10 @@ def never_matching_draft(target, like: DraftConfig, references: list[list[int]])
 def methods(target, trained: DraftModel, never: DraftModel) -> list[DecoderMethod]:
     found = [DecoderMethod("vanilla", "vanilla", SpeculativeDecoder(target, None))]
     for label, draft in (("never-matching", never), ("trained", trained)):
-        for mode_name, mode in (("tree", TREE), ("chain", CHAIN)):
+        for mode_name, shape in (("tree", TREE), ("chain", CHAIN)):
             for adaptive in (True, False):
                 name = f"{label} {mode_name} adaptive={'on' if adaptive else 'off'}"
-                config = DecodeConfig(**mode, adaptive=adaptive)
+                config = DecodeConfig(shape, adaptive=adaptive)
                 found.append(DecoderMethod(name, "draft", SpeculativeDecoder(target, draft, config)))
     return found
 
@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    target = load_configured_target(args.target, "cpu", "float32")
+    target = load_target(args.target)
     prompts = [target.prepare(prompt=text, images=[image] if image is not None else None)
                for text, image in prompt_set(args.target, "test", args.prompts)]
     sampling = Sampling(args.new_tokens)

@@ -33,12 +33,13 @@ import matplotlib.pyplot as plt
 import torch
 from predicted_vs_bench import draft_arch  # experiments/, beside this script
 
-from nas.cli import main as draftnas
-from search_spaces import DraftArch
-from search_spaces.decode import DEFAULT_DECODE, DecodeShape
+from nas.candidates import Candidate
+from nas.commands import command_config
+from nas.run_context import RunContext, TargetConfig
+from nas.run_dir import execute
+from specdec.shape import DEFAULT_SHAPE, DecodeShape
 from supernet.checkpoint import load_supernet
 from supernet.extract import extract
-from targets import load_target
 
 PIPELINE_DRAFTS = ("searched", "eagle", "dream")
 
@@ -47,11 +48,11 @@ def stage_result(run: Path, stage: str) -> dict:
     return json.loads((run / stage / "result.json").read_text())["result"]
 
 
-def arch_of(draft_dir: Path) -> DraftArch:
+def arch_of(draft_dir: Path) -> Candidate:
     return draft_arch(json.loads((draft_dir / "config.json").read_text()))
 
 
-def variants(searched: DraftArch, eagle: DraftArch, space, is_vlm: bool) -> dict[str, DraftArch]:
+def variants(searched: Candidate, eagle: Candidate, space, is_vlm: bool) -> dict[str, Candidate]:
     """One knob changed at a time (names become bench rows). The feature ablations (none, top
     vs entropy layer, keep ratio) start from `reads`: the searched draft, or, when it reads no
     target feature, the searched draft with concat on the entropy-chosen layer; the shape
@@ -59,51 +60,54 @@ def variants(searched: DraftArch, eagle: DraftArch, space, is_vlm: bool) -> dict
     top = space.target.num_layers  # the tap of the last layer's output
     # The space's other one-layer choice is the entropy-chosen layer (search_spaces: entropy:1).
     entropy = next(c for c in space.injected_layers if len(c) == 1 and c != (top,))
-    reads = searched if searched.interaction != "none" else replace(
-        searched, interaction="concat", injected_layers=entropy)
-    chain = searched.decode if searched.decode.is_chain else DecodeShape.chain(3)
+    reads = searched if searched.arch.interaction != "none" else Candidate(replace(
+        searched.arch, interaction="concat", injected_layers=entropy), searched.shape)
+
+    def changed(base: Candidate, **fields) -> Candidate:
+        return Candidate(replace(base.arch, **fields), base.shape)
+
+    chain = searched.shape if searched.shape.is_chain else DecodeShape.chain(3)
     out = {
-        "ablation-none": replace(reads, interaction="none", injected_layers=()),
-        "ablation-top-layer": replace(reads, injected_layers=(top,)),
-        "ablation-entropy-layer": replace(reads, injected_layers=entropy),
-        "ablation-tree-6-4-32": replace(searched, decode=DEFAULT_DECODE),
-        f"ablation-{chain.label.replace(' ', '-')}": replace(searched, decode=chain),
-        "eagle-arch-searched-shape": replace(eagle, decode=searched.decode),
+        "ablation-none": changed(reads, interaction="none", injected_layers=()),
+        "ablation-top-layer": changed(reads, injected_layers=(top,)),
+        "ablation-entropy-layer": changed(reads, injected_layers=entropy),
+        "ablation-tree-6-4-32": Candidate(searched.arch, DEFAULT_SHAPE),
+        f"ablation-{chain.label.replace(' ', '-')}": Candidate(searched.arch, chain),
+        "eagle-arch-searched-shape": Candidate(eagle.arch, searched.shape),
     }
     if is_vlm:
         for ratio in (1.0, 0.75, 0.5, 0.25):
-            out[f"ablation-keep-{ratio}"] = replace(reads, vision_keep_ratio=ratio)
+            out[f"ablation-keep-{ratio}"] = changed(reads, vision_keep_ratio=ratio)
     return out
 
 
-def write_variants(run: Path, work: Path) -> list[Path]:
-    target_spec = stage_result(run, "01-target")["spec"]
-    target = load_target(target_spec)
+def write_variants(run: Path, work: Path, ctx: RunContext) -> list[Path]:
+    target = ctx.target(TargetConfig(target=stage_result(run, "01-target")["spec"], device="cpu",
+                                     dtype="float32"))
     supernet_dir = Path(stage_result(run, "02-train")["supernet"])
     superdraft, _ = load_supernet(supernet_dir, target)
     searched, eagle = arch_of(run / "drafts" / "searched"), arch_of(run / "drafts" / "eagle")
     paths = []
-    for name, arch in variants(searched, eagle, superdraft.space, target.is_vlm).items():
+    for name, candidate in variants(searched, eagle, superdraft.space, target.is_vlm).items():
         directory = work / "drafts" / name
         if not (directory / "config.json").is_file():
             with torch.no_grad():
-                draft = extract(superdraft, arch, {"experiment": "paper_table", "variant": name,
-                                                   "supernet": str(supernet_dir)})
-            draft.config.decode = arch.decode.to_dict()
+                draft = extract(superdraft, candidate.arch,
+                                {"experiment": "paper_table", "variant": name,
+                                 "supernet": str(supernet_dir)}, candidate.shape)
             draft.save_pretrained(directory)
         paths.append(directory)
     return paths
 
 
-def bench(run: Path, work: Path, drafts: list[Path], temperature: float, extra: list[str]) -> dict:
+def bench(run: Path, work: Path, drafts: list[Path], temperature: float, extra: list[str],
+          ctx: RunContext) -> dict:
+    """`draftnas bench` (its config with the `extra` overrides) on the pipeline's target."""
     bench_dir = work / f"bench-t{temperature:g}"
     if not (bench_dir / "result.json").is_file():
-        target = stage_result(run, "01-target")["spec"]
-        code = draftnas(["bench", f"target={target}", f"temperature={temperature}",
-                         f"drafts=[{','.join(str(d) for d in drafts)}]", f"run_dir={bench_dir}",
-                         *extra])
-        if code:
-            raise SystemExit(code)
+        cfg = replace(command_config("bench", extra), target=stage_result(run, "01-target")["spec"],
+                      temperature=temperature, drafts=drafts)
+        execute("bench", cfg, bench_dir, ctx)
     return json.loads((bench_dir / "result.json").read_text())["result"]
 
 
@@ -197,8 +201,10 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or args.pipeline / "paper_table"
     drafts = [args.pipeline / "drafts" / name for name in PIPELINE_DRAFTS]
-    drafts += write_variants(args.pipeline, work)
-    results = {t: bench(args.pipeline, work, drafts, t, args.bench_overrides) for t in (0.0, 1.0)}
+    ctx = RunContext.from_environment()
+    drafts += write_variants(args.pipeline, work, ctx)
+    results = {t: bench(args.pipeline, work, drafts, t, args.bench_overrides, ctx)
+               for t in (0.0, 1.0)}
     command = ("python experiments/paper_table.py --pipeline <run> --out "
                f"{args.out} {' '.join(args.bench_overrides)}").strip()
     args.out.write_text(markdown(args.pipeline, results, command))

@@ -18,22 +18,23 @@ adaptive=false for a prediction of drafting every step, as the formula assumes.
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 from hardware_profiles.predictor import LatencyPredictor
+from nas.candidates import Candidate
 from search_spaces import DIMENSIONS, DraftArch
-from search_spaces.decode import DecodeShape
+from specdec.shape import DEFAULT_SHAPE, DecodeShape
 
 
-def draft_arch(config: dict, shape_label: str | None = None) -> DraftArch:
+def draft_arch(config: dict, shape_label: str | None = None) -> Candidate:
     """The arch of a draft's config.json (its arch fields are DraftArch's), decoding with
-    `shape_label` (`chain 5`, `tree 6/4/32`) if given, else with its recommended shape."""
-    fields = {key: config[key] for key in DIMENSIONS if key in config}
-    if fields.get("decode") is None:
-        fields.pop("decode", None)  # no recommended shape: DraftArch's default
-    arch = DraftArch.from_dict(fields)
-    return replace(arch, decode=DecodeShape.parse(shape_label)) if shape_label else arch
+    `shape_label` (`chain 5`, `tree 6/4/32`) if given, else with its recommended shape (none
+    recommended: the decoder's default)."""
+    arch = DraftArch.from_dict({key: config[key] for key in DIMENSIONS})
+    if shape_label:
+        return Candidate(arch, DecodeShape.parse(shape_label))
+    recommended = config.get("decode")
+    return Candidate(arch, DecodeShape.from_dict(recommended) if recommended else DEFAULT_SHAPE)
 
 
 def rows_of(bench_dir: Path, predictor: LatencyPredictor) -> list[dict]:
@@ -47,13 +48,13 @@ def rows_of(bench_dir: Path, predictor: LatencyPredictor) -> list[dict]:
         name = row["method"].removeprefix("draft:").split(" (")[0]
         shape = row["method"].split(" (")[1].split(",")[0]
         config = json.loads((by_name[name] / "config.json").read_text())
-        arch = draft_arch(config, shape)
+        candidate = draft_arch(config, shape)
         prompts = row["prompts"]
         # Mean target context over the generation: the prompt plus half the answer.
         prompt_tokens = row.get("prompt_tokens")
         context = ((prompt_tokens / prompts if prompt_tokens else predictor.image_tokens)
                    + row["new_tokens"] / prompts / 2)
-        predicted = predictor.speedup(arch, row["tau"], context)
+        predicted = predictor.speedup(candidate.arch, candidate.shape, row["tau"], context)
         out.append({"draft": name, "shape": shape, "tau": row["tau"],
                     "drafted_steps": row.get("drafted_steps"), "context": context,
                     "predicted": predicted, "decode_speedup": row.get("decode_speedup"),

@@ -21,27 +21,27 @@ import random
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 from scipy.stats import kendalltau
 
-from nas.cli import main as draftnas
-from nas.commands import compose_config
-from nas.commands.train import corpus_for, vocabulary_ranking
+from nas.commands import command_config
+from nas.run_context import RunContext
+from nas.run_dir import execute
 from search_spaces import DraftArch, ResolvedSpace
-from specdec import DecodeConfig, SpeculativeDecoder
+from specdec import DecodeConfig, DecodeShape, SpeculativeDecoder
 from supernet.checkpoint import load_supernet
+from supernet.corpus import cached_corpus, vocabulary_ranking
 from supernet.distributed import World
 from supernet.extract import extract
 from supernet.sandwich import with_interaction
 from supernet.trainer import SupernetRecipe
-from targets import load_target
-from targets.embedded.prompts import prompt_set
+from targets.embedded.prompts import prepared_prompts, prompt_set
 from targets.embedded.shapes.data import DESCRIBE_PROMPT
 
 # adaptive=False: the draft's own tau, with no plain steps mixed in.
-TREE = DecodeConfig(mode="tree", depth=6, top_k=4, total_tokens=32, adaptive=False)
+TREE = DecodeConfig(DecodeShape(depth=6, top_k=4, total_tokens=32), adaptive=False)
 
 
 def pick_configs(space: ResolvedSpace, count: int, seed: int = 0) -> list[DraftArch]:
@@ -67,17 +67,22 @@ def measure_tau(target, draft, prompts, max_new_tokens: int) -> float:
     return tokens / steps
 
 
-def train_alone(args, target, supernet_run: Path, arch: DraftArch, index: int):
+def train_config(args) -> Any:
+    """`draftnas train`'s config with the budget group `args.budget` (a file of conf/budget/)."""
+    return command_config("train", [f"budget={args.budget}"])
+
+
+def train_alone(args, ctx: RunContext, target, supernet_run: Path, arch: DraftArch, index: int):
     """The supernet's recipe and budget over the one-point space of `arch`; its draft."""
     run_dir = args.work / f"alone-{index}"
-    cfg = OmegaConf.to_object(compose_config("train", [f"budget={args.budget}",
-                                                       f"target={args.target}"]))
+    cfg = train_config(args)
     superspace, meta = load_supernet(supernet_run / "supernet", target)
     space = superspace.space.point(arch)
-    corpus = corpus_for(cfg, target, World(0, 1, "cpu"))
+    prompts = prepared_prompts(target, "train", cfg.prompts)
+    corpus = cached_corpus(target, prompts, cfg.max_new_tokens, ctx.home)
+    ranking = vocabulary_ranking(superspace.space.draft_vocab_size, corpus, target)
     recipe = SupernetRecipe(cfg.train, run_dir, World(0, 1, "cpu"))
-    recipe.setup(target, space, corpus, vocabulary_ranking(superspace.space, corpus, target),
-                 meta.intermediate_tap, None, resume=True)
+    recipe.setup(target, space, corpus, ranking, meta.intermediate_tap, None, resume=True)
     summary = recipe.train()
     recipe.cleanup()
     return extract(recipe.superdraft, arch), summary
@@ -96,14 +101,13 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     supernet_run = args.work / "supernet"
     started = time.perf_counter()
+    ctx = RunContext.from_environment()
+    train = replace(train_config(args), target=args.target, search_space="dream_s", resume=True)
     if not (supernet_run / "supernet").is_dir():
-        code = draftnas(["train", f"target={args.target}", "search_space=dream_s",
-                         f"budget={args.budget}", f"run_dir={supernet_run}", "resume=true"])
-        if code:
-            raise SystemExit(code)
+        execute("train", train, supernet_run, ctx)
     supernet_result = json.loads((supernet_run / "result.json").read_text())["result"]
     torch.set_num_threads(1)  # as `draftnas train` does: spinning threads are slower on a busy CPU
-    target = load_target(args.target)
+    target = ctx.target(train)
     superdraft, _ = load_supernet(supernet_run / "supernet", target)
     prompts = [(text, image) for text, image in prompt_set("shapes", "test", 4 * args.prompts)
                if text == DESCRIBE_PROMPT][: args.prompts]
@@ -112,7 +116,7 @@ def main() -> None:
         with torch.no_grad():
             extracted = measure_tau(target, extract(superdraft, arch), prompts,
                                     args.max_new_tokens)
-        alone, summary = train_alone(args, target, supernet_run, arch, index)
+        alone, summary = train_alone(args, ctx, target, supernet_run, arch, index)
         with torch.no_grad():
             standalone = measure_tau(target, alone, prompts, args.max_new_tokens)
         rows.append({"arch": arch.to_dict(), "extracted_tau": extracted,
@@ -121,7 +125,7 @@ def main() -> None:
         print(f"[{index}] {arch}: extracted {extracted:.3f} alone {standalone:.3f}", flush=True)
     correlation = kendalltau([r["extracted_tau"] for r in rows],
                              [r["standalone_tau"] for r in rows]).statistic
-    report = {"budget": args.budget, "prompts": len(prompts), "tree": vars(TREE),
+    report = {"budget": args.budget, "prompts": len(prompts), "tree": TREE.shape.to_dict(),
               "supernet_training": supernet_result, "rows": rows, "kendall_tau": correlation,
               "wall_seconds": round(time.perf_counter() - started, 1)}
     (args.work / "supernet_ranking.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -38,8 +38,9 @@ slots in the advance), the overheads per shape.
 from dataclasses import dataclass, replace
 from types import SimpleNamespace
 
-from search_spaces import DecodeShape, DraftArch, ResolvedSpace, TargetDims
+from search_spaces import DraftArch, ResolvedSpace, TargetDims
 from specdec.config import DraftConfig
+from specdec.shape import DecodeShape
 
 
 @dataclass(frozen=True)
@@ -145,9 +146,9 @@ def fusion_counts(space: ResolvedSpace) -> list[int]:
     return sorted({len(taps) for taps in space.injected_layers})
 
 
-def required_keys(space: ResolvedSpace, grid: ProfileGrid, image_tokens: int) -> list[str]:
-    """Every key a table for `space` on `grid` holds, cheap parts first."""
-    shapes = space.decode_shapes
+def required_keys(space: ResolvedSpace, shapes: tuple[DecodeShape, ...], grid: ProfileGrid,
+                  image_tokens: int) -> list[str]:
+    """Every key a table for `space` decoding with `shapes` on `grid` holds, cheap parts first."""
     keys = [part_key("tree_overhead", vocab=vocab_field(v), **shape_fields(shape))
             for v in space.draft_vocab_size for shape in shapes]
     for q in grid.draft_queries:

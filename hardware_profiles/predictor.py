@@ -1,8 +1,8 @@
 """Latency of any draft of the profiled space and of a decoding step, from a latency table.
 
-A step of `SpeculativeDecoder` decoding with the arch's own shape (`arch.decode`: depth, top_k,
-total_tokens; a chain of k is the tree k/1/k+1) at a target context of `ctx` cached tokens, with
-`tau` tokens emitted per step (accepted drafts + bonus):
+A step of `SpeculativeDecoder` decoding `arch` with `shape` (depth, top_k, total_tokens; a chain of
+k is the tree k/1/k+1) at a target context of `ctx` cached tokens, with `tau` tokens emitted per
+step (accepted drafts + bonus):
 
     tree     = sum over steps s = 1 .. depth-1 of a draft forward over top_k slots after
                ctx_d + (s-1) * top_k cached slots, with logits for those top_k rows
@@ -18,7 +18,7 @@ total_tokens; a chain of k is the tree k/1/k+1) at a target context of `ctx` cac
 where ctx_d = ctx - (1 - vision_keep_ratio) * image_tokens is the draft's own context (dropped
 image positions leave it). A draft forward = input (embedding + interaction) + each layer + head.
 
-    speedup(arch, tau, ctx) = tau * T_target(1) / (verify + tree + advance)
+    speedup(arch, shape, tau, ctx) = tau * T_target(1) / (verify + tree + advance)
 
 Table values are interpolated linearly over q (new tokens) and ctx, extrapolated linearly above the
 profiled contexts and held constant below; an FFN width between two profiled widths is
@@ -41,7 +41,8 @@ from hardware_profiles.parts import (
     vocab_field,
 )
 from hardware_profiles.table import LatencyTable, TableError, load_table
-from search_spaces import DecodeShape, DraftArch, TargetDims
+from search_spaces import DraftArch, TargetDims
+from specdec.shape import DecodeShape
 
 ARCH_FIELDS = ("ffn",)  # interpolated inside the profiled range only, with a warning
 
@@ -150,8 +151,7 @@ class LatencyPredictor:
                 + layers
                 + self.part_ms("head", vocab=vocab_field(arch.draft_vocab_size), q=logit_rows))
 
-    def tree_ms(self, arch: DraftArch, ctx: float) -> float:
-        shape = arch.decode
+    def tree_ms(self, arch: DraftArch, shape: DecodeShape, ctx: float) -> float:
         k = min(shape.top_k, arch.draft_vocab_size or self.dims.vocab_size)
         ctx_d = self.draft_context(arch, ctx)
         forwards = sum(self.draft_forward_ms(arch, k, ctx_d + (step - 1) * k, k)
@@ -165,9 +165,9 @@ class LatencyPredictor:
             fusion = self.part_ms("fusion", taps=len(arch.injected_layers), q=tau)
         return fusion + self.draft_forward_ms(arch, tau, self.draft_context(arch, ctx), 1)
 
-    def draft_ms(self, arch: DraftArch, ctx: float, tau: float) -> float:
+    def draft_ms(self, arch: DraftArch, shape: DecodeShape, ctx: float, tau: float) -> float:
         """The draft's cost per decoding step (tree + advance), milliseconds."""
-        return self.tree_ms(arch, ctx) + self.advance_ms(arch, ctx, tau)
+        return self.tree_ms(arch, shape, ctx) + self.advance_ms(arch, ctx, tau)
 
     # -- the target and a whole step -------------------------------------------------------------
     def verify_ms(self, shape: DecodeShape, ctx: float) -> float:
@@ -179,19 +179,20 @@ class LatencyPredictor:
         """T_target(1): one step of plain autoregressive decoding at context ctx."""
         return self.part_ms("plain", ctx=ctx)
 
-    def breakdown(self, arch: DraftArch, ctx: float, tau: float) -> StepBreakdown:
-        return StepBreakdown(self.tree_ms(arch, ctx), self.advance_ms(arch, ctx, tau),
-                             self.verify_ms(arch.decode, ctx), self.target_step_ms(ctx))
+    def breakdown(self, arch: DraftArch, shape: DecodeShape, ctx: float,
+                  tau: float) -> StepBreakdown:
+        return StepBreakdown(self.tree_ms(arch, shape, ctx), self.advance_ms(arch, ctx, tau),
+                             self.verify_ms(shape, ctx), self.target_step_ms(ctx))
 
-    def step_ms(self, arch: DraftArch, ctx: float, tau: float) -> float:
-        return self.breakdown(arch, ctx, tau).step_ms
+    def step_ms(self, arch: DraftArch, shape: DecodeShape, ctx: float, tau: float) -> float:
+        return self.breakdown(arch, shape, ctx, tau).step_ms
 
-    def speedup(self, arch: DraftArch, tau: float, ctx: float) -> float:
+    def speedup(self, arch: DraftArch, shape: DecodeShape, tau: float, ctx: float) -> float:
         """Predicted speedup over plain decoding: tau * T_target(1) / (T_verify + draft cost).
         tau: tokens emitted per step, the bonus token included (specdec's DecodeStats.tau)."""
         if tau < 1:
             raise ValueError(f"tau = {tau}: tokens per step count the bonus token, so tau >= 1")
-        parts = self.breakdown(arch, ctx, tau)
+        parts = self.breakdown(arch, shape, ctx, tau)
         return tau * parts.target_step_ms / parts.step_ms
 
     def scoring_ms(self, ctx: float) -> float:

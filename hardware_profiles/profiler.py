@@ -18,7 +18,8 @@ from hardware_profiles.memory import MemoryFacts, read_bandwidth_gbs, step_weigh
 from hardware_profiles.parts import WARM_PARTS, ProfileGrid, parse_key, required_keys
 from hardware_profiles.table import LatencyTable, TableError, load_table
 from hardware_profiles.timing import TimingConfig, pinned_threads, summarize, time_call
-from search_spaces import DecodeShape, ResolvedSpace
+from search_spaces import ResolvedSpace
+from specdec.shape import DEFAULT_SHAPE, DecodeShape
 from targets import Target
 
 # Passes of plain-step samples, spread over a profile (see `profile`).
@@ -34,6 +35,26 @@ class ProfileSettings:
     contexts: tuple[int, ...] = (32, 64, 128, 256, 512, 1024)
     save_every_s: float = 10.0
     progress: bool = True
+
+
+@dataclass
+class HardwareConfig:
+    """The `hardware` group of the commands that make or read a latency table (conf/hardware/):
+    how this device is timed. The device and dtype themselves are the command's own keys."""
+
+    name: str | None = None  # the table's name; None: named by target and device (table_store)
+    threads: int | None = None  # None: every core this process may use
+    contexts: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512, 1024])
+    warmup: int = 3
+    repeats: int = 15
+    budget_s: float = 2.0
+    clock: str = "wall"
+    flush_mb: int = 20
+
+    def settings(self, threads: int) -> ProfileSettings:
+        timing = TimingConfig(self.warmup, self.repeats, budget_s=self.budget_s,
+                              clock=self.clock, flush_mb=self.flush_mb)
+        return ProfileSettings(timing=timing, threads=threads, contexts=tuple(self.contexts))
 
 
 @dataclass
@@ -83,14 +104,24 @@ def plan_grid(target: Target, shapes: tuple[DecodeShape, ...],
     return ProfileGrid(tuple(fitting), causal, tree, draft)
 
 
-def new_table(target: Target, space: ResolvedSpace, settings: ProfileSettings) -> LatencyTable:
+def new_table(target: Target, space: ResolvedSpace, shapes: tuple[DecodeShape, ...],
+              settings: ProfileSettings) -> LatencyTable:
     device = current_device(target.device, target.dtype, settings.threads, target.quantize)
     facts = {"spec": target.spec, "fingerprint": target.fingerprint,
              "hidden_size": target.hidden_size, "num_layers": target.num_layers,
              "num_heads": target.num_heads, "vocab_size": target.vocab_size,
              "image_tokens": image_tokens_of(target)}
-    grid = plan_grid(target, space.decode_shapes, settings.contexts)
-    return LatencyTable(device, facts, space.to_dict(), grid, settings.timing)
+    grid = plan_grid(target, shapes, settings.contexts)
+    return LatencyTable(device, facts, space_record(space, shapes), grid, settings.timing)
+
+
+def space_record(space: ResolvedSpace, shapes: tuple[DecodeShape, ...]) -> dict:
+    """What a table records of what it serves: the space and its decoding shapes (no `decode`
+    key for the default tree alone, as tables made before shapes were searched wrote)."""
+    record = space.to_dict()
+    if shapes != (DEFAULT_SHAPE,):
+        record["decode"] = [shape.label for shape in shapes]
+    return record
 
 
 def resume_or_start(path: Path, fresh: LatencyTable) -> LatencyTable:
@@ -124,7 +155,8 @@ def part_timing(part: str, timing: TimingConfig) -> TimingConfig:
 
 
 @torch.inference_mode()
-def profile(target: Target, space: ResolvedSpace, path: str | Path,
+def profile(target: Target, space: ResolvedSpace, shapes: tuple[DecodeShape, ...],
+            path: str | Path,
             settings: ProfileSettings, fresh: bool = False) -> ProfileReport:
     """Time every part the space needs. Plain decoding steps (`plain`, T_target(1): the
     numerator of every predicted speedup, one entry per context) are sampled in PLAIN_PASSES
@@ -134,10 +166,10 @@ def profile(target: Target, space: ResolvedSpace, path: str | Path,
     path = Path(path)
     started = time.perf_counter()
     with pinned_threads(settings.threads):
-        table = new_table(target, space, settings)
+        table = new_table(target, space, shapes, settings)
         if not fresh:
             table = resume_or_start(path, table)
-        keys = required_keys(space, table.grid, table.target["image_tokens"])
+        keys = required_keys(space, shapes, table.grid, table.target["image_tokens"])
         todo = [key for key in keys if key not in table.entries]
         plain = [key for key in todo if parse_key(key)[0] == "plain"]
         parts = [key for key in todo if key not in plain]

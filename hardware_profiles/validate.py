@@ -23,10 +23,11 @@ from scipy.stats import kendalltau
 from hardware_profiles.benches import generation_step_ms
 from hardware_profiles.predictor import LatencyPredictor
 from hardware_profiles.timing import TimingConfig, pinned_threads, time_call
-from search_spaces import DEFAULT_DECODE, DecodeShape, DraftArch, ResolvedSpace
+from search_spaces import DraftArch, ResolvedSpace
 from specdec.config import DraftConfig
 from specdec.decoder import DecodeConfig, SpeculativeDecoder
 from specdec.model import DraftModel
+from specdec.shape import DEFAULT_SHAPE, DecodeShape
 from specdec.tree import build_tree
 from targets import PreparedInputs, Target
 
@@ -70,11 +71,12 @@ def agreement(predicted: list[float], measured: list[float]) -> Agreement:
 
 
 @torch.inference_mode()
-def measure_draft(target: Target, draft: DraftModel, arch: DraftArch, predictor: LatencyPredictor,
-                  ctx: int, tau: int, timing: TimingConfig, generator: torch.Generator) -> float:
-    """Median ms of one step's draft work at target context ctx, as the decoder runs it with the
-    arch's decoding shape."""
-    cfg, decode, device = draft.config, arch.decode, target.device
+def measure_draft(target: Target, draft: DraftModel, arch: DraftArch, shape: DecodeShape,
+                  predictor: LatencyPredictor, ctx: int, tau: int, timing: TimingConfig,
+                  generator: torch.Generator) -> float:
+    """Median ms of one step's draft work at target context ctx, as the decoder runs it with
+    `shape`."""
+    cfg, device = draft.config, target.device
     ctx_d = max(round(predictor.draft_context(arch, ctx)), 1)
     width = target.hidden_size
 
@@ -94,8 +96,8 @@ def measure_draft(target: Target, draft: DraftModel, arch: DraftArch, predictor:
     root = torch.tensor(3, device=device)
 
     def step() -> None:
-        build_tree(draft, cache, root, root_hidden, root_logits, ctx, decode.depth,
-                   decode.top_k, decode.total_tokens)
+        build_tree(draft, cache, root, root_hidden, root_logits, ctx, shape.depth,
+                   shape.top_k, shape.total_tokens)
         cache.crop(ctx_d)
         draft(advance_ids, draft.fuse(taps), positions, cache, logits="last")
 
@@ -105,7 +107,7 @@ def measure_draft(target: Target, draft: DraftModel, arch: DraftArch, predictor:
 def decode_config(shape: DecodeShape) -> DecodeConfig:
     # No EOS stop: every run decodes exactly new_tokens tokens, whatever the random draft says;
     # not adaptive: every step drafts, which is the step the table predicts.
-    return DecodeConfig(**shape.to_dict(), eos_token_ids=[], adaptive=False)
+    return DecodeConfig(shape, eos_token_ids=[], adaptive=False)
 
 
 def measure_generation(target: Target, draft: DraftModel | None, shape: DecodeShape,
@@ -123,7 +125,8 @@ def measure_generation(target: Target, draft: DraftModel | None, shape: DecodeSh
             stats.prompt_tokens + stats.new_tokens / 2)
 
 
-def validate(target: Target, space: ResolvedSpace, predictor: LatencyPredictor,
+def validate(target: Target, space: ResolvedSpace, shapes: tuple[DecodeShape, ...],
+             predictor: LatencyPredictor,
              inputs: PreparedInputs, n: int = 30, new_tokens: int = 24, seed: int = 0,
              timing: TimingConfig | None = None, threads: int | None = None,
              progress: bool = True) -> ValidationReport:
@@ -137,22 +140,24 @@ def validate(target: Target, space: ResolvedSpace, predictor: LatencyPredictor,
     with pinned_threads(threads):
         # A plain generation before each draft's (the first also warms the target up): their
         # median is T_target(1) over the same minutes as the drafts' steps, as in the profile.
-        measure_generation(target, None, DEFAULT_DECODE, predictor, inputs, new_tokens, rounds=1)
+        measure_generation(target, None, DEFAULT_SHAPE, predictor, inputs, new_tokens, rounds=1)
         plain = []
         for index in tqdm(range(n), desc="validate", unit="draft", disable=not progress):
-            plain.append(measure_generation(target, None, DEFAULT_DECODE, predictor, inputs,
+            plain.append(measure_generation(target, None, DEFAULT_SHAPE, predictor, inputs,
                                             new_tokens, rounds=1))
-            arch = space.sample(rng)
+            arch, shape = space.sample(rng), rng.choice(shapes)
             cfg = DraftConfig.for_target(target, **arch.to_dict())
             draft = DraftModel.random(cfg, target, seed=index)
             ctx = rng.randint(contexts[0], contexts[-1])
-            tau = rng.randint(1, arch.decode.depth + 1)
-            draft_ms = measure_draft(target, draft, arch, predictor, ctx, tau, timing, generator)
-            step_ms, step_tau, mean_ctx = measure_generation(target, draft, arch.decode,
-                                                             predictor, inputs, new_tokens)
+            tau = rng.randint(1, shape.depth + 1)
+            draft_ms = measure_draft(target, draft, arch, shape, predictor, ctx, tau, timing,
+                                     generator)
+            step_ms, step_tau, mean_ctx = measure_generation(target, draft, shape, predictor,
+                                                             inputs, new_tokens)
             results.append(SubnetResult(
-                arch.to_dict(), ctx, tau, draft_ms, predictor.draft_ms(arch, ctx, tau), step_ms,
-                predictor.step_ms(arch, mean_ctx, step_tau), step_tau, mean_ctx))
+                {**arch.to_dict(), "decode": shape.to_dict()}, ctx, tau, draft_ms,
+                predictor.draft_ms(arch, shape, ctx, tau), step_ms,
+                predictor.step_ms(arch, shape, mean_ctx, step_tau), step_tau, mean_ctx))
     return ValidationReport(
         results,
         agreement([r.draft_predicted_ms for r in results], [r.draft_measured_ms for r in results]),

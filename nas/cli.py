@@ -1,16 +1,20 @@
 """`draftnas <command> [key=value ...]`: compose the command's config, run it, write result.json.
 
-stdout ends with the path of result.json; bad input exits 2 with one line on stderr.
+The one entry of a draftnas process: the run context (nas.run_context) is made here, once, from
+the environment. stdout ends with the path of result.json; bad input exits 2 with one line on
+stderr.
 """
 
+import os
 import shutil
 import sys
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from nas.commands import COMMANDS, command_module, compose_config
-from nas.run_dir import create_run_dir, write_result
+from nas.run_context import RunContext
+from nas.run_dir import RESULT_FILE, create_run_dir, execute
 from nas.user_errors import one_line, user_error_types
 
 HELP_FLAGS = ("-h", "--help")
@@ -55,8 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     command, overrides = argv[0], [arg for arg in argv[1:] if arg not in HELP_FLAGS]
     wants_help = len(overrides) < len(argv) - 1
     quiet_transformers()
+    quiet_ray()
     try:
-        return run_command(command, overrides, wants_help)
+        return run_command(command, overrides, wants_help, RunContext.from_environment())
     except user_error_types() as error:
         print(f"draftnas {command}: error: {one_line(error)}", file=sys.stderr)
         return 2
@@ -65,23 +70,35 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def run_command(command: str, overrides: list[str], wants_help: bool) -> int:
-    cfg = compose_config(command, overrides)
+def run_command(command: str, overrides: list[str], wants_help: bool, ctx: RunContext) -> int:
+    composed = compose_config(command, overrides)
     if wants_help:
-        print(command_help(command, OmegaConf.to_yaml(cfg)))
+        print(command_help(command, config_yaml(composed)))
         return 0
-    chosen_by_user = cfg.run_dir is not None
+    cfg = OmegaConf.to_object(composed)
     run_dir = create_run_dir(command, cfg.run_dir)
-    cfg.run_dir = str(run_dir)
     try:
-        result = command_module(command).run(OmegaConf.to_object(cfg))
+        execute(command, cfg, run_dir, ctx)
     except BaseException:
-        if not chosen_by_user:
+        if cfg.run_dir is None:
             remove_if_empty(run_dir)
         raise
-    path = write_result(run_dir, command, result, OmegaConf.to_container(cfg, resolve=True))
-    print(path)
+    print(run_dir / RESULT_FILE)
     return 0
+
+
+def config_yaml(cfg: DictConfig) -> str:
+    """The config as YAML, paths written as plain strings."""
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    return OmegaConf.to_yaml(OmegaConf.create(as_plain(plain)))
+
+
+def as_plain(value):
+    if isinstance(value, dict):
+        return {key: as_plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [as_plain(item) for item in value]
+    return str(value) if isinstance(value, Path) else value
 
 
 def quiet_transformers() -> None:
@@ -91,6 +108,13 @@ def quiet_transformers() -> None:
 
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()
+
+
+def quiet_ray() -> None:
+    """Defaults Ray reads when `searcher=ray` imports it: no auth token for a local Ray, and Tune's
+    legacy reporter, which honours verbose=0. The only environment a draftnas process writes."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
 
 def remove_if_empty(run_dir: Path) -> None:

@@ -13,7 +13,7 @@ truncated at the end of the response) gives the tau the decoder would measure in
 tau counts the bonus token (specdec.stats: tokens emitted per target forward after prefill);
 `acceptance_by_depth[d]` is the fraction of those steps accepting more than d draft tokens.
 
-Every estimate is for one decoding shape (search_spaces.DecodeShape). A chain of k replays at most
+Every estimate is for one decoding shape (specdec.shape.DecodeShape). A chain of k replays at most
 k drafts per step: its tau is exact (the decoder measures the same). A tree (EAGLE-2: depth,
 top_k, total_tokens): the node on the target's path at depth d is drafted from the same inputs as
 in a chain, so it is among the tree's children iff the target's token is in the draft's top_k
@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from search_spaces import DecodeShape
+from specdec.shape import DecodeShape
 from supernet.corpus import CorpusItem
 from supernet.features import FeatureSource, TargetBatch
 from supernet.loss import keep_mask, shift_right, unroll_mask

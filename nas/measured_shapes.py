@@ -2,7 +2,7 @@
 
 The estimator's tau is exact for a chain but an upper estimate for a tree (nas.estimator), so the
 trials' ranking across shapes leans towards trees. For the best few distinct drafts of the search
-(an arch without its shape: the weights do not depend on it) this stage extracts the draft from
+(a candidate's arch: the weights do not depend on the shape) this stage extracts the draft from
 the supernet (inherited weights, supernet.extract), decodes validation prompts greedily with the
 real SpeculativeDecoder for every shape of the space, and predicts each (draft, shape)'s speedup
 from the table with that measured tau. At temperature 0 on the target's own greedy responses the
@@ -10,15 +10,17 @@ decoder is deterministic, so the tau is the decoder's, not a sample. The fastest
 (draft, shape) is what the search answers (nas.reports: best.json, shapes.csv).
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from tqdm import tqdm
 
 from hardware_profiles.predictor import LatencyPredictor
+from nas.candidates import Candidate
 from nas.objectives import Objective, TrialResult
-from search_spaces import DecodeShape, DraftArch
+from search_spaces import DraftArch
 from specdec.decoder import DecodeConfig, SpeculativeDecoder
+from specdec.shape import DecodeShape
 from supernet import extract
 from supernet.corpus import CorpusItem
 from targets import PreparedInputs
@@ -36,7 +38,7 @@ class MeasuredShapesConfig:
 @dataclass
 class ShapeMeasurement:
     trial: int  # the trial whose draft this is (its own shape may differ)
-    arch: DraftArch  # the draft with the measured shape
+    candidate: Candidate  # the draft with the measured shape
     tau: float  # measured by the decoder, bonus token included
     estimated_tau: float | None  # the estimator's, when this (draft, shape) was a trial
     latency_ms: float  # predicted step with the measured tau
@@ -54,11 +56,6 @@ class ShapeMeasurement:
                 "constraint": self.constraint, "feasible": self.feasible}
 
 
-def weights_key(arch: DraftArch) -> DraftArch:
-    """The arch as the supernet sees it: every shape of one draft shares its weights."""
-    return replace(arch, decode=DecodeShape.chain(1))
-
-
 def best_drafts(results: list[tuple[int, TrialResult]], count: int) -> list[tuple[int, DraftArch]]:
     """The `count` best feasible trials by predicted speedup, one per distinct draft."""
     ranked = sorted((pair for pair in results if pair[1].feasible),
@@ -67,7 +64,7 @@ def best_drafts(results: list[tuple[int, TrialResult]], count: int) -> list[tupl
     for number, result in ranked:
         if len(chosen) == count:
             break
-        chosen.setdefault(weights_key(result.arch), (number, result.arch))
+        chosen.setdefault(result.candidate.arch, (number, result.candidate.arch))
     return list(chosen.values())
 
 
@@ -77,7 +74,7 @@ def measure_shapes(superdraft: Any, corpus: list[CorpusItem], shapes: tuple[Deco
                    config: MeasuredShapesConfig) -> list[ShapeMeasurement]:
     """Every shape of the `config.drafts` best drafts, decoded on `config.prompts` prompts."""
     drafts = best_drafts(results, config.drafts)
-    estimated = {(weights_key(r.arch), r.arch.decode): r.tau for _, r in results}
+    estimated = {r.candidate: r.tau for _, r in results}
     target = superdraft.target
     prompts = [prepared(target, item) for item in corpus[: config.prompts]]
     measurements = []
@@ -87,11 +84,11 @@ def measure_shapes(superdraft: Any, corpus: list[CorpusItem], shapes: tuple[Deco
             draft = extract(superdraft, arch)
             for shape in shapes:
                 tau = decoded_tau(target, draft, shape, prompts)
-                with_shape = replace(arch, decode=shape)
-                parts = predictor.breakdown(with_shape, context, tau)
+                candidate = Candidate(arch, shape)
+                parts = predictor.breakdown(arch, shape, context, tau)
                 measurements.append(ShapeMeasurement(
-                    number, with_shape, tau, estimated.get((weights_key(arch), shape)),
-                    parts.step_ms, parts.draft_ms, predictor.speedup(with_shape, tau, context),
+                    number, candidate, tau, estimated.get(candidate), parts.step_ms,
+                    parts.draft_ms, predictor.speedup(arch, shape, tau, context),
                     objective.constraint(parts.step_ms)))
                 bar.update(1)
     return measurements
@@ -109,7 +106,7 @@ def decoded_tau(target: Any, draft: Any, shape: DecodeShape,
                 prompts: list[tuple[PreparedInputs, int]]) -> float:
     """Tokens per target forward over the prompts' responses, pooled over steps. Not adaptive:
     every step drafts, which is the tau the table's step cost is for."""
-    decoder = SpeculativeDecoder(target, draft, DecodeConfig(**shape.to_dict(), adaptive=False))
+    decoder = SpeculativeDecoder(target, draft, DecodeConfig(shape, adaptive=False))
     steps = tokens = 0
     for prompt, length in prompts:
         stats = decoder.generate(inputs=prompt, max_new_tokens=length).stats

@@ -1,9 +1,9 @@
 """What a search optimises, and the evaluation of one subnet that feeds it.
 
-`SubnetEvaluator.evaluate(arch)` activates the arch in the trained supernet (inherited weights),
-estimates its acceptance with its own decoding shape (nas.estimator; `arch.decode`) and predicts
-its latency with that shape from the hardware table (hardware_profiles.predictor, never
-re-derived here):
+`SubnetEvaluator.evaluate(candidate)` activates the candidate's arch in the trained supernet
+(inherited weights), estimates its acceptance with the candidate's decoding shape (nas.estimator)
+and predicts its latency with that shape from the hardware table (hardware_profiles.predictor,
+never re-derived here):
 
     predicted speedup = tau x T_target(1) / (T_verify + draft cost)     (LatencyPredictor.speedup)
     latency_ms        = T_verify + draft cost: one decoding step
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hardware_profiles.predictor import LatencyPredictor
+from nas.candidates import Candidate
 from nas.estimator import AcceptanceEstimator
 from nas.user_errors import UserError
-from search_spaces import DraftArch
 
 KINDS = ("speedup", "pareto")
 
@@ -51,8 +51,8 @@ class ObjectiveConfig:
 class TrialResult:
     """Everything one evaluated subnet gives; the searchers store it and the reports read it."""
 
-    arch: DraftArch
-    tau: float  # the tau the speedup uses: the estimate for the arch's decoding shape
+    candidate: Candidate  # the arch and the shape it decodes with
+    tau: float  # the tau the speedup uses: the estimate for the candidate's decoding shape
     chain_tau: float  # a chain as deep as the shape (exact)
     tree_tau: float  # the shape's top_k rule (a chain's: chain_tau)
     acceptance_by_depth: list[float]
@@ -67,7 +67,7 @@ class TrialResult:
         return self.constraint <= 0
 
     def metrics(self) -> dict[str, Any]:
-        """Flat JSON-ready metrics (one row of trials.csv without the arch)."""
+        """Flat JSON-ready metrics (one row of trials.csv without the candidate)."""
         return {"tau": self.tau, "chain_tau": self.chain_tau, "tree_tau": self.tree_tau,
                 "latency_ms": self.latency_ms, "draft_ms": self.draft_ms,
                 "speedup": self.speedup, "constraint": self.constraint,
@@ -99,21 +99,23 @@ class Objective:
 
 
 class SubnetEvaluator:
-    """arch -> TrialResult with inherited supernet weights, the estimator and the table."""
+    """Candidate -> TrialResult with inherited supernet weights, the estimator and the table."""
 
     def __init__(self, superdraft: Any, estimator: AcceptanceEstimator,
                  predictor: LatencyPredictor, objective: Objective, context: float):
         self.superdraft, self.estimator = superdraft, estimator
         self.predictor, self.objective, self.context = predictor, objective, context
 
-    def evaluate(self, arch: DraftArch) -> TrialResult:
-        estimate = self.estimator.estimate(self.superdraft.activate(arch), arch.decode)
+    def evaluate(self, candidate: Candidate) -> TrialResult:
+        arch, shape = candidate.arch, candidate.shape
+        estimate = self.estimator.estimate(self.superdraft.activate(arch), shape)
         tau = estimate.tau
-        parts = self.predictor.breakdown(arch, self.context, tau)
+        parts = self.predictor.breakdown(arch, shape, self.context, tau)
         return TrialResult(
-            arch=arch, tau=tau, chain_tau=estimate.tau, tree_tau=estimate.tree_tau,
-            acceptance_by_depth=estimate.acceptance_by_depth, latency_ms=parts.step_ms,
-            draft_ms=parts.draft_ms, speedup=self.predictor.speedup(arch, tau, self.context),
+            candidate=candidate, tau=tau, chain_tau=estimate.chain_tau,
+            tree_tau=estimate.tree_tau, acceptance_by_depth=estimate.acceptance_by_depth,
+            latency_ms=parts.step_ms, draft_ms=parts.draft_ms,
+            speedup=self.predictor.speedup(arch, shape, tau, self.context),
             constraint=self.objective.constraint(parts.step_ms))
 
 

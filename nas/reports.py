@@ -1,17 +1,17 @@
 """What `draftnas search` leaves in its run directory (the export command reads these two files).
 
-trials.csv (pandas, one row per completed trial, every arch distinct, sorted by trial):
+trials.csv (pandas, one row per completed trial, every candidate distinct, sorted by trial):
     trial, <the DraftArch fields: interaction, injected_layers (taps joined by ",", "" for none),
-    num_layers, num_heads, intermediate_size, vision_keep_ratio, draft_vocab_size (empty: full),
-    decode (the shape's label: "chain 3", "tree 6/4/32")>,
+    num_layers, num_heads, intermediate_size, vision_keep_ratio, draft_vocab_size (empty: full)>,
+    decode (the shape's label: "chain 3", "tree 6/4/32"),
     tau, chain_tau, tree_tau, latency_ms, draft_ms, speedup, constraint, feasible,
     acceptance_by_depth (JSON list), pareto (bool: on the (tau, latency_ms) front of feasible trials)
 shapes.csv (when the search measured shapes, nas.measured_shapes): one row per (draft, shape):
-    trial (whose draft), the DraftArch fields as in trials.csv, tau (measured), estimated_tau
+    trial (whose draft), the DraftArch fields and decode as in trials.csv, tau (measured), estimated_tau
     (the trial's, when that (draft, shape) was one), latency_ms, draft_ms, speedup, constraint,
     feasible, best (bool)
 best.json:
-    {"trial": int, "arch": DraftArch.to_dict() (its decode: the chosen shape),
+    {"trial": int, "arch": Candidate.to_dict() (the DraftArch fields; decode: the chosen shape),
      "predicted": {"tau": float, "latency_ms": float, "speedup": float},
      "decode": {"shape": label, "tau": float, "tau_source": "measured" | "estimated",
                 "predicted_speedup": float, "estimated_tau": float | null},
@@ -22,7 +22,7 @@ best.json:
     the decoder's measurement; without, the best trial of trials.csv with the estimator's tau.
     "latency_ms" is one decoding step (verify + draft cost).
 pareto.png: tau against latency_ms for every trial, the front highlighted, the best marked.
-importance.png: parameter importance of the arch dimensions for the objective's first value.
+importance.png: parameter importance of the dimensions (decode too) for the objective's first value.
     Optuna studies use optuna.importance (fANOVA); Ray and exhaustive trials use the share of the
     variance of that value explained by each dimension's group means (a one-way ANOVA).
 """
@@ -39,6 +39,7 @@ matplotlib.use("Agg")  # files only: no display on a server or in CI
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from nas.candidates import DECODE, Candidate
 from nas.measured_shapes import ShapeMeasurement, best_measured
 from nas.objectives import best_of
 from nas.searchers import TrialRecord
@@ -62,18 +63,17 @@ class Provenance:
     study_name: str
 
 
-def arch_columns(arch: Any) -> dict[str, Any]:
-    """A DraftArch as CSV cells: taps joined by ",", the decoding shape as its label."""
-    columns = arch.to_dict()
+def candidate_columns(candidate: Candidate) -> dict[str, Any]:
+    """A candidate as CSV cells: taps joined by ",", the decoding shape as its label."""
+    columns = candidate.arch.to_dict()
     columns["injected_layers"] = ",".join(str(tap) for tap in columns["injected_layers"])
-    columns["decode"] = arch.decode.label
-    return columns
+    return {**columns, DECODE: candidate.shape.label}
 
 
 def trials_frame(records: list[TrialRecord]) -> pd.DataFrame:
     rows = []
     for record in sorted(records, key=lambda r: r.number):
-        arch = arch_columns(record.result.arch)
+        arch = candidate_columns(record.result.candidate)
         metrics = record.result.metrics()
         metrics["acceptance_by_depth"] = json.dumps(metrics["acceptance_by_depth"])
         rows.append({"trial": record.number, **arch, **metrics})
@@ -98,7 +98,7 @@ def pareto_mask(frame: pd.DataFrame) -> pd.Series:
 def shapes_frame(measurements: list[ShapeMeasurement],
                  best: ShapeMeasurement | None) -> pd.DataFrame:
     return pd.DataFrame([
-        {"trial": m.trial, **arch_columns(m.arch), "tau": m.tau, "estimated_tau": m.estimated_tau,
+        {"trial": m.trial, **candidate_columns(m.candidate), "tau": m.tau, "estimated_tau": m.estimated_tau,
          "latency_ms": m.latency_ms, "draft_ms": m.draft_ms, "speedup": m.speedup,
          "constraint": m.constraint, "feasible": m.feasible, "best": m is best}
         for m in measurements])
@@ -136,7 +136,7 @@ def write_reports(run_dir: Path, records: list[TrialRecord], provenance: Provena
 def decode_record(best: Any) -> dict[str, Any]:
     """best.json's "decode": the chosen shape, and whether its tau was measured or estimated."""
     measured = isinstance(best, ShapeMeasurement)
-    return {"shape": best.arch.decode.label, "tau": best.tau,
+    return {"shape": best.candidate.shape.label, "tau": best.tau,
             "tau_source": "measured" if measured else "estimated",
             "predicted_speedup": best.speedup,
             "estimated_tau": best.estimated_tau if measured else best.tau}
@@ -153,7 +153,7 @@ def write_best(path: Path, number: int, result: Any, provenance: Provenance,
                decode: dict[str, Any] | None = None) -> Path:
     payload = {
         "trial": number,
-        "arch": result.arch.to_dict(),
+        "arch": result.candidate.to_dict(),
         "predicted": {"tau": result.tau, "latency_ms": result.latency_ms,
                       "speedup": result.speedup},
         "decode": decode,
@@ -176,7 +176,7 @@ def variance_importance(frame: pd.DataFrame, kind: str) -> dict[str, float]:
     value = frame["speedup" if kind == "speedup" else "tau"]
     total = float(((value - value.mean()) ** 2).sum())
     shares = {}
-    for dimension in DIMENSIONS:
+    for dimension in (*DIMENSIONS, DECODE):
         groups = value.groupby(frame[dimension].astype(str))
         between = float((groups.count() * (groups.mean() - value.mean()) ** 2).sum())
         shares[dimension] = between / total if total > 0 else 0.0

@@ -1,6 +1,7 @@
 """What a draft may be: the search-space schema, the named spaces, sampling and encoding.
 
-The bottom of the layering: imports nothing else from draftnas. Typical use:
+Imports nothing else from draftnas but `specdec.shape` (torch-free): the decoding shapes a space
+file lists, which a search tries with its drafts. Typical use:
 
     space = load_space("dream_s")                       # SearchSpace, symbolic, from YAML
     dims = TargetDims(hidden_size=576, num_layers=30, num_heads=9, vocab_size=49152)
@@ -14,7 +15,6 @@ with a one-line message.
 """
 
 from search_spaces.arch import DIMENSIONS, INTERACTIONS, DraftArch
-from search_spaces.decode import DEFAULT_DECODE, DecodeShape
 from search_spaces.errors import SpaceError
 from search_spaces.loading import available_spaces, load_space
 from search_spaces.resolved import ResolvedSpace
@@ -22,10 +22,8 @@ from search_spaces.schema import RankedTaps, SearchSpace
 from search_spaces.target_dims import TargetDims
 
 __all__ = [
-    "DEFAULT_DECODE",
     "DIMENSIONS",
     "INTERACTIONS",
-    "DecodeShape",
     "DraftArch",
     "RankedTaps",
     "ResolvedSpace",

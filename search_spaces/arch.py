@@ -12,16 +12,14 @@ Units are concrete (already resolved against one target):
   the draft hidden size, which is the target's hidden size) and FFN width.
 - `vision_keep_ratio`: fraction of image positions kept in the draft's context, in (0, 1].
 - `draft_vocab_size`: size of a reduced draft vocabulary, or None for the target's full one.
-- `decode`: the decoding shape (a chain or a tree, `search_spaces.decode`); the draft's weights do
-  not depend on it, its speed does. Defaults to `DEFAULT_DECODE`, so archs written before it
-  existed (best.json, trials of older searches) still load.
+How a draft decodes is not part of it: its weights do not depend on the decoding shape
+(`specdec.shape.DecodeShape`), which a search tries beside the arch.
 """
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from search_spaces.decode import DEFAULT_DECODE, DecodeShape
 from search_spaces.errors import SpaceError
 
 # Ordered from the least to the most draft-side capacity: `largest()` and `smallest()` and the
@@ -38,14 +36,12 @@ class DraftArch:
     intermediate_size: int
     vision_keep_ratio: float
     draft_vocab_size: int | None
-    decode: DecodeShape = DEFAULT_DECODE
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (taps as a list, the shape in DecodeConfig terms), for reports,
-        `best.json`, provenance and `DraftConfig.for_target`."""
+        """JSON-ready form (taps as a list), for reports, `best.json`, provenance and
+        `DraftConfig.for_target`."""
         data = asdict(self)
         data["injected_layers"] = list(self.injected_layers)
-        data["decode"] = self.decode.to_dict()
         return data
 
     @classmethod
@@ -55,14 +51,10 @@ class DraftArch:
             raise SpaceError(
                 f"arch key {unknown[0]!r} is unknown; use only {', '.join(DIMENSIONS)}"
             )
-        missing = [name for name in DIMENSIONS if name not in data and name != "decode"]
+        missing = [name for name in DIMENSIONS if name not in data]
         if missing:
             raise SpaceError(f"arch lacks key {missing[0]!r}; give all of {', '.join(DIMENSIONS)}")
-        fields_ = dict(data)
-        fields_["injected_layers"] = tuple(fields_["injected_layers"])
-        if "decode" in fields_:
-            fields_["decode"] = DecodeShape.from_dict(fields_["decode"])
-        return cls(**fields_)
+        return cls(**{**data, "injected_layers": tuple(data["injected_layers"])})
 
 
 # The dimensions of every space, in gene order.

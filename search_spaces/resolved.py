@@ -3,18 +3,17 @@
 This is what the supernet, the profiler and the searchers work with:
 - `choices()`: dimension -> tuple of concrete values, each sorted from the smallest to the
   largest draft (interaction in `INTERACTIONS` order, injected sets by size then taps, a
-  reduced vocabulary before the full one, None; decoding shapes by tokens verified, then depth).
+  reduced vocabulary before the full one, None).
 - genes: a flat tuple of ints, one per dimension in `DIMENSIONS` order, each the index of the
   chosen value in `choices()`; `gene_sizes()` bounds them. Larger genes mean larger drafts.
 - `categorical_choices()` / `from_params()` / `to_params()`: the same choices as Optuna-compatible
-  values (None, int, float, str; an injected set is written "2,15,27", a decoding shape as its
-  label "tree 6/4/32") for `suggest_categorical`.
+  values (None, int, float, str; an injected set is written "2,15,27") for `suggest_categorical`.
 - `sample(rng)` (uniform per dimension, `random.Random`), `largest()`, `smallest()`,
   `validate(arch)`, `size()` (the product of the choice counts) and iteration over every point.
 - `to_dict()` / `from_dict()`: JSON form recorded with supernet checkpoints so that a resume
-  against another space or target is caught. A space whose only shape is the default writes no
-  `decode` key, so its form equals the one written before shapes were searched (supernets
-  trained then still match), and a form without one reads as the default shape.
+  against another space or target is caught.
+A resolved space is the supernet's: it never holds decoding shapes, which do not change a
+draft's weights (the search's trials pair an arch with a shape: nas.candidates).
 
 A tokens-only draft (`interaction="none"`) reads no target layer, so its `injected_layers` is
 always () (as specdec's `DraftConfig` requires): such points do not multiply by the injected
@@ -31,7 +30,6 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from search_spaces.arch import DIMENSIONS, INTERACTIONS, DraftArch
-from search_spaces.decode import DEFAULT_DECODE, DecodeShape
 from search_spaces.errors import SpaceError
 from search_spaces.target_dims import TargetDims
 
@@ -48,8 +46,6 @@ def capacity_key(dimension: str, value: Any) -> tuple:
         return (len(value), value)
     if dimension == "draft_vocab_size":
         return (value is None, value or 0)
-    if dimension == "decode":
-        return (value.total_tokens, value.depth, value.top_k)
     return (value,)
 
 
@@ -64,8 +60,6 @@ class ResolvedSpace:
     intermediate_size: tuple[int, ...]
     vision_keep_ratio: tuple[float, ...]
     draft_vocab_size: tuple[int | None, ...]
-    # The `decode` dimension (the name `decode` is taken by the genes' decoder).
-    decode_shapes: tuple[DecodeShape, ...] = (DEFAULT_DECODE,)
 
     def __post_init__(self) -> None:
         for dimension in DIMENSIONS:
@@ -73,7 +67,7 @@ class ResolvedSpace:
             if not values:
                 raise SpaceError(f"space {self.name!r} has no choice for {dimension}; list one")
             ordered = tuple(sorted(set(values), key=lambda v, d=dimension: capacity_key(d, v)))
-            object.__setattr__(self, field_of(dimension), ordered)
+            object.__setattr__(self, dimension, ordered)
         for heads in self.num_heads:
             hidden = self.target.hidden_size
             if hidden % heads or (hidden // heads) % 2:
@@ -87,7 +81,7 @@ class ResolvedSpace:
 
     def values(self, dimension: str) -> tuple:
         """The choices of one dimension."""
-        return getattr(self, field_of(dimension))
+        return getattr(self, dimension)
 
     def gene_sizes(self) -> tuple[int, ...]:
         return tuple(len(values) for values in self.choices().values())
@@ -173,7 +167,6 @@ class ResolvedSpace:
         if not isinstance(taps, str) or not all(tap.isdigit() for tap in taps.split(",")):
             raise SpaceError(f"params injected_layers={taps!r} is not a tap list like '2,15,27'")
         arch_fields["injected_layers"] = tuple(int(tap) for tap in taps.split(","))
-        arch_fields["decode"] = DecodeShape.parse(arch_fields["decode"], "params decode")
         arch = make_arch(list(arch_fields.values()))
         self.validate(arch)
         return arch
@@ -190,23 +183,20 @@ class ResolvedSpace:
     def point(self, arch: DraftArch) -> "ResolvedSpace":
         """The space of `arch` alone (named <name>-point): a supernet of one draft."""
         self.validate(arch)
-        values = {field_of(dimension): (getattr(arch, dimension),) for dimension in DIMENSIONS}
+        values = {dimension: (getattr(arch, dimension),) for dimension in DIMENSIONS}
         return replace(self, name=f"{self.name}-point", **values)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "target": asdict(self.target)}
         for dimension, values in self.choices().items():
             data[dimension] = [list(v) if isinstance(v, tuple) else v for v in values]
-        data["decode"] = [shape.label for shape in self.decode_shapes]
-        if self.decode_shapes == (DEFAULT_DECODE,):
-            del data["decode"]
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ResolvedSpace":
         expected = {"name", "target", *DIMENSIONS}
         unknown = sorted(set(data) - expected)
-        missing = sorted(expected - set(data) - {"decode"})
+        missing = sorted(expected - set(data))
         if unknown or missing:
             key = (unknown or missing)[0]
             problem = "is unknown" if unknown else "is missing"
@@ -215,17 +205,9 @@ class ResolvedSpace:
         if not isinstance(data["target"], Mapping) or set(data["target"]) != target_keys:
             listed = ", ".join(sorted(target_keys))
             raise SpaceError(f"resolved space target must have keys {listed}; use to_dict()")
-        values = {field_of(dimension): tuple(data[dimension]) for dimension in DIMENSIONS
-                  if dimension in data}
+        values = {dimension: tuple(data[dimension]) for dimension in DIMENSIONS}
         values["injected_layers"] = tuple(tuple(taps) for taps in values["injected_layers"])
-        if "decode_shapes" in values:
-            values["decode_shapes"] = tuple(DecodeShape.parse(label)
-                                            for label in values["decode_shapes"])
         return cls(name=data["name"], target=TargetDims(**data["target"]), **values)
-
-
-def field_of(dimension: str) -> str:
-    return "decode_shapes" if dimension == "decode" else dimension
 
 
 def make_arch(point: Sequence[Any]) -> DraftArch:
@@ -239,6 +221,4 @@ def make_arch(point: Sequence[Any]) -> DraftArch:
 def to_categorical(value: Any) -> CategoricalValue:
     if isinstance(value, tuple):
         return ",".join(str(tap) for tap in value)
-    if isinstance(value, DecodeShape):
-        return value.label
     return value

@@ -17,7 +17,9 @@ of every dimension of `DraftArch`:
     vision_keep_ratio: fractions in (0, 1]
     draft_vocab_size:  full, or a fraction in (0, 1) of the target's vocabulary
     decode:            decoding shapes, `chain K` or `tree DEPTH/TOP_K/TOTAL_TOKENS`
-                       (search_spaces.decode); optional: without it, the default tree alone
+                       (specdec.shape); optional: without it, the default tree alone. Not a
+                       dimension of the drafts (`resolve` leaves it out: a supernet's weights do
+                       not depend on it) but of what a search tries with them (`SearchSpace.decode`)
 
 Choices that coincide after resolution (two head fractions rounding alike, two injected sets
 naming the same taps) collapse into one.
@@ -29,11 +31,12 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from search_spaces.arch import DIMENSIONS, INTERACTIONS
-from search_spaces.decode import DEFAULT_DECODE, DecodeShape
 from search_spaces.errors import SpaceError
 from search_spaces.resolved import ResolvedSpace
 from search_spaces.taps import TapToken, parse_tap_token, resolve_taps, uses_calibration
 from search_spaces.target_dims import TargetDims
+from specdec.errors import DraftError
+from specdec.shape import DEFAULT_SHAPE, DecodeShape
 
 FULL_VOCAB = "full"
 
@@ -55,7 +58,7 @@ class SearchSpace:
     injected_layers: tuple[tuple[TapToken, ...], ...]
     vision_keep_ratio: tuple[float, ...]
     draft_vocab_size: tuple[float | None, ...]
-    decode: tuple[DecodeShape, ...]
+    decode: tuple[DecodeShape, ...]  # the shapes a search tries, the cheapest to verify first
 
     @property
     def needs_calibration(self) -> bool:
@@ -75,16 +78,15 @@ class SearchSpace:
         dimensions = data.get("dimensions")
         if not isinstance(dimensions, Mapping):
             raise SpaceError(f"space {name!r} needs a 'dimensions' mapping of choice lists")
-        unknown = sorted(set(dimensions) - set(DIMENSIONS))
+        unknown = sorted(set(dimensions) - {*DIMENSIONS, "decode"})
         if unknown:
-            raise SpaceError(
-                f"space {name!r} dimension {unknown[0]!r} is unknown; use {', '.join(DIMENSIONS)}"
-            )
+            raise SpaceError(f"space {name!r} dimension {unknown[0]!r} is unknown; use "
+                             f"{', '.join(DIMENSIONS)}, decode")
         parsed = {}
-        for dimension in DIMENSIONS:
+        for dimension in (*DIMENSIONS, "decode"):
             values = dimensions.get(dimension)
             if dimension == "decode" and values is None:  # spaces from before shapes were searched
-                values = [DEFAULT_DECODE.label]
+                values = [DEFAULT_SHAPE.label]
             if not isinstance(values, list) or not values:
                 raise SpaceError(
                     f"space {name!r} dimension {dimension!r} needs a non-empty list of choices"
@@ -93,6 +95,7 @@ class SearchSpace:
             parsed[dimension] = tuple(
                 parse(value, f"{dimension}[{index}]") for index, value in enumerate(values)
             )
+        parsed["decode"] = tuple(sorted(set(parsed["decode"]), key=lambda shape: shape.size_key))
         return cls(name=name, description=str(data.get("description", "")).strip(), **parsed)
 
     def resolve(self, target: TargetDims, calibration: RankedTaps | None = None) -> ResolvedSpace:
@@ -124,7 +127,6 @@ class SearchSpace:
             draft_vocab_size=tuple(
                 reduced_vocab_size(f, target.vocab_size) for f in self.draft_vocab_size
             ),
-            decode_shapes=self.decode,
         )
 
 
@@ -195,6 +197,13 @@ def parse_vocab(value: object, key: str) -> float | None:
     return float(value)
 
 
+def parse_shape(value: object, key: str) -> DecodeShape:
+    try:
+        return DecodeShape.parse(value, key)
+    except DraftError as error:
+        raise SpaceError(str(error)) from None
+
+
 PARSERS: dict[str, Callable[[object, str], Any]] = {
     "num_layers": parse_positive_int,
     "num_heads": parse_fraction,
@@ -203,5 +212,5 @@ PARSERS: dict[str, Callable[[object, str], Any]] = {
     "injected_layers": parse_tap_choice,
     "vision_keep_ratio": parse_fraction,
     "draft_vocab_size": parse_vocab,
-    "decode": DecodeShape.parse,
+    "decode": parse_shape,
 }

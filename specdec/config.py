@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from specdec.errors import DraftError
+from specdec.shape import DecodeShape
 
 INTERACTIONS = ("concat", "cross_attention", "add", "none")
-# The keys of a recommended decoding shape, per mode (DecodeConfig's fields).
-DECODE_KEYS = {"chain": ("k",), "tree": ("depth", "top_k", "total_tokens")}
 
 
 @dataclass
@@ -33,11 +32,11 @@ class DraftConfig:
     vision_keep_ratio: fraction of image positions the draft keeps in its context (1 = all).
     draft_vocab_size: None or 0 = full vocabulary through the target's lm_head; else an own head
         over that many most frequent target tokens (d2t/t2d maps, EAGLE-3 convention).
-    decode: the decoding shape recommended for this draft, in DecodeConfig's terms
-        ({"mode": "chain", "k": 3} or {"mode": "tree", "depth": 6, "top_k": 4, "total_tokens": 32});
-        None: DecodeConfig's defaults. `draftnas search` picks it with the draft for one hardware
-        (what it measured and predicted is in provenance["decode"]); `draftnas decode` and
-        `draftnas bench` use it unless told otherwise (specdec.recommended).
+    decode: the decoding shape recommended for this draft (config.json: {"mode": "chain", "k": 3}
+        or {"mode": "tree", "depth": 6, "top_k": 4, "total_tokens": 32}); None: the decoder's
+        default. `draftnas search` picks it with the draft for one hardware (what it measured and
+        predicted is in provenance["decode"]); `draftnas decode` and `draftnas bench` use it
+        unless told otherwise (specdec.recommended).
     provenance: free-form record of where the draft came from (trial, training run, ...).
     """
 
@@ -56,7 +55,7 @@ class DraftConfig:
     target_fingerprint: str
     rms_norm_eps: float = 1e-6
     rope_theta: float = 10000.0
-    decode: dict[str, Any] | None = None
+    decode: DecodeShape | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -132,14 +131,15 @@ class DraftConfig:
         ):
             raise bad("draft_vocab_size",
                       f"use null/0 (full vocabulary) or 1..{self.target_vocab_size}")
-        if self.decode is not None and not decode_shape_ok(self.decode):
-            raise bad("decode", "use null, {'mode': 'chain', 'k': K} or {'mode': 'tree', "
-                      "'depth': D, 'top_k': K, 'total_tokens': N} (positive, N > D)")
+        if self.decode is not None and not isinstance(self.decode, DecodeShape):
+            raise bad("decode", "use null or a DecodeShape")
         if not isinstance(self.provenance, dict):
             raise bad("provenance", "use a JSON object")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        data["decode"] = None if self.decode is None else self.decode.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "draft config") -> "DraftConfig":
@@ -156,8 +156,14 @@ class DraftConfig:
         if unknown:
             raise DraftError(f"{source}: unknown key(s) {unknown}; remove them "
                              f"(known: {sorted(names)})")
+        decode = data.get("decode")
         try:
-            return cls(**data)
+            shape = None if decode is None else DecodeShape.from_dict(decode)
+        except DraftError as error:
+            raise DraftError(f"{source}: draft config field 'decode' = {decode!r}: {error}") \
+                from None
+        try:
+            return cls(**{**data, "decode": shape})
         except DraftError as error:
             raise DraftError(f"{source}: {error}") from None
         except (TypeError, ValueError) as error:
@@ -178,15 +184,3 @@ class DraftConfig:
                              "re-export the draft") from None
         return cls.from_dict(data, source=str(path))
 
-
-def decode_shape_ok(decode: Any) -> bool:
-    """Whether `decode` is a chain or tree in DecodeConfig's terms (what DecodeConfig accepts)."""
-    if not isinstance(decode, dict) or decode.get("mode") not in DECODE_KEYS:
-        return False
-    keys = DECODE_KEYS[decode["mode"]]
-    if set(decode) != {"mode", *keys}:
-        return False
-    if not all(isinstance(decode[key], int) and not isinstance(decode[key], bool)
-               and decode[key] >= 1 for key in keys):
-        return False
-    return decode["mode"] == "chain" or decode["total_tokens"] > decode["depth"]

@@ -25,48 +25,30 @@ import torch
 from specdec.adaptive import AdaptiveDrafting, AlwaysDraft, DraftPolicy
 from specdec.errors import DraftError
 from specdec.model import DraftCache, DraftModel
+from specdec.shape import DEFAULT_SHAPE, DecodeShape
 from specdec.stats import DecodeStats, Stopwatch
 from specdec.tree import DraftTree, build_tree
 from specdec.verify import NodeLogits, TokenSampler, accept
 from specdec.vision import select_kept_positions
 from targets import PreparedInputs, crop_cache, select_cache
 
-MODES = ("chain", "tree")
-
 
 @dataclass
 class DecodeConfig:
-    """mode 'chain': k draft tokens per step. mode 'tree': EAGLE-2 dynamic tree of at most
-    `depth` draft tokens on a path, `top_k` children per expanded node, `total_tokens` nodes
-    (the root included). eos_token_ids None = the target's. adaptive: skip drafting while it
-    measures slower than plain steps and probe it again with exponential back-off (see
-    specdec.adaptive); False drafts every step, which is what measuring a draft's tau needs."""
+    """shape: what a step drafts, a chain or an EAGLE-2 dynamic tree (specdec.shape).
+    eos_token_ids None = the target's. adaptive: skip drafting while it measures slower than
+    plain steps and probe it again with exponential back-off (see specdec.adaptive); False drafts
+    every step, which is what measuring a draft's tau needs."""
 
-    mode: str = "tree"
-    k: int = 4
-    depth: int = 6
-    top_k: int = 4
-    total_tokens: int = 32
+    shape: DecodeShape = DEFAULT_SHAPE
     eos_token_ids: list[int] | None = None
     adaptive: bool = True
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise DraftError(f"decode mode {self.mode!r}: use one of {list(MODES)}")
-        for name in ("k", "depth", "top_k", "total_tokens"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise DraftError(f"decode {name} = {value!r}: use a positive integer")
-        if self.total_tokens <= self.depth:
-            raise DraftError(f"decode total_tokens = {self.total_tokens} is smaller than depth + 1 "
-                             f"= {self.depth + 1} (root + a full path): raise total_tokens")
-
-    @property
-    def tree_shape(self) -> tuple[int, int, int]:
-        """(depth, top_k, total_tokens) of the tree a step drafts."""
-        if self.mode == "chain":
-            return self.k, 1, self.k + 1
-        return self.depth, self.top_k, self.total_tokens
+        if not isinstance(self.shape, DecodeShape):
+            raise DraftError(f"decode shape {self.shape!r}: use a DecodeShape, e.g. "
+                             "DecodeShape.chain(4) or DecodeShape(depth=6, top_k=4, "
+                             "total_tokens=32)")
 
 
 @dataclass
@@ -239,10 +221,10 @@ class SpeculativeDecoder:
         state.pending.add(tokens, hidden, positions)
 
     def _draft_tree(self, state: _DraftState, root: int, prefix_len: int) -> DraftTree:
-        depth, top_k, total = self.config.tree_shape
-        before = state.cache.length
+        shape, before = self.config.shape, state.cache.length
         tree = build_tree(self.draft, state.cache, torch.tensor(root, device=state.logits.device),
-                          state.hidden, state.logits, prefix_len, depth, top_k, total)
+                          state.hidden, state.logits, prefix_len, shape.depth, shape.top_k,
+                          shape.total_tokens)
         state.peak_length = max(state.peak_length, state.cache.length)
         state.cache.crop(before)  # the tree's slots carry stand-in features: recompute them
         return tree

@@ -2,35 +2,55 @@
 
 A draft made by `draftnas search` + `export` records the shape found fastest for it on one
 hardware (DraftConfig.decode). `draftnas decode` and `draftnas bench` decode with it; shape keys
-given on the command line (mode, k, depth, top_k, total_tokens; unset = None) go on top. A draft
-without a recommended shape, or a `mode` other than its shape's, takes DecodeConfig's defaults for
-the keys not given.
+given on the command line (`ShapeKeys`: mode, k, depth, top_k, total_tokens; unset = None) go on
+top. A draft without a recommended shape, or a `mode` other than its shape's, takes the default
+shape's values (a chain of 4, the tree 6/4/32) for the keys not given.
 """
 
-from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
-from specdec.config import DraftConfig
 from specdec.decoder import DecodeConfig
+from specdec.errors import DraftError
+from specdec.shape import DEFAULT_SHAPE, DecodeShape
 
-SHAPE_KEYS = ("mode", "k", "depth", "top_k", "total_tokens")
+MODES = ("chain", "tree")
+DEFAULTS = {"mode": "tree", "k": 4, **DEFAULT_SHAPE.to_dict()}
 
 
-def shaped_config(draft: DraftConfig | None, given: Mapping[str, Any],
+@dataclass(kw_only=True)
+class ShapeKeys:
+    """A decoding shape as a command line gives it, key by key; None: not given."""
+
+    mode: str | None = None  # chain | tree
+    k: int | None = None  # a chain's draft tokens
+    depth: int | None = None  # a tree's: longest path,
+    top_k: int | None = None  # children per expanded node,
+    total_tokens: int | None = None  # nodes verified with the root
+
+    def on(self, recommended: DecodeShape | None) -> tuple[DecodeShape, str]:
+        """The shape these keys make on top of `recommended`, and where it came from
+        ("recommended", "command line", "recommended + command line" or "default")."""
+        keys = (key.name for key in fields(ShapeKeys))  # a command's config holds more keys
+        given = {key: getattr(self, key) for key in keys if getattr(self, key) is not None}
+        if given.get("mode", "tree") not in MODES:
+            raise DraftError(f"decode mode {given['mode']!r}: use one of {list(MODES)}")
+        base = {}
+        if recommended and given.get("mode", recommended.to_dict()["mode"]) == \
+                recommended.to_dict()["mode"]:
+            base = recommended.to_dict()
+        sources = [name for name, used in (("recommended", base), ("command line", given)) if used]
+        shaped = {**DEFAULTS, **base, **given}
+        if shaped["mode"] == "chain":
+            shape = DecodeShape.chain(shaped["k"])
+        else:
+            shape = DecodeShape(shaped["depth"], shaped["top_k"], shaped["total_tokens"])
+        return shape, " + ".join(sources) or "default"
+
+
+def shaped_config(recommended: DecodeShape | None, keys: ShapeKeys,
                   **settings: Any) -> tuple[DecodeConfig, str]:
-    """The DecodeConfig for `draft` and where its shape came from ("recommended", "command line",
-    "recommended + command line" or "default"); `settings`: the other DecodeConfig fields."""
-    given = {key: value for key, value in given.items() if key in SHAPE_KEYS and value is not None}
-    recommended = draft.decode if draft is not None else None
-    base = {}
-    if recommended and given.get("mode", recommended["mode"]) == recommended["mode"]:
-        base = dict(recommended)
-    sources = [name for name, used in (("recommended", base), ("command line", given)) if used]
-    return DecodeConfig(**{**base, **given}, **settings), " + ".join(sources) or "default"
-
-
-def shape_label(config: DecodeConfig) -> str:
-    """`chain 3` or `tree 6/4/32` (depth/top_k/total_tokens), as search spaces write shapes."""
-    if config.mode == "chain":
-        return f"chain {config.k}"
-    return f"tree {config.depth}/{config.top_k}/{config.total_tokens}"
+    """The DecodeConfig of `keys` on top of a draft's `recommended` shape, and where its shape
+    came from; `settings`: the other DecodeConfig fields."""
+    shape, source = keys.on(recommended)
+    return DecodeConfig(shape, **settings), source

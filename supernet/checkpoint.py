@@ -17,7 +17,7 @@ searchers and export load; `check_meta` refuses weights made for another space o
 import json
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import save_file
 
 from search_spaces import ResolvedSpace
+from specdec.shape import DEFAULT_SHAPE, DecodeShape
 from supernet.errors import SupernetError
 from supernet.files import read_tensors, read_torch_file
 from supernet.superdraft import SuperDraft
@@ -41,11 +42,21 @@ class SupernetMeta:
     target_fingerprint: str
     vocab_ranking: list[int]
     intermediate_tap: int | None
+    # The decoding shapes the trained space file lists (labels): what a search of this supernet
+    # tries unless told otherwise. The weights serve any shape.
+    decode: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, superdraft: SuperDraft, intermediate_tap: int | None) -> "SupernetMeta":
+    def of(cls, superdraft: SuperDraft, intermediate_tap: int | None,
+           decode: tuple[DecodeShape, ...] = ()) -> "SupernetMeta":
         return cls(superdraft.space.to_dict(), superdraft.target.fingerprint,
-                   list(superdraft.vocab_ranking), intermediate_tap)
+                   list(superdraft.vocab_ranking), intermediate_tap,
+                   [shape.label for shape in decode])
+
+    @property
+    def shapes(self) -> tuple[DecodeShape, ...]:
+        """`decode` as shapes; the default tree for a supernet of a space that listed none."""
+        return tuple(DecodeShape.parse(label) for label in self.decode) or (DEFAULT_SHAPE,)
 
     def save(self, directory: Path) -> None:
         _write_atomic(directory / META_FILE, json.dumps(asdict(self), indent=2) + "\n")
@@ -54,8 +65,11 @@ class SupernetMeta:
     def load(cls, directory: Path) -> "SupernetMeta":
         path = directory / META_FILE
         try:
-            return cls(**json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError, TypeError) as error:
+            data = json.loads(path.read_text())
+            # Supernets trained while a resolved space held its shapes have them in `space`.
+            listed = data["space"].pop("decode", None)
+            return cls(**{"decode": listed or [], **data})
+        except (OSError, json.JSONDecodeError, TypeError, KeyError, AttributeError) as error:
             raise SupernetError(f"{path}: unreadable supernet meta ({type(error).__name__}); "
                                 "use a complete supernet directory or retrain") from None
 

@@ -5,6 +5,7 @@ EAGLE). Generating it costs one decode per prompt (a text model's in batches: su
 so a corpus is made once and cached on disk, in shards, under a key of the target's fingerprint,
 the prompts, the response length and how the answers were generated: the same prompts on the same
 target never decode twice, another target never reuses them, and a killed build resumes.
+`cached_corpus` is that cache under a draftnas home, for one process or several (torchrun).
 """
 
 import hashlib
@@ -17,7 +18,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from specdec.vocab import most_frequent_tokens
 from supernet.answers import BATCH, answer_batches, target_answers
+from supernet.distributed import World, barrier
 from supernet.files import read_torch_file
 from targets import PreparedInputs
 
@@ -87,6 +90,27 @@ def _item(prompt: PreparedInputs, answer: list[int]) -> CorpusItem:
     kwargs = {name: value.cpu() if isinstance(value, torch.Tensor) else value
               for name, value in prompt.model_kwargs.items()}
     return CorpusItem(ids, prompt.input_ids.shape[1], kwargs)
+
+
+def cached_corpus(target: Any, prompts: Sequence[PreparedInputs], max_new_tokens: int,
+                  home: Path, world: World | None = None) -> list[CorpusItem]:
+    """`build_corpus` cached under `home/corpus`. Of several processes, the main one decodes
+    and the others then read its cache."""
+    cache = Path(home) / "corpus"
+    main = world is None or world.is_main
+    if main:
+        corpus = build_corpus(target, prompts, max_new_tokens, cache)
+    if world is not None:
+        barrier(world)
+    return corpus if main else build_corpus(target, prompts, max_new_tokens, cache)
+
+
+def vocabulary_ranking(draft_vocab_sizes: Sequence[int | None], corpus: Sequence[CorpusItem],
+                       target: Any) -> list[int]:
+    """The corpus's most frequent response tokens first, as many as the largest reduced draft
+    vocabulary among `draft_vocab_sizes` (none: [])."""
+    size = max((size for size in draft_vocab_sizes if size), default=0)
+    return most_frequent_tokens(response_tokens(corpus), size, target.vocab_size) if size else []
 
 
 def response_tokens(corpus: Sequence[CorpusItem]) -> torch.Tensor:

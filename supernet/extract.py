@@ -12,13 +12,16 @@ import torch
 
 from search_spaces import DraftArch
 from specdec.model import DraftModel
+from specdec.shape import DecodeShape
 from supernet.superdraft import SuperDraft
 
 
 @torch.no_grad()
-def extract(superdraft: SuperDraft, arch: DraftArch, provenance: dict[str, Any] | None = None
-            ) -> DraftModel:
+def extract(superdraft: SuperDraft, arch: DraftArch, provenance: dict[str, Any] | None = None,
+            decode: DecodeShape | None = None) -> DraftModel:
+    """`decode`: the shape the draft's config recommends (DraftConfig.decode)."""
     cfg = superdraft.config_of(arch)
+    cfg.decode = decode
     if provenance:
         cfg.provenance = dict(provenance)
     target = superdraft.target

@@ -3,8 +3,8 @@ hidden state (its logits are `target.lm_head` of it, recomputed instead of store
 of 50k makes stored logits 200 times larger) and the image scores that vision keep uses.
 
 `FeatureSource` computes them online, one target forward per sequence, or reads them from an
-on-disk cache (one safetensors file per corpus item, written on first use); both give the same
-tensors. `collate` pads a list of them into one right-padded `TargetBatch`.
+on-disk cache (one safetensors file per corpus item, written on first use, in a subdirectory
+named by the taps it holds); both give the same tensors. `collate` pads a list of them into one right-padded `TargetBatch`.
 """
 
 import os
@@ -41,7 +41,10 @@ class FeatureSource:
     def __init__(self, target: Any, taps: Sequence[int], image_scores: bool,
                  cache_dir: str | Path | None = None):
         self.target, self.taps, self.image_scores = target, tuple(sorted(set(taps))), image_scores
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        # A cached file holds these taps (and image scores) only: another choice of them reads
+        # and writes a directory of its own, never a file that lacks what it needs.
+        self.cache_dir = None if cache_dir is None else \
+            Path(cache_dir) / features_key(self.taps, image_scores)
 
     def item(self, index: int, item: CorpusItem) -> dict[str, torch.Tensor]:
         if self.cache_dir is None:
@@ -83,6 +86,11 @@ class FeatureSource:
     def batch(self, indexed: Sequence[tuple[int, CorpusItem]]) -> TargetBatch:
         return collate([self.item(index, item) for index, item in indexed], self.taps,
                        self.target.device)
+
+
+def features_key(taps: Sequence[int], image_scores: bool) -> str:
+    """The name of a cache directory by what its files hold: `taps-3-5`, `taps-3-5-scores`."""
+    return "-".join(["taps", *map(str, taps), *(["scores"] if image_scores else [])])
 
 
 def collate(items: Sequence[dict[str, torch.Tensor]], taps: Sequence[int],

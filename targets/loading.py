@@ -18,7 +18,7 @@ from transformers import (
     AutoTokenizer,
 )
 
-from targets.embedded import EMBEDDED_TARGETS, embedded_path
+from targets.embedded import embedded_path, is_embedded
 from targets.errors import TargetError
 from targets.families import family_of
 from targets.model_directory import check_model_directory
@@ -33,19 +33,20 @@ _WEIGHT_SUFFIXES = (".safetensors", ".bin")
 
 def load_target(
     spec: str | Path, device: str = "cpu", dtype: torch.dtype = torch.float32,
-    quantize: str = "none",
+    quantize: str = "none", home: Path | None = None,
 ) -> Target:
-    """Load the frozen target named by `spec`: 'shapes', 'smollm2', a directory or a HF model id;
-    `quantize` is the runtime it serves with (targets.runtime: none | fp16)."""
+    """Load the frozen target named by `spec`: 'shapes' (or 'shapes:<build>'), 'smollm2', a
+    directory or a HF model id. `quantize` is the runtime it serves with (targets.runtime: none |
+    fp16); `home`: where embedded targets are built (default `draftnas_home()`)."""
     check_runtime(quantize, device, dtype)
     name = str(spec)
-    path = _resolve(name)
+    path = _resolve(name, home)
     return _load_directory(path, spec=name, device=device, dtype=dtype, quantize=quantize)
 
 
-def _resolve(name: str) -> Path:
-    if name in EMBEDDED_TARGETS:
-        return embedded_path(name)
+def _resolve(name: str, home: Path | None) -> Path:
+    if is_embedded(name):
+        return embedded_path(name, home)
     candidate = Path(name).expanduser()
     if candidate.is_dir():
         return candidate

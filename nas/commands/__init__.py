@@ -1,25 +1,29 @@
 """The commands of `draftnas`, and how a command's config is composed.
 
 A command `<name>` is the module `nas.commands.<name>`, which defines
-- `Config`: a dataclass (kw_only, subclass of `CommandConfig`), the schema of its config, and
-- `run(cfg: Config) -> dict`: does the work; the dict goes to `result.json`,
+- `Config`: a dataclass (kw_only, subclass of `CommandConfig`), the schema of its config,
+- `Result`: a dataclass of JSON values, what its `result.json` records, and
+- `run(cfg: Config, ctx: RunContext) -> Result`: does the work (nas.run_context: the loaded
+  targets, the home and tables directories),
 and the primary config `conf/<name>.yaml`, whose defaults list starts with `<name>_schema` (the
-dataclass, registered below) and which holds the values. A command is listed in `COMMANDS` only
-once its module exists: `draftnas --help` shows what really runs.
+dataclass, registered below) and which holds the values. `nas.run_dir.execute` runs a command
+for the CLI and for the pipeline alike. No command module imports another: what two commands
+share lives in the package that owns it. A command is listed in `COMMANDS` only once its module
+exists: `draftnas --help` shows what really runs.
 """
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 
 from hydra import compose, initialize_config_module
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import OverrideParseException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from nas.user_errors import UserError
-from specdec.recommended import SHAPE_KEYS
 
 # name -> one-line summary, in the order of the data flow.
 COMMANDS: dict[str, str] = {
@@ -38,23 +42,7 @@ COMMANDS: dict[str, str] = {
 class CommandConfig:
     # Where result.json (and anything else the run writes) goes; null: runs/<command>/<time>.
     # The CLI replaces it with the directory it created before calling `run`.
-    run_dir: str | None
-
-
-@dataclass(kw_only=True)
-class DecodeKeys:
-    """How `decode` and `bench` run our decoder: shape keys that go on top of a draft's recommended
-    shape (null: not given; specdec.recommended), and adaptive drafting."""
-
-    mode: str | None
-    k: int | None
-    depth: int | None
-    top_k: int | None
-    total_tokens: int | None
-    adaptive: bool
-
-    def given_shape(self) -> dict[str, int | str | None]:
-        return {key: getattr(self, key) for key in SHAPE_KEYS}
+    run_dir: Path | None
 
 
 def command_module(name: str) -> ModuleType:
@@ -68,6 +56,11 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
     ConfigStore.instance().store(name=f"{name}_schema", node=command_module(name).Config)
     with initialize_config_module(config_module="conf", version_base=None):
         return compose(config_name=name, overrides=overrides)
+
+
+def command_config(name: str, overrides: list[str]) -> CommandConfig:
+    """`compose_config` as the command's `Config` dataclass."""
+    return OmegaConf.to_object(compose_config(name, overrides))
 
 
 def check_override_syntax(overrides: list[str]) -> None:

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.commands import CommandConfig, DecodeKeys
-from nas.target_loading import load_configured_target
+from nas.commands import CommandConfig
+from nas.run_context import RunContext, TargetConfig
 from nas.user_errors import UserError
 from specdec.bench.assistant import AssistantConfig, ensure_assistant
 from specdec.bench.methods import (
@@ -47,17 +47,18 @@ from specdec.bench.methods import (
 )
 from specdec.bench.report import write_report
 from specdec.bench.runner import BenchSettings, run_bench
+from specdec.recommended import ShapeKeys
 from targets import PreparedInputs, Target
-from targets.embedded import EMBEDDED_TARGETS
+from targets.embedded import EMBEDDED_TARGETS, split_spec
 from targets.embedded.prompts import prompt_set
 
 BASELINES = ("assisted", "prompt_lookup")
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig, DecodeKeys):
-    target: str
-    drafts: list[str]
+class Config(CommandConfig, TargetConfig, ShapeKeys):
+    adaptive: bool
+    drafts: list[Path]
     prompts: str
     n_prompts: int
     max_new_tokens: int
@@ -71,22 +72,33 @@ class Config(CommandConfig, DecodeKeys):
     threads: int
     warmup: bool
     repeats: int
-    device: str
-    dtype: str
 
 
-def run(cfg: Config) -> dict[str, Any]:
+@dataclass(kw_only=True)
+class Result:
+    target: str
+    target_fingerprint: str
+    prompt_set: str
+    prompts: int
+    threads: int
+    # Timings on a shared machine are only as good as its idle time: keep the load with them.
+    load_average_1m: dict[str, float]  # before and after
+    files: dict[str, str]  # csv, md, png
+    rows: list[dict[str, Any]]  # one per method (specdec.bench.runner)
+
+
+def run(cfg: Config, ctx: RunContext) -> Result:
     check_request(cfg)
     sampling = Sampling(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed)
-    shape = cfg.given_shape()
-    target = load_configured_target(cfg.target, cfg.device, cfg.dtype)
-    set_name = prompt_set_name(cfg)
+    target = ctx.target(cfg)
+    set_name = prompt_set_name(cfg, target.spec)
     methods: list[Method] = [vanilla_method(target)]
     # Drafts load first: a checkpoint for another target fails before the assistant trains.
-    drafts = [draft_method(target, directory, shape, cfg.adaptive) for directory in cfg.drafts]
+    drafts = [draft_method(target, str(directory), cfg, cfg.adaptive)
+              for directory in cfg.drafts]
     if "assisted" in cfg.baselines:
         train = prepare(target, prompt_set(set_name, "train", cfg.assistant.train_prompts))
-        assistant = ensure_assistant(target, train, cfg.assistant)
+        assistant = ensure_assistant(target, train, cfg.assistant, ctx.home)
         methods.append(assisted_method(target, assistant, cfg.assistant_tokens))
     if "prompt_lookup" in cfg.baselines:
         methods.append(prompt_lookup_method(target, cfg.prompt_lookup_tokens))
@@ -95,24 +107,17 @@ def run(cfg: Config) -> dict[str, Any]:
     load_before = os.getloadavg()
     rows = run_bench(methods, prompts, BenchSettings(sampling, cfg.threads, cfg.warmup,
                                                               repeats=cfg.repeats))
-    title = (f"draftnas bench: {cfg.target}, {len(prompts)} {set_name} prompts, "
+    title = (f"draftnas bench: {target.spec}, {len(prompts)} {set_name} prompts, "
              f"{cfg.max_new_tokens} new tokens, temperature {cfg.temperature}, "
              f"threads={cfg.threads}")
     files = write_report(rows, Path(cfg.run_dir), title)
     for path in files.values():
         print(path)
     print(files["md"].read_text())
-    return {
-        "target": target.spec,
-        "target_fingerprint": target.fingerprint,
-        "prompt_set": set_name,
-        "prompts": len(prompts),
-        "threads": cfg.threads,
-        # Timings on a shared machine are only as good as its idle time: keep the load with them.
-        "load_average_1m": {"before": load_before[0], "after": os.getloadavg()[0]},
-        "files": {kind: str(path) for kind, path in files.items()},
-        "rows": rows,
-    }
+    return Result(target=target.spec, target_fingerprint=target.fingerprint, prompt_set=set_name,
+                  prompts=len(prompts), threads=cfg.threads,
+                  load_average_1m={"before": load_before[0], "after": os.getloadavg()[0]},
+                  files={kind: str(path) for kind, path in files.items()}, rows=rows)
 
 
 def check_request(cfg: Config) -> None:
@@ -133,16 +138,17 @@ def check_request(cfg: Config) -> None:
                             "directories (config.json + model.safetensors)")
 
 
-def prompt_set_name(cfg: Config) -> str:
+def prompt_set_name(cfg: Config, spec: str) -> str:
     if cfg.prompts != "auto":
         if cfg.prompts not in EMBEDDED_TARGETS:
             raise UserError(f"prompts: unknown set '{cfg.prompts}'; use auto or one of "
                             f"{list(EMBEDDED_TARGETS)}")
         return cfg.prompts
-    if cfg.target not in EMBEDDED_TARGETS:
-        raise UserError(f"prompts: target '{cfg.target}' has no prompt set of its own; set "
+    name, _ = split_spec(spec)
+    if name not in EMBEDDED_TARGETS:
+        raise UserError(f"prompts: target '{spec}' has no prompt set of its own; set "
                         "prompts=smollm2 (instructions) or prompts=shapes (easy-vqa images)")
-    return cfg.target
+    return name
 
 
 def prepare(target: Target, prompts: list[tuple[str, Any]]) -> list[PreparedInputs]:

@@ -21,76 +21,80 @@ keys:
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
-from nas.commands import CommandConfig, DecodeKeys
-from nas.target_loading import load_configured_target
+from nas.commands import CommandConfig
+from nas.run_context import RunContext, TargetConfig
 from nas.user_errors import UserError
 from specdec import DraftModel, SpeculativeDecoder
 from specdec.decoder import check_sampling
-from specdec.recommended import shape_label, shaped_config
+from specdec.recommended import ShapeKeys, shaped_config
 from targets.images import read_image
 
 FORMATS = ("text", "json")
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig, DecodeKeys):
-    target: str
+class Config(CommandConfig, TargetConfig, ShapeKeys):
+    adaptive: bool
     draft: str
     prompt: str | None
-    image: str | None
+    image: Path | None
     format: str
     max_new_tokens: int
     temperature: float
     top_p: float
     seed: int | None
-    device: str
-    dtype: str
 
 
-def run(cfg: Config) -> dict[str, Any]:
+@dataclass(kw_only=True)
+class Result:
+    target: str
+    target_fingerprint: str
+    draft: str
+    decode: dict[str, str]  # the shape decoded with ("tree 6/4/32") and where it came from
+    prompt: str
+    text: str
+    token_ids: list[int]
+    stats: dict[str, Any]  # DecodeStats.to_dict()
+
+
+def run(cfg: Config, ctx: RunContext) -> Result:
     if cfg.format not in FORMATS:
         raise UserError(f"format: '{cfg.format}'; use one of {', '.join(FORMATS)}")
     if cfg.prompt is None:
         raise UserError("prompt: missing; add prompt='<text to answer>'")
     check_sampling(cfg.max_new_tokens, cfg.temperature, cfg.top_p)
     image = read_image(cfg.image) if cfg.image else None
-    target = load_configured_target(cfg.target, cfg.device, cfg.dtype)
+    target = ctx.target(cfg)
     if image is not None and not target.is_vlm:
-        raise UserError(f"image: target '{cfg.target}' is text-only; drop image= or pick a VLM")
+        raise UserError(f"image: target '{target.spec}' is text-only; drop image= or pick a VLM")
     draft = None if cfg.draft.lower() == "none" else DraftModel.from_pretrained(cfg.draft, target)
-    settings, shape_source = shaped_config(
-        draft.config if draft is not None else None,
-        cfg.given_shape(), adaptive=cfg.adaptive)
+    settings, shape_source = shaped_config(draft.config.decode if draft is not None else None,
+                                           cfg, adaptive=cfg.adaptive)
     generation = SpeculativeDecoder(target, draft, settings).generate(
         prompt=cfg.prompt, images=[image] if image is not None else None,
         max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,
         seed=cfg.seed)
-    result = {
-        "target": target.spec,
-        "target_fingerprint": target.fingerprint,
-        "draft": cfg.draft,
-        "decode": {"shape": shape_label(settings), "source": shape_source},
-        "prompt": cfg.prompt,
-        "text": generation.text,
-        "token_ids": generation.token_ids,
-        "stats": generation.stats.to_dict(),
-    }
+    result = Result(target=target.spec, target_fingerprint=target.fingerprint, draft=cfg.draft,
+                    decode={"shape": settings.shape.label, "source": shape_source},
+                    prompt=cfg.prompt, text=generation.text, token_ids=generation.token_ids,
+                    stats=generation.stats.to_dict())
     if cfg.format == "json":
-        print(json.dumps(result))
+        print(json.dumps(asdict(result)))
     else:
         print_summary(result)
     return result
 
 
-def print_summary(result: dict[str, Any]) -> None:
-    stats = result["stats"]
+def print_summary(result: Result) -> None:
+    stats = result.stats
     tau = "n/a (no step after the prefill)" if stats["tau"] is None else f"{stats['tau']:.2f}"
     acceptance = ", ".join(f"{rate:.2f}" for rate in stats["acceptance_by_depth"]) or "none"
-    print(f"output: {result['text']}")
-    print(f"decoding shape: {result['decode']['shape']} ({result['decode']['source']})")
+    print(f"output: {result.text}")
+    print(f"decoding shape: {result.decode['shape']} ({result.decode['source']})")
     print(f"tokens: {stats['new_tokens']} in {stats['time_total']:.3f}s "
           f"({stats['tokens_per_second']:.1f} tokens/s), target forwards: {stats['steps']} "
           f"({stats['drafted_steps']} drafted)")

@@ -30,7 +30,6 @@ from typing import Any
 import torch
 
 from nas.commands import CommandConfig
-from nas.commands.train import prepared_prompts
 from nas.export import (
     ExportError,
     RefineConfig,
@@ -41,57 +40,69 @@ from nas.export import (
     select_trial,
     write_eagle3,
 )
-from nas.target_loading import load_configured_target
+from nas.run_context import RunContext, TargetConfig
 from supernet import draft_config
-from supernet.corpus import build_corpus
-from targets.home import draftnas_home
+from supernet.corpus import cached_corpus
+from targets.embedded.prompts import prepared_prompts
 
 FORMATS = ("draftnas", "eagle3")
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig):
-    search: str | None
+class Config(CommandConfig, TargetConfig):
+    search: Path | None
     trial: int | None
-    target: str | None
+    target: str | None  # null: the search's own (best.json)
     format: str
     refine: bool
     refine_steps: int
     prompts: int
     max_new_tokens: int
-    device: str
-    dtype: str
     threads: int
     refinement: RefineConfig = field(default_factory=RefineConfig)
 
 
-def run(cfg: Config) -> dict[str, Any]:
+@dataclass(kw_only=True)
+class Result:
+    draft: str
+    eagle3: str | None
+    format: str
+    trial: int
+    arch: dict[str, Any]
+    predicted: dict[str, float]
+    target: str
+    target_fingerprint: str
+    supernet: str
+    refinement: dict[str, Any] | None
+    parameters: int
+
+
+def run(cfg: Config, ctx: RunContext) -> Result:
     check_config(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     selection = select_trial(cfg.search, cfg.trial)
-    spec = cfg.target or selection.target_spec
-    target = load_configured_target(spec, cfg.device, cfg.dtype)
+    target = ctx.target(cfg, cfg.target or selection.target_spec)
     if cfg.format == "eagle3":  # refuse before any work: the layout is decided by the arch
-        check_eagle3(draft_config(target, selection.arch), target)
+        check_eagle3(draft_config(target, selection.candidate.arch), target)
     superdraft, meta = load_search_supernet(selection, target)
     refinement = None
     if cfg.refine:
-        prompts = prepared_prompts(spec, target, "train", cfg.prompts)
-        corpus = build_corpus(target, prompts, cfg.max_new_tokens, draftnas_home() / "corpus")
-        refinement = refine(superdraft, selection.arch, corpus, meta.intermediate_tap,
+        prompts = prepared_prompts(target, "train", cfg.prompts)
+        corpus = cached_corpus(target, prompts, cfg.max_new_tokens, ctx.home)
+        refinement = refine(superdraft, selection.candidate.arch, corpus, meta.intermediate_tap,
                             cfg.refine_steps, cfg.refinement)
     draft = extract_selection(superdraft, selection, refinement)
     draft_dir = draft.save_pretrained(Path(cfg.run_dir) / "draft")
     eagle3_dir = None
     if cfg.format == "eagle3":
         eagle3_dir = str(write_eagle3(draft, Path(cfg.run_dir) / "eagle3"))
-    return {"draft": str(draft_dir), "eagle3": eagle3_dir, "format": cfg.format,
-            "trial": selection.trial,
-            "arch": selection.arch.to_dict(), "predicted": selection.predicted,
-            "target": target.spec, "target_fingerprint": target.fingerprint,
-            "supernet": str(selection.supernet), "refinement": refinement,
-            "parameters": sum(param.numel() for param in draft.parameters())}
+    return Result(draft=str(draft_dir), eagle3=eagle3_dir, format=cfg.format,
+                  trial=selection.trial, arch=selection.candidate.to_dict(),
+                  predicted=selection.predicted, target=target.spec,
+                  target_fingerprint=target.fingerprint, supernet=str(selection.supernet),
+                  refinement=refinement,
+                  parameters=sum(param.numel() for param in draft.parameters()))
 
 
 def check_config(cfg: Config) -> None:

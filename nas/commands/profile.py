@@ -3,77 +3,84 @@
 Times the target's forward (the new tokens every decoding shape of the space verifies, several
 contexts) and every draft part the space allows (a layer per interaction/heads/FFN width/context,
 fusion per number of injected layers, the head per draft vocabulary, the tree bookkeeping per
-decoding shape, the vision scoring) with the decoder's real calls, and
-writes `hardware_profiles/tables/<hardware.name>.json` (or output=). The table is saved as it
+decoding shape, the vision scoring) with the decoder's real calls, and writes a table among the
+user's tables ($DRAFTNAS_HOME/tables: `<device>-<target>-<fingerprint>.json`, or
+`<hardware.name>.json`; hardware_profiles.table_store) or to output=. The table is saved as it
 grows; rerunning an interrupted profile skips the entries already measured (fresh=true remakes
-it). With validate=true it then times random whole drafts end to end and reports MAPE and
-Kendall tau of predicted against measured, with a scatter plot in the run directory.
+it). With reuse=true a complete table of this target measured on this device, the user's or a
+shipped one, is used as it is and nothing is timed. With validate=true it then times random whole
+drafts end to end and reports MAPE and Kendall tau of predicted against measured, with a scatter
+plot in the run directory.
 
 keys:
   target            shapes | smollm2 | a Hugging Face model id | a local model directory
+  device, dtype     where and in which precision the target runs (hardware=gpu: cuda, bfloat16)
   search_space      a named space (dream_s, eagle, dream) or a space YAML file; its `decode`
                     shapes are the decoding shapes the table serves
   calibration       calibration.json for entropy:N layers; null: any ranking (only how many
                     layers a draft injects changes its latency, not which)
-  hardware          name (table file name; null: <device>-<target>), device, dtype, threads
+  hardware          cpu | gpu (conf/hardware/); its keys: name (the table's file name), threads
                     (null: every usable core), contexts, warmup, repeats, budget_s (seconds
                     after which a slow part stops repeating, once it has 5 timings), clock
                     (wall; cpu = this process's CPU time, for a shared machine, with threads=1),
                     flush_mb (CPU cache evicted before each timed call; 0: warm caches)
-  output            table path; null: hardware_profiles/tables/<hardware.name>.json
+  output            table path; null: among the user's tables (see above)
   fresh             remake the table instead of resuming it
+  reuse             use a complete table of this target and device if one exists
+  tag               a table profiled with quicker settings than a full one: its name ends in
+                    -<tag>, and only a reuse asking for that tag takes it
   validate          after profiling, validate on validate_subnets random drafts
 """
 
-import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from hardware_profiles.device import default_threads
+from hardware_profiles.device import current_device, default_threads
 from hardware_profiles.predictor import LatencyPredictor
-from hardware_profiles.profiler import ProfileSettings, profile
-from hardware_profiles.timing import CLOCKS, TimingConfig
+from hardware_profiles.profiler import HardwareConfig, profile
+from hardware_profiles.table_store import measured_on
+from hardware_profiles.timing import CLOCKS
 from hardware_profiles.validate import plot, validate
 from nas.calibration import Calibration
 from nas.commands import CommandConfig
-from nas.target_loading import load_configured_target
+from nas.run_context import RunContext, TargetConfig
 from nas.user_errors import UserError
 from search_spaces import ResolvedSpace, TargetDims, load_space
+from specdec.shape import DecodeShape
 from targets import PreparedInputs, Target
-
-TABLES_DIR = Path(__file__).resolve().parents[2] / "hardware_profiles" / "tables"
-
-
-@dataclass
-class HardwareConfig:
-    name: str | None = None
-    device: str = "cpu"
-    dtype: str = "float32"
-    threads: int | None = None
-    contexts: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512, 1024])
-    warmup: int = 3
-    repeats: int = 15
-    budget_s: float = 2.0
-    clock: str = "wall"
-    flush_mb: int = 20
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig):
-    target: str
+class Config(CommandConfig, TargetConfig):
     search_space: str
-    calibration: str | None
+    calibration: Path | None
     hardware: HardwareConfig
-    output: str | None
+    output: Path | None
     fresh: bool
+    reuse: bool
+    tag: str | None
     validate: bool
     validate_subnets: int
     validate_tokens: int
     prompt: str
     seed: int
+
+
+@dataclass(kw_only=True)
+class Result:
+    table: str
+    profiled: bool  # False: reuse=true found a complete table and timed nothing
+    entries: int | None = None
+    measured: int | None = None
+    skipped: int | None = None
+    profile_seconds: float | None = None
+    device: dict[str, Any] | None = None
+    grid: dict[str, Any] | None = None
+    decode: list[str] | None = None
+    validation: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -84,30 +91,35 @@ class AllIntermediateLayers:
     candidate_taps: tuple[int, ...]
 
 
-def run(cfg: Config) -> dict[str, Any]:
+def run(cfg: Config, ctx: RunContext) -> Result:
     check_config(cfg)
-    target = load_configured_target(cfg.target, cfg.hardware.device, cfg.hardware.dtype)
-    space = resolve_space(cfg, target)
-    name = cfg.hardware.name or default_table_name(target)
-    path = Path(cfg.output) if cfg.output else TABLES_DIR / f"{name}.json"
+    target = ctx.target(cfg)
     threads = cfg.hardware.threads or default_threads()
-    settings = ProfileSettings(
-        timing=TimingConfig(cfg.hardware.warmup, cfg.hardware.repeats,
-                            budget_s=cfg.hardware.budget_s, clock=cfg.hardware.clock,
-                            flush_mb=cfg.hardware.flush_mb),
-        threads=threads, contexts=tuple(cfg.hardware.contexts))
-    report = profile(target, space, path, settings, fresh=cfg.fresh)
+    here = current_device(target.device, target.dtype, threads)
+    found = ctx.tables.find(target.fingerprint, here, cfg.tag) if cfg.reuse else None
+    if found is not None:
+        print(f"table: {found} matches this target and device, not profiling")
+        return Result(table=str(found), profiled=False)
+    space, shapes = resolve_space(cfg, target)
+    path = cfg.output or ctx.tables.path_for(target.spec, target.fingerprint, here.kind,
+                                             cfg.tag, cfg.hardware.name)
+    fresh = cfg.fresh
+    if cfg.output is None and cfg.hardware.name is None:
+        # The default name says target and device kind, not which CPU or GPU: a table another
+        # machine measured under it is remade, one this machine started is resumed.
+        fresh = fresh or (path.is_file() and not measured_on(path, target.fingerprint, here,
+                                                             complete=False))
+    report = profile(target, space, shapes, path, cfg.hardware.settings(threads), fresh=fresh)
     print(f"table: {report.path} ({len(report.table.entries)} entries, {report.measured} measured "
           f"now, {report.skipped} kept, {report.seconds:.0f} s)")
-    result: dict[str, Any] = {
-        "table": str(report.path), "entries": len(report.table.entries),
-        "measured": report.measured, "skipped": report.skipped,
-        "profile_seconds": round(report.seconds, 1), "device": report.table.device.to_dict(),
-        "grid": asdict(report.table.grid),
-        "decode": [shape.label for shape in space.decode_shapes],
-    }
+    result = Result(
+        table=str(report.path), profiled=True, entries=len(report.table.entries),
+        measured=report.measured, skipped=report.skipped,
+        profile_seconds=round(report.seconds, 1), device=report.table.device.to_dict(),
+        grid=asdict(report.table.grid), decode=[shape.label for shape in shapes])
     if cfg.validate:
-        result["validation"] = run_validation(cfg, target, space, report.path, threads)
+        result = replace(result, validation=run_validation(cfg, target, space, shapes,
+                                                           report.path, threads))
     return result
 
 
@@ -129,19 +141,15 @@ def check_config(cfg: Config) -> None:
         raise UserError("validate_subnets: Kendall tau needs at least 2 drafts; use 30")
 
 
-def resolve_space(cfg: Config, target: Target) -> ResolvedSpace:
+def resolve_space(cfg: Config, target: Target) -> tuple[ResolvedSpace, tuple[DecodeShape, ...]]:
+    """The space resolved for `target`, and the decoding shapes it lists."""
     space = load_space(cfg.search_space)
     calibration = None
     if cfg.calibration:
         calibration = Calibration.load(cfg.calibration, target.fingerprint)
     elif space.needs_calibration:
         calibration = AllIntermediateLayers(tuple(range(2, target.num_layers)))
-    return space.resolve(TargetDims.of(target), calibration)
-
-
-def default_table_name(target: Target) -> str:
-    spec = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(target.spec)).name or str(target.spec))
-    return f"{target.device.type}-{spec}"
+    return space.resolve(TargetDims.of(target), calibration), space.decode
 
 
 def validation_inputs(target: Target, prompt: str, seed: int) -> PreparedInputs:
@@ -160,11 +168,11 @@ def validation_inputs(target: Target, prompt: str, seed: int) -> PreparedInputs:
     return target.prepare(prompt=prompt, images=images)
 
 
-def run_validation(cfg: Config, target: Target, space: ResolvedSpace, table: Path,
-                   threads: int) -> dict[str, Any]:
+def run_validation(cfg: Config, target: Target, space: ResolvedSpace,
+                   shapes: tuple[DecodeShape, ...], table: Path, threads: int) -> dict[str, Any]:
     predictor = LatencyPredictor.from_file(table, target.fingerprint)
     inputs = validation_inputs(target, cfg.prompt, cfg.seed)
-    report = validate(target, space, predictor, inputs, n=cfg.validate_subnets,
+    report = validate(target, space, shapes, predictor, inputs, n=cfg.validate_subnets,
                       new_tokens=cfg.validate_tokens, seed=cfg.seed, threads=threads)
     figure = plot(report, Path(cfg.run_dir) / "latency_validation.png",
                   f"{table.stem}: {len(report.subnets)} random drafts of {space.name}")

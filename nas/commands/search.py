@@ -1,7 +1,7 @@
 """Search a trained supernet for the draft that decodes fastest on one hardware's latency table.
 
-Every trial activates one arch of the supernet (inherited weights), decoding shape included,
-estimates its tau with that shape on validation sequences the target generated (nas.estimator;
+Every trial activates one arch of the supernet (inherited weights) and picks a decoding shape
+(nas.candidates), estimates its tau with that shape on validation sequences the target generated (nas.estimator;
 target features computed once per search) and predicts its step latency and speedup from the
 table (nas.objectives). A last stage decodes validation prompts with the real decoder for every
 shape of the best few drafts and picks the fastest (draft, shape) by measured tau
@@ -12,11 +12,12 @@ searcher.storage names another database).
 keys:
   target              the target the supernet was trained for
   supernet            a `draftnas train` run directory or its supernet/ directory (required)
-  hardware            cpu | gpu: the profiled hardware (device, dtype; its table is
-                      hardware_profiles/tables/<hardware.name or <device>-<target>>.json);
-                      hardware.table=<table name or .json path> picks another table
-  search_space        null: the supernet's own; else a space that must resolve to that same space,
-                      except for its decoding shapes (a supernet serves any: nas.supernet_shapes)
+  hardware            cpu | gpu: where the target runs (device, dtype); the table is the
+                      complete one of this target measured on this device, the user's
+                      ($DRAFTNAS_HOME/tables) or a shipped one (hardware_profiles.table_store);
+                      hardware.table=<table name or .json path> picks another
+  search_space        null: the supernet's own space and shapes; else a space that must resolve to
+                      that same space, its decoding shapes the ones tried (a supernet serves any)
   searcher            tpe | nsga2 | ray | exhaustive (searcher.storage, searcher.address,
                       searcher.workers, searcher.cpus_per_trial, searcher.gpus_per_trial, ...)
   n_trials            completed trials the study ends with (a rerun continues the study)
@@ -27,51 +28,46 @@ keys:
                       stage, which decodes every shape of those drafts
 """
 
-import os
-import re
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from hardware_profiles.device import current_device
 from hardware_profiles.predictor import LatencyPredictor
+from hardware_profiles.profiler import HardwareConfig
 from nas.calibration import FILE_NAME as CALIBRATION_FILE
 from nas.calibration import Calibration
+from nas.candidates import CandidateSpace
 from nas.commands import CommandConfig
-from nas.commands.profile import HardwareConfig
-from nas.commands.train import prepared_prompts
 from nas.estimator import AcceptanceEstimator, ValidationSet
 from nas.measured_shapes import MeasuredShapesConfig, measure_shapes
 from nas.objectives import Objective, ObjectiveConfig, SubnetEvaluator
 from nas.reports import Provenance, write_reports
+from nas.run_context import RunContext, TargetConfig
 from nas.searchers import SearcherConfig, SearchProblem, search
-from nas.supernet_shapes import serve_shapes
-from nas.target_loading import load_configured_target
 from nas.user_errors import UserError
 from search_spaces import ResolvedSpace, TargetDims, load_space
+from specdec.shape import DecodeShape
 from supernet import load_supernet
 from supernet.checkpoint import check_meta
-from supernet.corpus import CorpusItem, build_corpus
+from supernet.corpus import CorpusItem, cached_corpus
 from targets import Target
-from targets.embedded import EMBEDDED_TARGETS
-from targets.home import draftnas_home
-
-TABLES_DIR = Path(__file__).resolve().parents[2] / "hardware_profiles" / "tables"
+from targets.embedded.prompts import prepared_prompts
 
 
 @dataclass
 class HardwareTable(HardwareConfig):
-    """The profile command's hardware group, plus the table to read (null: the one profiling
-    that hardware wrote)."""
+    """The hardware group, plus the table to read (null: the one measured for this target and
+    device)."""
 
     table: str | None = None
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig):
-    target: str
-    supernet: str | None
+class Config(CommandConfig, TargetConfig):
+    supernet: Path | None
     hardware: HardwareTable = field(default_factory=HardwareTable)
     search_space: str | None
     n_trials: int
@@ -85,22 +81,38 @@ class Config(CommandConfig):
     measured_shapes: MeasuredShapesConfig = field(default_factory=MeasuredShapesConfig)
 
 
+@dataclass(kw_only=True)
+class Result:
+    completed_trials: int
+    best_trial: int | None
+    best_metrics: dict[str, Any] | None  # the best trial's TrialResult.metrics()
+    best_arch: dict[str, Any] | None  # the best candidate: its arch, its shape under "decode"
+    measured_shapes: int
+    context: float
+    # The reports (nas.reports).
+    trials: str
+    best: str | None = None  # best.json
+    shapes: str | None = None
+    pareto_plot: str | None = None
+    importance_plot: str | None = None
+
+
 @dataclass(frozen=True)
 class EvaluatorSpec:
     """Everything that decides a search's evaluator, picklable: calling it builds the evaluator
-    (in this process, or once in each Ray worker)."""
+    (in this process, or once in each Ray worker, which gets the run context without its
+    loaded targets). Paths are absolute: Ray Tune runs every trial in a directory of its own
+    (and a cluster's workers elsewhere), where a relative path would point at nothing."""
 
-    target: str
-    supernet: str
-    table: str
+    ctx: RunContext
+    target: TargetConfig  # the spec as the run context writes it: a directory made absolute
+    supernet: Path
+    table: Path
     search_space: str | None
     validation_prompts: int
     max_new_tokens: int
-    device: str
-    dtype: str
     threads: int
     objective: ObjectiveConfig
-    home: str  # $DRAFTNAS_HOME as the driver sees it: where the target and corpus are cached
 
     def __call__(self) -> SubnetEvaluator:
         return build_evaluator(self)[0]
@@ -109,21 +121,20 @@ class EvaluatorSpec:
 @dataclass
 class Setup:
     target: Target
-    space: ResolvedSpace
+    space: CandidateSpace
     predictor: LatencyPredictor
     corpus: list[CorpusItem]  # the validation sequences
 
 
-def run(cfg: Config) -> dict[str, Any]:
+def run(cfg: Config, ctx: RunContext) -> Result:
     check_config(cfg)
-    # Absolute paths: Ray Tune runs every trial in a directory of its own (and a cluster's
-    # workers elsewhere), where a relative path would point at nothing.
+    target = ctx.target(cfg)
     spec = EvaluatorSpec(
-        target=absolute_if_local(cfg.target), supernet=str(supernet_dir(cfg.supernet).resolve()),
-        table=str(table_path(cfg).resolve()), search_space=cfg.search_space,
+        ctx=ctx, target=replace(TargetConfig.of(cfg), target=target.spec),
+        supernet=supernet_dir(cfg.supernet).resolve(),
+        table=table_path(cfg, ctx, target).resolve(), search_space=cfg.search_space,
         validation_prompts=cfg.validation_prompts, max_new_tokens=cfg.max_new_tokens,
-        device=cfg.hardware.device, dtype=cfg.hardware.dtype, threads=cfg.threads, objective=cfg.objective,
-        home=str(draftnas_home()))
+        threads=cfg.threads, objective=cfg.objective)
     evaluator, setup = build_evaluator(spec)
     run_dir = Path(cfg.run_dir)
     problem = SearchProblem(space=setup.space, objective=evaluator.objective, evaluator=evaluator,
@@ -131,7 +142,7 @@ def run(cfg: Config) -> dict[str, Any]:
                             study_name=cfg.study_name, run_dir=run_dir, seed=cfg.seed)
     records = search(problem, cfg.searcher)
     measurements = measure_shapes(
-        evaluator.superdraft, setup.corpus, setup.space.decode_shapes,
+        evaluator.superdraft, setup.corpus, setup.space.shapes,
         [(record.number, record.result) for record in records], setup.predictor,
         evaluator.objective, evaluator.context, cfg.measured_shapes)
     importance = None
@@ -140,21 +151,21 @@ def run(cfg: Config) -> dict[str, Any]:
 
         importance = param_importance(problem, cfg.searcher)
     provenance = Provenance(
-        hardware_table=spec.table, supernet=spec.supernet, target_spec=cfg.target,
-        target_fingerprint=setup.target.fingerprint, space=setup.space.name,
+        hardware_table=str(spec.table), supernet=str(spec.supernet), target_spec=target.spec,
+        target_fingerprint=target.fingerprint, space=setup.space.name,
         objective=asdict(cfg.objective), searcher=cfg.searcher.name, study_name=cfg.study_name)
     reports = write_reports(run_dir, records, provenance, importance, measurements)
     best = reports["best"]
     if best is not None:
         number, result = best
         how = "measured" if measurements else "estimated"
-        print(f"best: trial {number}'s draft decoding {result.arch.decode}, tau {result.tau:.3f} "
+        print(f"best: trial {number}'s draft decoding {result.candidate.shape}, tau {result.tau:.3f} "
               f"({how}), {result.latency_ms:.2f} ms/step, predicted speedup {result.speedup:.3f}")
-    return {"completed_trials": len(records), "best_trial": best[0] if best else None,
-            "best": reports["best"][1].metrics() if best else None,
-            "best_arch": best[1].arch.to_dict() if best else None,
-            "measured_shapes": len(measurements), "context": evaluator.context,
-            **reports["paths"]}
+    return Result(completed_trials=len(records), best_trial=best[0] if best else None,
+                  best_metrics=best[1].metrics() if best else None,
+                  best_arch=best[1].candidate.to_dict() if best else None,
+                  measured_shapes=len(measurements), context=evaluator.context,
+                  **reports["paths"])
 
 
 def check_config(cfg: Config) -> None:
@@ -173,79 +184,74 @@ def check_config(cfg: Config) -> None:
     cfg.objective.check()
 
 
-def absolute_if_local(spec: str) -> str:
-    """A target given as a local directory, made absolute; an embedded name or hub id as is."""
-    if spec in EMBEDDED_TARGETS or not Path(spec).is_dir():
-        return spec
-    return str(Path(spec).resolve())
-
-
-def supernet_dir(path: str) -> Path:
+def supernet_dir(path: Path) -> Path:
     """A train run directory or its supernet/ directory -> the supernet/ directory."""
     directory = Path(path)
     return directory / "supernet" if (directory / "supernet").is_dir() else directory
 
 
-def table_path(cfg: Config) -> Path:
-    """hardware.table as a name in hardware_profiles/tables/ or a path; else the table
-    `draftnas profile` writes for this hardware and target."""
-    table = cfg.hardware.table
-    if table is None:
-        name = cfg.hardware.name or f"{torch.device(cfg.hardware.device).type}-{spec_name(cfg)}"
-        return TABLES_DIR / f"{name}.json"
-    named = TABLES_DIR / f"{table}.json"
-    return named if named.is_file() or not (table.endswith(".json") or os.sep in table) \
-        else Path(table)
-
-
-def spec_name(cfg: Config) -> str:
-    """The target part of profile's default table name (nas.commands.profile)."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(cfg.target).name or cfg.target)
+def table_path(cfg: Config, ctx: RunContext, target: Target) -> Path:
+    """hardware.table (or hardware.name): a table name or path; else the complete table of this
+    target measured on this device."""
+    if cfg.hardware.table or cfg.hardware.name:
+        return ctx.tables.named(cfg.hardware.table or cfg.hardware.name)
+    here = current_device(target.device, target.dtype, 0)
+    found = ctx.tables.find(target.fingerprint, here)
+    if found is None:
+        raise UserError(
+            f"hardware.table: no complete latency table of target '{target.spec}' measured on "
+            f"this {here.kind} ({here.name}, {here.dtype}) in {ctx.tables.directory} or "
+            f"{ctx.tables.shipped}; make one with `draftnas profile` (same target, device and "
+            "dtype) or give hardware.table=<table file>")
+    return found
 
 
 def build_evaluator(spec: EvaluatorSpec) -> tuple[SubnetEvaluator, Setup]:
-    os.environ["DRAFTNAS_HOME"] = spec.home
     if spec.threads:
         torch.set_num_threads(spec.threads)
-    target = load_configured_target(spec.target, spec.device, spec.dtype)
+    target = spec.ctx.target(spec.target)
     superdraft, meta = load_supernet(spec.supernet, target)
     superdraft.eval()
+    shapes = meta.shapes
     if spec.search_space is not None:
-        requested = requested_space(spec, target)
-        trained = replace(requested, decode_shapes=superdraft.space.decode_shapes)
-        check_meta(meta, trained, target.fingerprint, Path(spec.supernet))
-        serve_shapes(superdraft, requested.decode_shapes)
-    space = superdraft.space
+        requested, shapes = requested_space(spec, target)
+        check_meta(meta, requested, target.fingerprint, spec.supernet)
+    space = CandidateSpace(superdraft.space, shapes)
     predictor = LatencyPredictor.from_file(spec.table, target.fingerprint)
     check_table_covers(predictor, space)
-    prompts = prepared_prompts(spec.target, target, "test", spec.validation_prompts)
-    corpus = build_corpus(target, prompts, spec.max_new_tokens, draftnas_home() / "corpus")
-    taps = sorted({tap for taps in space.injected_layers for tap in taps})
-    validation = ValidationSet.build(target, corpus, taps, min(space.vision_keep_ratio) < 1.0)
+    prompts = prepared_prompts(target, "test", spec.validation_prompts)
+    corpus = cached_corpus(target, prompts, spec.max_new_tokens, spec.ctx.home)
+    taps = sorted({tap for taps in superdraft.space.injected_layers for tap in taps})
+    validation = ValidationSet.build(target, corpus, taps,
+                                     min(superdraft.space.vision_keep_ratio) < 1.0)
     context = spec.objective.context or sum(validation.lengths) / len(validation.lengths)
     evaluator = SubnetEvaluator(superdraft, AcceptanceEstimator(validation), predictor,
                                 Objective(spec.objective), context)
     return evaluator, Setup(target, space, predictor, corpus)
 
 
-def requested_space(spec: EvaluatorSpec, target: Target) -> ResolvedSpace:
+def requested_space(spec: EvaluatorSpec,
+                    target: Target) -> tuple[ResolvedSpace, tuple[DecodeShape, ...]]:
     """The space the user named, resolved as `draftnas train` resolved it (with the train run's
-    calibration when the space ranks layers by entropy)."""
+    calibration when the space ranks layers by entropy), and its decoding shapes."""
     space = load_space(spec.search_space)
     calibration = None
     if space.needs_calibration:
-        path = Path(spec.supernet).parent / CALIBRATION_FILE
+        path = spec.supernet.parent / CALIBRATION_FILE
         calibration = Calibration.load(path, fingerprint=target.fingerprint)
-    return space.resolve(TargetDims.of(target), calibration)
+    return space.resolve(TargetDims.of(target), calibration), space.decode
 
 
-def check_table_covers(predictor: LatencyPredictor, space: ResolvedSpace) -> None:
-    """Every value of every dimension must have table entries (TableError names the missing one)
-    before the first trial, not in the middle of a search."""
+def check_table_covers(predictor: LatencyPredictor, candidates: CandidateSpace) -> None:
+    """Every value of every dimension, and every shape, must have table entries (TableError names
+    the missing one) before the first trial, not in the middle of a search."""
+    space, largest_shape = candidates.space, candidates.shapes[-1]
     largest = space.largest()
     for dimension, values in space.choices().items():
         for value in values:
             arch = replace(largest, **{dimension: value})
             if arch.interaction == "none":  # tokens-only: no layer is injected
                 arch = replace(arch, injected_layers=())
-            predictor.breakdown(arch, 64.0, 1.0)
+            predictor.breakdown(arch, largest_shape, 64.0, 1.0)
+    for shape in candidates.shapes:
+        predictor.breakdown(largest, shape, 64.0, 1.0)

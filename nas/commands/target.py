@@ -13,47 +13,70 @@ keys:
 """
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import MISSING, asdict, dataclass, fields
+from pathlib import Path
 
 from PIL import Image
 
 from nas.commands import CommandConfig
 from nas.greedy import greedy_generate
-from nas.target_loading import load_configured_target
+from nas.run_context import RunContext, TargetConfig
 from nas.user_errors import UserError
 from targets import Target
 from targets.images import read_image
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig):
-    target: str
+class Config(CommandConfig, TargetConfig):
     name: str | None
-    device: str
-    dtype: str
     prompt: str | None
-    image: str | None
+    image: Path | None
     max_new_tokens: int
 
 
-def run(cfg: Config) -> dict[str, Any]:
+@dataclass(kw_only=True)
+class Result:
+    spec: str  # with its build for an embedded target (shapes:full), absolute for a directory
+    family: str
+    is_vlm: bool
+    num_layers: int
+    hidden_size: int
+    num_heads: int
+    vocab_size: int
+    max_positions: int
+    parameters: int
+    fingerprint: str
+    path: str
+    load_seconds: float  # 0 for a target this process had loaded already
+    # With prompt=: the greedy generation.
+    prompt: str | None = None
+    prompt_tokens: int | None = None
+    token_ids: list[int] | None = None
+    text: str | None = None
+    generate_seconds: float | None = None
+    tokens_per_second: float | None = None
+
+
+# What every run prints: the fields without a default (the generation's have one).
+FACTS = [field.name for field in fields(Result) if field.default is MISSING]
+
+
+def run(cfg: Config, ctx: RunContext) -> Result:
     check_generation_request(cfg)
     image = read_image(cfg.image) if cfg.image else None
-    spec = cfg.name or cfg.target
     started = time.perf_counter()
-    target = load_configured_target(spec, cfg.device, cfg.dtype)
-    facts = target_facts(target)
-    facts["load_seconds"] = round(time.perf_counter() - started, 3)
-    print_facts(facts)
+    target = ctx.target(cfg, cfg.name)
+    result = Result(**target_facts(target), load_seconds=round(time.perf_counter() - started, 3))
+    print_facts(result)
     if cfg.prompt is None:
-        return facts
+        return result
     if image is not None and not target.is_vlm:
-        raise UserError(f"image: target '{spec}' is text-only; drop image= or pick a VLM target")
+        raise UserError(f"image: target '{target.spec}' is text-only; drop image= or pick a VLM "
+                        "target")
     generation = generate(target, cfg.prompt, image, cfg.max_new_tokens)
     print(f"prompt: {cfg.prompt}")
     print(f"output: {generation['text']}")
-    return facts | generation
+    return Result(**{**asdict(result), **generation})
 
 
 def check_generation_request(cfg: Config) -> None:
@@ -63,7 +86,7 @@ def check_generation_request(cfg: Config) -> None:
         raise UserError(f"max_new_tokens: {cfg.max_new_tokens}; use a positive number")
 
 
-def target_facts(target: Target) -> dict[str, Any]:
+def target_facts(target: Target) -> dict[str, str | int | bool]:
     return {
         "spec": target.spec,
         "family": target.family,
@@ -79,10 +102,10 @@ def target_facts(target: Target) -> dict[str, Any]:
     }
 
 
-def print_facts(facts: dict[str, Any]) -> None:
-    width = max(map(len, facts))
-    for key, value in facts.items():
-        print(f"{key.ljust(width)}  {value}")
+def print_facts(result: Result) -> None:
+    width = max(map(len, FACTS))
+    for key in FACTS:
+        print(f"{key.ljust(width)}  {getattr(result, key)}")
 
 
 def generate(target: Target, prompt: str, image: Image.Image | None, max_new_tokens: int) -> dict:

@@ -22,7 +22,7 @@ keys:
   train.*         steps, batch_size, lr, warmup_steps, checkpoint_every, seed, loss.*, sandwich.*
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,31 +31,26 @@ import torch
 from nas.calibration import FILE_NAME as CALIBRATION_FILE
 from nas.calibration import Calibration, calibrate
 from nas.commands import CommandConfig
-from nas.target_loading import load_configured_target
+from nas.run_context import RunContext, TargetConfig
 from nas.user_errors import UserError
 from search_spaces import ResolvedSpace, TargetDims, load_space
-from specdec.vocab import most_frequent_tokens
+from specdec.shape import DecodeShape
 from supernet.checkpoint import SupernetMeta, save_supernet
-from supernet.corpus import build_corpus, response_tokens
+from supernet.corpus import cached_corpus, corpus_key, vocabulary_ranking
 from supernet.distributed import World, barrier, init_world
 from supernet.extract import extract
 from supernet.trainer import SupernetRecipe, TrainConfig
-from targets import PreparedInputs, Target
-from targets.embedded import EMBEDDED_TARGETS
-from targets.embedded.prompts import prompt_set
-from targets.home import draftnas_home
+from targets import Target
+from targets.embedded.prompts import prepared_prompts
 
 FEATURES = ("online", "disk")
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig):
-    target: str
+class Config(CommandConfig, TargetConfig):
     search_space: str
     budget_name: str
-    device: str
-    dtype: str
-    calibration: str | None
+    calibration: Path | None
     calibration_prompts: int
     prompts: int
     max_new_tokens: int
@@ -65,7 +60,30 @@ class Config(CommandConfig):
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def run(cfg: Config) -> dict[str, Any]:
+@dataclass(kw_only=True)
+class Result:
+    target: str
+    target_fingerprint: str
+    search_space: str
+    space_size: int
+    budget: str
+    processes: int
+    corpus_sequences: int
+    # SupernetRecipe.train's summary.
+    steps: int
+    resumed_from_step: int
+    train_seconds: float
+    samples_per_second: float | None
+    peak_memory_mb: float
+    final_metrics: dict[str, float]
+    # What the main process saved (None in the others).
+    supernet: str | None = None
+    checkpoints: str | None = None
+    metrics: str | None = None
+    draft: str | None = None  # a one-point space's draft checkpoint
+
+
+def run(cfg: Config, ctx: RunContext) -> Result:
     if cfg.features not in FEATURES:
         raise UserError(f"features: '{cfg.features}'; use one of {', '.join(FEATURES)}")
     if cfg.prompts < 1 or cfg.max_new_tokens < 1:
@@ -77,7 +95,7 @@ def run(cfg: Config) -> dict[str, Any]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     world = init_world(cfg.device)
-    target = load_configured_target(cfg.target, world.device, cfg.dtype)
+    target = ctx.target(replace(cfg, device=world.device))
     run_dir = Path(cfg.run_dir)
     calibration = None
     if space.needs_calibration:
@@ -85,24 +103,25 @@ def run(cfg: Config) -> dict[str, Any]:
     resolved = space.resolve(TargetDims.of(target), calibration)
     if world.is_main:
         (run_dir / "space.json").write_text(_json(resolved.to_dict()))
-    corpus = corpus_for(cfg, target, world)
-    vocab_ranking = vocabulary_ranking(resolved, corpus, target)
+    prompts = prepared_prompts(target, "train", cfg.prompts)
+    corpus = cached_corpus(target, prompts, cfg.max_new_tokens, ctx.home, world)
+    vocab_ranking = vocabulary_ranking(resolved.draft_vocab_size, corpus, target)
     intermediate_tap = calibration.candidate_taps[0] if calibration else None
     features_dir = None
     if cfg.features == "disk":
-        features_dir = draftnas_home() / "features" / f"{target.fingerprint[:16]}-{_key(cfg)}"
+        features_dir = ctx.home / "features" / corpus_key(target, prompts, cfg.max_new_tokens)
     recipe = SupernetRecipe(cfg.train, run_dir, world)
     try:
         recipe.setup(target, resolved, corpus, vocab_ranking, intermediate_tap, features_dir,
                      cfg.resume)
         summary = recipe.train()
-        outputs = save_outputs(cfg, recipe, resolved, intermediate_tap, run_dir, world)
+        outputs = save_outputs(recipe, resolved, space.decode, intermediate_tap, run_dir, world)
     finally:
         recipe.cleanup()
-    return {"target": target.spec, "target_fingerprint": target.fingerprint,
-            "search_space": resolved.name, "space_size": resolved.size(),
-            "budget": cfg.budget_name, "processes": world.size, "corpus_sequences": len(corpus),
-            **summary, **outputs}
+    return Result(target=target.spec, target_fingerprint=target.fingerprint,
+                  search_space=resolved.name, space_size=resolved.size(),
+                  budget=cfg.budget_name, processes=world.size, corpus_sequences=len(corpus),
+                  **summary, **outputs)
 
 
 def calibration_for(cfg: Config, target: Target, run_dir: Path, world: World) -> Calibration:
@@ -110,58 +129,29 @@ def calibration_for(cfg: Config, target: Target, run_dir: Path, world: World) ->
     if cfg.calibration or path.is_file():
         return Calibration.load(path, fingerprint=target.fingerprint)
     if world.is_main:
-        prompts = prepared_prompts(cfg.target, target, "train", cfg.calibration_prompts)
-        calibrate(target, prompts).save(path)
+        calibrate(target, prepared_prompts(target, "train", cfg.calibration_prompts)).save(path)
     barrier(world)
     return Calibration.load(path, fingerprint=target.fingerprint)
 
 
-def corpus_for(cfg: Config, target: Target, world: World) -> list:
-    cache = draftnas_home() / "corpus"
-    prompts = prepared_prompts(cfg.target, target, "train", cfg.prompts)
-    if world.is_main:  # the main process decodes; the others then read its cache
-        corpus = build_corpus(target, prompts, cfg.max_new_tokens, cache)
-    barrier(world)
-    if not world.is_main:
-        corpus = build_corpus(target, prompts, cfg.max_new_tokens, cache)
-    return corpus
-
-
-def prepared_prompts(spec: str, target: Target, split: str, limit: int) -> list[PreparedInputs]:
-    """The embedded prompt set of the target (a VLM's: shapes; a text model's: smollm2)."""
-    name = spec if spec in EMBEDDED_TARGETS else ("shapes" if target.is_vlm else "smollm2")
-    if target.tokenizer is None:
-        raise UserError(f"target '{spec}' has no tokenizer or processor, so prompts cannot be "
-                        "encoded; add its tokenizer files to the model directory")
-    return [target.prepare(prompt=text, images=[image] if image is not None else None)
-            for text, image in prompt_set(name, split, limit)]
-
-
-def vocabulary_ranking(space: ResolvedSpace, corpus: list, target: Target) -> list[int]:
-    """Most frequent response tokens first, as many as the largest reduced vocabulary."""
-    size = max((size for size in space.draft_vocab_size if size), default=0)
-    return most_frequent_tokens(response_tokens(corpus), size, target.vocab_size) if size else []
-
-
-def save_outputs(cfg: Config, recipe: SupernetRecipe, space: ResolvedSpace,
+def save_outputs(recipe: SupernetRecipe, space: ResolvedSpace, shapes: tuple[DecodeShape, ...],
                  intermediate_tap: int | None, run_dir: Path, world: World) -> dict[str, Any]:
+    """The supernet (its meta lists the space's decoding shapes, what a search of it tries) and,
+    for a one-point space, its draft (recommending the space's shape, if it lists one)."""
     if not world.is_main:
         return {}
     supernet_dir = save_supernet(run_dir / "supernet", recipe.superdraft,
-                                 SupernetMeta.of(recipe.superdraft, intermediate_tap))
+                                 SupernetMeta.of(recipe.superdraft, intermediate_tap, shapes))
     outputs: dict[str, Any] = {"supernet": str(supernet_dir),
                                "checkpoints": str(recipe.checkpoints),
                                "metrics": str(run_dir / "metrics.csv")}
     if space.size() == 1:
         provenance = {"source": "draftnas train", "search_space": space.name,
                       "supernet": str(supernet_dir), "steps": recipe.step}
-        draft = extract(recipe.superdraft, space.largest(), provenance)
+        recommended = shapes[0] if len(shapes) == 1 else None
+        draft = extract(recipe.superdraft, space.largest(), provenance, recommended)
         outputs["draft"] = str(draft.save_pretrained(run_dir / "draft"))
     return outputs
-
-
-def _key(cfg: Config) -> str:
-    return f"p{cfg.prompts}-n{cfg.max_new_tokens}"
 
 
 def _json(data: dict) -> str:

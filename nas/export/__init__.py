@@ -2,7 +2,7 @@
 
     selection = select_trial("runs/search/<run>", trial=None)     # best.json / trials.csv
     superdraft, meta = load_search_supernet(selection, target)    # checks the pairings
-    refine(superdraft, selection.arch, corpus, meta.intermediate_tap, 20, RefineConfig())
+    refine(superdraft, selection.candidate.arch, corpus, meta.intermediate_tap, 20, RefineConfig())
     draft = extract_selection(superdraft, selection)              # DraftModel, provenance set
     write_eagle3(draft, "<dir>")                                  # format=eagle3, where it fits
 

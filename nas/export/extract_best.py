@@ -2,16 +2,15 @@
 
 Three pairings are checked before any weight is copied, each a one-line ExportError: the target
 loaded now is the one the search ran against (best.json's fingerprint), the supernet was trained
-for that target, and the trial's arch is a point of the supernet's space (its decoding shape
-aside: the supernet serves any, nas.supernet_shapes). The extracted draft's config records the
-arch's shape as its recommended one (DraftConfig.decode).
+for that target, and the trial's arch is a point of the supernet's space (its decoding shape is
+not the supernet's business: it serves any). The extracted draft's config records the trial's
+shape as its recommended one (DraftConfig.decode).
 """
 
 from typing import Any
 
 from nas.export.errors import ExportError
 from nas.export.selection import Selection
-from nas.supernet_shapes import serve_shapes
 from search_spaces.errors import SpaceError
 from specdec.model import DraftModel
 from supernet import SuperDraft, SupernetMeta, extract, load_supernet
@@ -33,9 +32,8 @@ def load_search_supernet(selection: Selection, target: Any) -> tuple[SuperDraft,
                 f"{meta.target_fingerprint[:12]}, not the search's {target.fingerprint[:12]}; "
                 "point best.json's 'supernet' at the train run of this target")
     superdraft, meta = load_supernet(selection.supernet, target)
-    serve_shapes(superdraft, (*superdraft.space.decode_shapes, selection.arch.decode))
     try:
-        superdraft.space.validate(selection.arch)
+        superdraft.space.validate(selection.candidate.arch)
     except SpaceError as error:
         raise ExportError(f"trial {selection.trial} does not fit supernet "
                           f"{selection.supernet}: {error}") from None
@@ -48,4 +46,4 @@ def extract_selection(superdraft: SuperDraft, selection: Selection,
     provenance = selection.provenance()
     if refinement is not None:
         provenance["refinement"] = refinement
-    return extract(superdraft, selection.arch, provenance)
+    return extract(superdraft, selection.candidate.arch, provenance, selection.candidate.shape)

@@ -1,14 +1,14 @@
 """Which draft to export: the search's best trial (`best.json`) or a chosen one (`trials.csv`).
 
 Both files are written by `draftnas search` (nas/reports.py documents them):
-  best.json   {"trial", "arch" (DraftArch.to_dict(), its decode the chosen shape), "predicted":
+  best.json   {"trial", "arch" (Candidate.to_dict(): DraftArch fields, decode the chosen shape), "predicted":
               {"tau", "latency_ms", "speedup"}, "decode" (how the shape was chosen),
               "hardware_table", "supernet" (the train run's supernet/ directory),
               "target": {"spec", "fingerprint"}, "space", ...}
   trials.csv  one row per completed trial: `trial`, the DraftArch fields (taps joined by ",",
               an empty draft_vocab_size for the full vocabulary, the shape's label), tau,
               latency_ms, speedup, ...
-A chosen trial takes its arch and predictions from its row and everything that is shared by the
+A chosen trial takes its candidate and predictions from its row and everything that is shared by the
 whole search (supernet, target, hardware table, space) from best.json. The exported draft records
 its shape as its recommended decoding shape (DraftConfig.decode) and how it was chosen in its
 provenance ("decode"). Searches from before shapes were searched have no decode column or key:
@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nas.candidates import DECODE, Candidate
 from nas.export.errors import ExportError
-from search_spaces import DecodeShape, DraftArch
 from search_spaces.arch import DIMENSIONS
 from search_spaces.errors import SpaceError
+from specdec.errors import DraftError
+from specdec.shape import DecodeShape
 
 BEST_FILE = "best.json"
 TRIALS_FILE = "trials.csv"
@@ -38,7 +40,7 @@ class Selection:
 
     search_dir: Path
     trial: int
-    arch: DraftArch
+    candidate: Candidate  # the draft and its decoding shape
     predicted: dict[str, float]
     hardware_table: Any
     supernet: Path
@@ -60,15 +62,15 @@ def select_trial(search_dir: str | Path, trial: int | None = None) -> Selection:
     search_dir = Path(search_dir)
     best = read_best(search_dir)
     if trial is None or trial == best["trial"]:
-        number, arch, predicted = best["trial"], arch_of(best["arch"], search_dir / BEST_FILE), {
-            key: best["predicted"][key] for key in PREDICTED if key in best["predicted"]}
-        decode = best.get("decode") or {"shape": arch.decode.label, "tau_source": "default"}
+        number, candidate = best["trial"], candidate_of(best["arch"], search_dir / BEST_FILE)
+        predicted = {key: best["predicted"][key] for key in PREDICTED if key in best["predicted"]}
+        decode = best.get("decode") or {"shape": candidate.shape.label, "tau_source": "default"}
     else:
         number = trial
-        arch, predicted = trial_row(search_dir, trial)
-        decode = {"shape": arch.decode.label, "tau": predicted["tau"], "tau_source": "estimated",
-                  "predicted_speedup": predicted["speedup"]}
-    return Selection(search_dir, int(number), arch, predicted, best["hardware_table"],
+        candidate, predicted = trial_row(search_dir, trial)
+        decode = {"shape": candidate.shape.label, "tau": predicted["tau"],
+                  "tau_source": "estimated", "predicted_speedup": predicted["speedup"]}
+    return Selection(search_dir, int(number), candidate, predicted, best["hardware_table"],
                      Path(best["supernet"]), str(best["target"]["spec"]),
                      str(best["target"]["fingerprint"]), best["space"], decode)
 
@@ -92,17 +94,17 @@ def read_best(search_dir: Path) -> dict[str, Any]:
     return best
 
 
-def arch_of(data: Any, source: Path) -> DraftArch:
+def candidate_of(data: Any, source: Path) -> Candidate:
     if not isinstance(data, dict):
         raise ExportError(f"{source}: 'arch' is not an object of DraftArch fields; rerun the search")
     try:
-        return DraftArch.from_dict(data)
-    except SpaceError as error:
+        return Candidate.from_dict(data)
+    except (SpaceError, DraftError) as error:
         raise ExportError(f"{source}: {error}") from None
 
 
-def trial_row(search_dir: Path, trial: int) -> tuple[DraftArch, dict[str, float]]:
-    """The arch and predictions of trial `trial` from trials.csv."""
+def trial_row(search_dir: Path, trial: int) -> tuple[Candidate, dict[str, float]]:
+    """The candidate and predictions of trial `trial` from trials.csv."""
     import pandas as pd
 
     path = search_dir / TRIALS_FILE
@@ -110,7 +112,7 @@ def trial_row(search_dir: Path, trial: int) -> tuple[DraftArch, dict[str, float]
         raise ExportError(f"{path}: missing, so trial={trial} cannot be looked up; leave trial "
                           "unset to export the best trial")
     frame = pd.read_csv(path, dtype={"injected_layers": str})  # "2" must not become 2.0
-    optional = {"decode"}  # trials.csv of searches from before shapes were searched
+    optional = {DECODE}  # trials.csv of searches from before shapes were searched
     missing = [name for name in ("trial", *DIMENSIONS, *PREDICTED)
                if name not in frame.columns and name not in optional]
     if missing:
@@ -120,24 +122,24 @@ def trial_row(search_dir: Path, trial: int) -> tuple[DraftArch, dict[str, float]
         raise ExportError(f"trial={trial} is not in {path} (its completed trials: "
                           f"{_listing(frame['trial'].tolist())}); pick one of those")
     row = rows.iloc[0].to_dict()
-    fields = {name: row[name] for name in DIMENSIONS if name in row}
+    fields = {name: row[name] for name in (*DIMENSIONS, DECODE) if name in row}
     fields["injected_layers"] = taps_of(fields["injected_layers"])
-    if "decode" in fields:
-        fields["decode"] = shape_of(fields["decode"], path)
+    if DECODE in fields:
+        fields[DECODE] = shape_of(fields[DECODE], path)
     vocab = fields["draft_vocab_size"]
     fields["draft_vocab_size"] = None if _is_missing(vocab) else int(vocab)
     for name in ("num_layers", "num_heads", "intermediate_size"):
         fields[name] = int(fields[name])
     fields["vision_keep_ratio"] = float(fields["vision_keep_ratio"])
     predicted = {key: float(row[key]) for key in PREDICTED}
-    return arch_of(fields, path), predicted
+    return candidate_of(fields, path), predicted
 
 
 def shape_of(cell: Any, source: Path) -> dict[str, Any]:
-    """A decoding shape's label from a CSV cell, as DraftArch.from_dict takes it."""
+    """A decoding shape's label from a CSV cell, as Candidate.from_dict takes it."""
     try:
         return DecodeShape.parse(cell).to_dict()
-    except SpaceError as error:
+    except DraftError as error:
         raise ExportError(f"{source}: {error}") from None
 
 

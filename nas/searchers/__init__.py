@@ -5,16 +5,17 @@
     exhaustive   nas.searchers.exhaustive     every point of a small space
 
 Each exposes `search(problem: SearchProblem, config: SearcherConfig) -> list[TrialRecord]`: the
-completed trials, every one a distinct arch, numbered as the strategy numbers them.
+completed trials, every one a distinct candidate (nas.candidates: a draft and its decoding
+shape), numbered as the strategy numbers them.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from nas.candidates import CandidateSpace
 from nas.objectives import Objective, SubnetEvaluator, TrialResult
 from nas.user_errors import UserError
-from search_spaces import DraftArch, ResolvedSpace
 
 NAMES = ("tpe", "nsga2", "ray", "exhaustive")
 
@@ -41,7 +42,7 @@ class SearcherConfig:
 
 @dataclass
 class SearchProblem:
-    space: ResolvedSpace
+    space: CandidateSpace
     objective: Objective
     evaluator: SubnetEvaluator  # in this process
     # Rebuilds an equal evaluator in another process (Ray workers); picklable.
@@ -56,12 +57,6 @@ class SearchProblem:
 class TrialRecord:
     number: int
     result: TrialResult
-
-
-def arch_key(arch: DraftArch) -> str:
-    """One string per distinct arch (what "repeats none" compares)."""
-    data = arch.to_dict()
-    return ";".join(f"{name}={data[name]}" for name in sorted(data))
 
 
 def search(problem: SearchProblem, config: SearcherConfig) -> list[TrialRecord]:

@@ -1,7 +1,7 @@
 """Exhaustive search (`searcher=exhaustive`): evaluate every distinct point of a small space.
 
-Trials are numbered in the space's own order (ResolvedSpace iteration); a tokens-only draft is
-evaluated once, whatever its injected layers. Spaces above `searcher.max_size` points are refused:
+Trials are numbered in the space's own order (CandidateSpace iteration: each draft, then its
+shapes); a tokens-only draft is evaluated once per shape, whatever its injected layers. Spaces above `searcher.max_size` points are refused:
 use tpe, nsga2 or ray for those. `n_trials` does not apply: every point is a trial.
 """
 
@@ -17,6 +17,6 @@ def search(problem: SearchProblem, config: SearcherConfig) -> list[TrialRecord]:
         raise UserError(f"searcher=exhaustive: space '{problem.space.name}' has {size} points, "
                         f"over searcher.max_size={config.max_size}; use searcher=tpe or raise "
                         "searcher.max_size")
-    return [TrialRecord(number, problem.evaluator.evaluate(arch))
-            for number, arch in enumerate(tqdm(problem.space, total=size, leave=False,
+    return [TrialRecord(number, problem.evaluator.evaluate(candidate))
+            for number, candidate in enumerate(tqdm(problem.space, total=size, leave=False,
                                                desc="search exhaustive", unit="trial"))]

@@ -6,21 +6,22 @@ storage as it completes, so an interrupted search loses none; a rerun with the s
 study name continues it until the study holds exactly `n_trials` completed trials.
 
 Any number of workers (`draftnas search` processes) may search one study at once; together they
-end with exactly `n_trials` completed trials and evaluate no arch twice. A trial claims its arch
-as soon as it is drawn (user attrs "worker", host:pid, then "arch_key"); the trials numbered before
-it decide what it does (Optuna numbers trials in the order they are created, one at a time):
-- it waits until every earlier running trial has claimed its arch and, counted with the completed
-  ones, leaves it room under `n_trials` (so only the last few trials of a search ever wait);
-- an arch that a completed or earlier running trial holds is not evaluated again: the trial is
-  PRUNED with that trial's number in user attr "duplicate_of", and a random arch nobody holds is
-  enqueued so that the search keeps moving (a tokens-only draft is the same arch whatever its
-  injected layers, and a small space fills up);
+end with exactly `n_trials` completed trials and evaluate no candidate (a draft and its decoding
+shape) twice. A trial claims its candidate as soon as it is drawn (user attrs "worker", host:pid,
+then "arch_key"); the trials numbered before it decide what it does (Optuna numbers trials in the
+order they are created, one at a time):
+- it waits until every earlier running trial has claimed its candidate and, counted with the
+  completed ones, leaves it room under `n_trials` (so only the last few trials of a search wait);
+- a candidate that a completed or earlier running trial holds is not evaluated again: the trial
+  is PRUNED with that trial's number in user attr "duplicate_of", and a random candidate nobody
+  holds is enqueued so that the search keeps moving (a tokens-only draft is the same draft
+  whatever its injected layers, and a small space fills up);
 - a trial that finds the study full is PRUNED, and its worker stops.
 A worker that died leaves a RUNNING trial: it is FAILED, never counted, by the next worker that
-looks (stale_trials), and its arch may be drawn again.
+looks (stale_trials), and its candidate may be drawn again.
 
-Completed trials carry user attrs "arch_key" and "result": the arch (DraftArch.to_dict()) and every
-metric of nas.objectives.TrialResult.
+Completed trials carry user attrs "arch_key" and "result": the candidate (a draft and its
+decoding shape, Candidate.to_dict()) and every metric of nas.objectives.TrialResult.
 """
 
 import logging
@@ -33,12 +34,12 @@ from optuna.study import MaxTrialsCallback
 from optuna.trial import TrialState
 from tqdm import tqdm
 
+from nas.candidates import Candidate
 from nas.objectives import TrialResult
-from nas.searchers import SearcherConfig, SearchProblem, TrialRecord, arch_key
+from nas.searchers import SearcherConfig, SearchProblem, TrialRecord
 from nas.searchers.optuna_storage import open_study, storage_of, study_storage
 from nas.searchers.stale_trials import THIS_WORKER, fail_stale_trials
 from nas.user_errors import UserError
-from search_spaces import DraftArch
 
 # How often a waiting trial looks at the study again.
 POLL_SECONDS = 0.1
@@ -51,7 +52,7 @@ def search(problem: SearchProblem, config: SearcherConfig) -> list[TrialRecord]:
     space = problem.space
     if problem.n_trials > space.size():
         raise UserError(f"n_trials: {problem.n_trials} but space '{space.name}' has only "
-                        f"{space.size()} distinct drafts; lower n_trials or use "
+                        f"{space.size()} distinct candidates; lower n_trials or use "
                         "searcher=exhaustive")
     study = open_study(study_storage(problem, config), problem, sampler_of(config.name, problem),
                        config)
@@ -76,8 +77,8 @@ def sampler_of(name: str, problem: SearchProblem) -> optuna.samplers.BaseSampler
 
 
 class Objective:
-    """One trial of `study.optimize`: claim an arch, wait for its turn, evaluate it unless another
-    trial holds it."""
+    """One trial of `study.optimize`: claim a candidate, wait for its turn, evaluate it unless
+    another trial holds it."""
 
     def __init__(self, problem: SearchProblem, config: SearcherConfig, rng: random.Random):
         self.problem, self.config, self.rng = problem, config, rng
@@ -87,8 +88,8 @@ class Objective:
         problem = self.problem
         params = {name: trial.suggest_categorical(name, values)
                   for name, values in self.choices.items()}
-        arch = problem.space.from_params(params)
-        key = arch_key(arch)
+        candidate = problem.space.from_params(params)
+        key = candidate.key
         trial.set_user_attr("worker", THIS_WORKER)
         trial.set_user_attr("arch_key", key)  # the claim: later trials compare against it
         held = self.wait_for_turn(trial)
@@ -98,10 +99,10 @@ class Objective:
         if key in held:
             trial.set_user_attr("duplicate_of", held[key])
             enqueue_unseen(trial.study, problem, set(held), self.rng)
-            raise optuna.TrialPruned(f"the arch of trial {held[key]}")
-        result = problem.evaluator.evaluate(arch)
+            raise optuna.TrialPruned(f"the candidate of trial {held[key]}")
+        result = problem.evaluator.evaluate(candidate)
         # One attribute, not one per metric: each is a write (and a commit) to the storage.
-        trial.set_user_attr("result", {"arch": result.arch.to_dict(), **result.metrics()})
+        trial.set_user_attr("result", {"arch": candidate.to_dict(), **result.metrics()})
         if problem.objective.config.latency_budget_ms is not None:
             trial.set_constraint("latency", result.constraint)  # <= 0: feasible
         return problem.objective.values(result)
@@ -130,12 +131,12 @@ def enqueue_unseen(study: optuna.Study, problem: SearchProblem, held: set[str],
                    rng: random.Random) -> None:
     space = problem.space
     for _ in range(1000):
-        arch = space.sample(rng)
-        if arch_key(arch) not in held:
+        candidate = space.sample(rng)
+        if candidate.key not in held:
             break
     else:  # a nearly full space: walk it in order instead of sampling (held < n_trials <= size)
-        arch = next(a for a in space if arch_key(a) not in held)
-    study.enqueue_trial(space.to_params(arch), skip_if_exists=True)
+        candidate = next(c for c in space if c.key not in held)
+    study.enqueue_trial(space.to_params(candidate), skip_if_exists=True)
 
 
 def records(study: optuna.Study, problem: SearchProblem) -> list[TrialRecord]:
@@ -144,9 +145,8 @@ def records(study: optuna.Study, problem: SearchProblem) -> list[TrialRecord]:
     out = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         attrs = trial.user_attrs["result"]
-        arch = DraftArch.from_dict(attrs["arch"])
         out.append(TrialRecord(trial.number, TrialResult(
-            arch=arch, tau=attrs["tau"], chain_tau=attrs["chain_tau"],
+            candidate=Candidate.from_dict(attrs["arch"]), tau=attrs["tau"], chain_tau=attrs["chain_tau"],
             tree_tau=attrs["tree_tau"], acceptance_by_depth=attrs["acceptance_by_depth"],
             latency_ms=attrs["latency_ms"], draft_ms=attrs["draft_ms"],
             speedup=attrs["speedup"], constraint=attrs["constraint"])))

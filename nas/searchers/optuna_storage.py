@@ -26,7 +26,12 @@ OPEN_ATTEMPTS = 4
 
 
 def study_storage(problem: SearchProblem, config: SearcherConfig) -> str:
-    return config.storage or f"sqlite:///{(problem.run_dir / 'study.db').resolve()}"
+    """`searcher.storage`, or the run directory's SQLite file as a URL. Optuna fills a URL in as a
+    format template, so braces (which a directory name may hold) are doubled."""
+    if config.storage:
+        return config.storage
+    path = str((problem.run_dir / "study.db").resolve())
+    return "sqlite:///" + path.replace("{", "{{").replace("}", "}}")
 
 
 def storage_of(url: str, config: SearcherConfig) -> optuna.storages.BaseStorage:

@@ -7,28 +7,24 @@ supernet, validation features) from the problem's picklable factory and keeps it
 it runs. OptunaSearch samples the same categorical space as the Optuna searchers; with two
 objectives it gets both metrics and modes (it never prunes). Ray's own results go to
 `<run_dir>/ray/`; Ray is shut down when the search ends, also after an error or an interrupt, when
-this search started it.
+this search started it. Ray reads RAY_AUTH_MODE and RAY_AIR_NEW_OUTPUT at import: the CLI sets
+their defaults at its entry (nas.cli).
 """
 
-import os
 import socket
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # the legacy reporter honours verbose=0
-
-# Imported after the environment above, which Ray reads at import.
 import ray
 from optuna.distributions import CategoricalDistribution
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 from tqdm import tqdm
 
+from nas.candidates import Candidate
 from nas.objectives import SubnetEvaluator, TrialResult
-from nas.searchers import SearcherConfig, SearchProblem, TrialRecord, arch_key
+from nas.searchers import SearcherConfig, SearchProblem, TrialRecord
 from nas.user_errors import UserError
-from search_spaces import DraftArch
 
 REACH_TIMEOUT_S = 5.0
 # The evaluator a Ray worker process built, with the factory (a frozen dataclass) that built it.
@@ -126,16 +122,16 @@ def check_reachable(address: str) -> None:
 
 
 def run_trial(config: dict[str, Any], factory: Any, space: Any) -> dict[str, Any]:
-    """One Tune trial in a worker: evaluate the sampled arch, return its metrics."""
+    """One Tune trial in a worker: evaluate the sampled candidate, return its metrics."""
     if not _WORKER_EVALUATOR or _WORKER_EVALUATOR[0][0] != factory:
         _WORKER_EVALUATOR[:] = [(factory, factory())]
-    arch = space.from_params(config)
-    result = _WORKER_EVALUATOR[0][1].evaluate(arch)
-    return {**result.metrics(), "arch": arch.to_dict(), "arch_key": arch_key(arch)}
+    candidate = space.from_params(config)
+    result = _WORKER_EVALUATOR[0][1].evaluate(candidate)
+    return {**result.metrics(), "arch": candidate.to_dict(), "arch_key": candidate.key}
 
 
 def records_of(grid: Any) -> list[TrialRecord]:
-    """Finished trials in the order Tune created them; a repeated arch keeps its first trial."""
+    """Finished trials in the order Tune created them; a repeated candidate keeps its first."""
     out, seen = [], set()
     for number, result in enumerate(grid):
         metrics = result.metrics
@@ -145,7 +141,7 @@ def records_of(grid: Any) -> list[TrialRecord]:
             continue
         seen.add(metrics["arch_key"])
         out.append(TrialRecord(number, TrialResult(
-            arch=DraftArch.from_dict(metrics["arch"]), tau=metrics["tau"],
+            candidate=Candidate.from_dict(metrics["arch"]), tau=metrics["tau"],
             chain_tau=metrics["chain_tau"], tree_tau=metrics["tree_tau"],
             acceptance_by_depth=list(metrics["acceptance_by_depth"]),
             latency_ms=metrics["latency_ms"], draft_ms=metrics["draft_ms"],

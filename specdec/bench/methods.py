@@ -22,7 +22,7 @@ from transformers import PreTrainedModel
 from specdec.bench.hf_forwards import ForwardLog
 from specdec.decoder import SpeculativeDecoder, check_sampling
 from specdec.model import DraftModel
-from specdec.recommended import shape_label, shaped_config
+from specdec.recommended import ShapeKeys, shaped_config
 from specdec.stats import DecodeStats
 from targets import PreparedInputs
 
@@ -107,15 +107,15 @@ def vanilla_method(target: Any) -> DecoderMethod:
     return DecoderMethod("vanilla", "vanilla", SpeculativeDecoder(target, None))
 
 
-def draft_method(target: Any, directory: str | Path, shape: dict[str, Any],
+def draft_method(target: Any, directory: str | Path, keys: ShapeKeys,
                  adaptive: bool) -> DecoderMethod:
     """Our decoder with the checkpoint in `directory` (a DraftError if it is not for `target`),
-    decoding with its recommended shape under the `shape` keys given (specdec.recommended); the
+    decoding with its recommended shape under the shape `keys` given (specdec.recommended); the
     row's name says the shape and where it came from."""
     draft = DraftModel.from_pretrained(directory, target)
-    config, source = shaped_config(draft.config, shape, adaptive=adaptive)
+    config, source = shaped_config(draft.config.decode, keys, adaptive=adaptive)
     every_step = "" if config.adaptive else ", every step"
-    name = f"draft:{Path(directory).name} ({shape_label(config)}, {source}{every_step})"
+    name = f"draft:{Path(directory).name} ({config.shape.label}, {source}{every_step})"
     return DecoderMethod(name, "draft", SpeculativeDecoder(target, draft, config))
 
 

@@ -5,10 +5,11 @@ import pytest
 from hardware_profiles.device import DeviceFingerprint
 from hardware_profiles.memory import MemoryFacts
 from hardware_profiles.parts import ProfileGrid, parse_key, required_keys
-from hardware_profiles.profiler import ProfileSettings
+from hardware_profiles.profiler import ProfileSettings, space_record
 from hardware_profiles.table import LatencyTable
 from hardware_profiles.timing import Timing, TimingConfig
-from search_spaces import DecodeShape, SearchSpace, TargetDims
+from search_spaces import SearchSpace, TargetDims
+from specdec.shape import DecodeShape
 
 SMALL_SPACE = {
     "name": "small",
@@ -28,6 +29,7 @@ SMALL_SPACE = {
 LAYER_KIND_MS = {"self": 0.0, "cross": 0.05, "concat": 0.02}
 DIMS = TargetDims(hidden_size=64, num_layers=4, num_heads=4, vocab_size=256)
 CHAIN, TREE = DecodeShape.chain(2), DecodeShape(depth=3, top_k=4, total_tokens=10)
+SHAPES = (CHAIN, TREE)  # the small space's, cheapest first
 GRID = ProfileGrid(contexts=(32, 64, 128), causal_queries=(1, 2, 3), tree_queries=(2, 4, 8, 10),
                    draft_queries=(1, 2, 3, 4))
 DEVICE = DeviceFingerprint("cpu", "test cpu", 1, "2.13.0", "float32")
@@ -81,6 +83,6 @@ def synthetic_table(image_tokens: int = 16) -> LatencyTable:
               "num_layers": DIMS.num_layers, "num_heads": DIMS.num_heads,
               "vocab_size": DIMS.vocab_size, "image_tokens": image_tokens}
     entries = {key: Timing(synthetic_ms(*parse_key(key)), 0.01, 5)
-               for key in required_keys(space, GRID, image_tokens)}
-    return LatencyTable(DEVICE, target, space.to_dict(), GRID, TimingConfig(1, 5),
+               for key in required_keys(space, SHAPES, GRID, image_tokens)}
+    return LatencyTable(DEVICE, target, space_record(space, SHAPES), GRID, TimingConfig(1, 5),
                         entries, complete=True, memory=MemoryFacts(4_000_000, 8.0))

@@ -4,16 +4,16 @@ import dataclasses
 import random
 
 import pytest
-from latency_fixtures import CHAIN, TREE, synthetic_ms, synthetic_table
+from latency_fixtures import CHAIN, SHAPES, TREE, synthetic_ms, synthetic_table
 
 from hardware_profiles.parts import draft_config
 from hardware_profiles.predictor import InterpolatedValueWarning, LatencyPredictor
 from hardware_profiles.table import TableError
-from search_spaces import DEFAULT_DECODE, DraftArch
+from search_spaces import DraftArch
+from specdec.shape import DEFAULT_SHAPE
 
 EAGLE_LIKE = DraftArch(interaction="concat", injected_layers=(4,), num_layers=1, num_heads=4,
-                       intermediate_size=128, vision_keep_ratio=1.0, draft_vocab_size=None,
-                       decode=TREE)
+                       intermediate_size=128, vision_keep_ratio=1.0, draft_vocab_size=None)
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def shape_ms(part: str, shape, **fields) -> float:
 
 @pytest.mark.parametrize("shape", [TREE, CHAIN], ids=["tree", "chain"])
 def test_a_step_is_the_sum_of_the_decoders_calls(predictor, shape):
-    arch, ctx, tau = dataclasses.replace(EAGLE_LIKE, decode=shape), 100, 2
+    arch, ctx, tau = EAGLE_LIKE, 100, 2
     cfg = draft_config(predictor.dims, arch)
     k = shape.top_k
 
@@ -65,12 +65,12 @@ def test_a_step_is_the_sum_of_the_decoders_calls(predictor, shape):
                                       "ctx": ctx})
               + shape_ms("step_overhead", shape, ctx=ctx))
     plain = synthetic_ms("plain", {"ctx": ctx})  # timed whole, as the decoder runs it
-    parts = predictor.breakdown(arch, ctx, tau)
+    parts = predictor.breakdown(arch, shape, ctx, tau)
     assert parts.tree_ms == pytest.approx(tree)
     assert parts.advance_ms == pytest.approx(advance)
     assert parts.verify_ms == pytest.approx(verify)
     assert parts.target_step_ms == pytest.approx(plain)
-    assert predictor.speedup(arch, tau, ctx) == pytest.approx(
+    assert predictor.speedup(arch, shape, tau, ctx) == pytest.approx(
         tau * plain / (tree + advance + verify))
 
 
@@ -95,46 +95,49 @@ def test_predictions_grow_with_every_size(predictor):
 
     space = small_space()
     for _ in range(20):
-        arch = space.sample(rng)
-        base = predictor.draft_ms(arch, 64, 2)
-        assert predictor.draft_ms(arch, 100, 2) > base
-        assert predictor.draft_ms(arch, 64, 3) > base
+        arch, shape = space.sample(rng), rng.choice(SHAPES)
+
+        def cost(draft: DraftArch, ctx: int = 64, tau: int = 2, shape=shape) -> float:
+            return predictor.draft_ms(draft, shape, ctx, tau)
+
+        base = cost(arch)
+        assert cost(arch, ctx=100) > base and cost(arch, tau=3) > base
         if arch.num_layers == 1:
-            assert predictor.draft_ms(dataclasses.replace(arch, num_layers=2), 64, 2) > base
+            assert cost(dataclasses.replace(arch, num_layers=2)) > base
         if arch.intermediate_size == 64:
-            assert predictor.draft_ms(dataclasses.replace(arch, intermediate_size=128), 64, 2) > base
+            assert cost(dataclasses.replace(arch, intermediate_size=128)) > base
         if arch.draft_vocab_size is not None:
-            assert predictor.draft_ms(dataclasses.replace(arch, draft_vocab_size=None), 64, 2) > base
+            assert cost(dataclasses.replace(arch, draft_vocab_size=None)) > base
         if arch.vision_keep_ratio < 1:
-            assert predictor.draft_ms(dataclasses.replace(arch, vision_keep_ratio=1.0), 64, 2) > base
-        assert predictor.step_ms(arch, 100, 2) > predictor.step_ms(arch, 64, 2)
-    assert predictor.speedup(EAGLE_LIKE, 3, 64) > predictor.speedup(EAGLE_LIKE, 2, 64)
+            assert cost(dataclasses.replace(arch, vision_keep_ratio=1.0)) > base
+        assert predictor.step_ms(arch, shape, 100, 2) > predictor.step_ms(arch, shape, 64, 2)
+    assert predictor.speedup(EAGLE_LIKE, TREE, 3, 64) > predictor.speedup(EAGLE_LIKE, TREE, 2, 64)
 
 
 def test_a_chain_drafts_and_verifies_less_than_a_tree(predictor):
-    chain, tree = (dataclasses.replace(EAGLE_LIKE, decode=shape) for shape in (CHAIN, TREE))
-    assert predictor.breakdown(chain, 64, 2).tree_ms < predictor.breakdown(tree, 64, 2).tree_ms
+    chain, tree = (predictor.breakdown(EAGLE_LIKE, shape, 64, 2) for shape in (CHAIN, TREE))
+    assert chain.tree_ms < tree.tree_ms
     assert predictor.verify_ms(CHAIN, 64) < predictor.verify_ms(TREE, 64)
     # at the same tau the cheaper step decodes faster
-    assert predictor.speedup(chain, 2, 64) > predictor.speedup(tree, 2, 64)
+    assert predictor.speedup(EAGLE_LIKE, CHAIN, 2, 64) > predictor.speedup(EAGLE_LIKE, TREE, 2, 64)
 
 
 def test_missing_space_values_raise_one_line(predictor):
     with pytest.raises(TableError, match=r"no layer entry with heads=1 \(table has 2, 4\)"):
-        predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, num_heads=1), 64, 2)
+        predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, num_heads=1), TREE, 64, 2)
     with pytest.raises(TableError, match="no head entry with vocab=100"):
-        predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, draft_vocab_size=100), 64, 2)
+        predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, draft_vocab_size=100), TREE, 64, 2)
     with pytest.raises(TableError, match="no layer entry with ffn=512"):
-        predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, intermediate_size=512), 64, 2)
+        predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, intermediate_size=512), TREE, 64, 2)
     with pytest.raises(TableError, match="no fusion entry with taps=3"):
-        predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, injected_layers=(1, 2, 4)), 64, 2)
+        predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, injected_layers=(1, 2, 4)), TREE, 64, 2)
     with pytest.raises(TableError, match=r"no tree_overhead entry with depth=6 \(table has 2, 3\)"):
-        predictor.draft_ms(dataclasses.replace(EAGLE_LIKE, decode=DEFAULT_DECODE), 64, 2)
+        predictor.draft_ms(EAGLE_LIKE, DEFAULT_SHAPE, 64, 2)
 
 
 def test_tau_below_one_is_refused(predictor):
     with pytest.raises(ValueError, match="tau >= 1"):
-        predictor.speedup(EAGLE_LIKE, 0.5, 64)
+        predictor.speedup(EAGLE_LIKE, TREE, 0.5, 64)
 
 
 def test_scoring_cost_of_vision_keep(predictor):

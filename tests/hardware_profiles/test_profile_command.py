@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from hardware_profiles.table import load_table
+from hardware_profiles.table_store import SHIPPED_DIR
 from nas.cli import main
 from targets.tiny import tiny_target
 
@@ -73,3 +74,22 @@ def test_table_of_another_target_exits_2(capsys, tiny_dir, small_space_file, tmp
 def test_bad_settings_exit_2(capsys, tiny_dir, small_space_file, tmp_path):
     code, _, err = profile_cli(capsys, tiny_dir, small_space_file, tmp_path, "hardware.repeats=0")
     assert_one_line_exit_2(code, err, "hardware.repeats")
+
+
+def test_a_table_goes_among_the_users_tables_never_into_the_package(capsys, tiny_dir,
+                                                                    small_space_file, tmp_path,
+                                                                    monkeypatch):
+    """Without output= or hardware.name the table is named by target and device under
+    $DRAFTNAS_HOME/tables; reuse=true then finds it there and times nothing."""
+    monkeypatch.setenv("DRAFTNAS_HOME", str(tmp_path / "home"))
+    shipped = sorted(SHIPPED_DIR.iterdir())
+    args = ["profile", f"target={tiny_dir}", f"search_space={small_space_file}", *FAST]
+    assert main([*args, f"run_dir={tmp_path / 'first'}"]) == 0
+    first = json.loads((tmp_path / "first" / "result.json").read_text())["result"]
+    table = Path(first["table"])
+    assert table.parent == tmp_path / "home" / "tables" and table.name.startswith("cpu-")
+    assert first["profiled"] and sorted(SHIPPED_DIR.iterdir()) == shipped
+    assert main([*args, "reuse=true", f"run_dir={tmp_path / 'again'}"]) == 0
+    again = json.loads((tmp_path / "again" / "result.json").read_text())["result"]
+    assert (again["table"], again["profiled"]) == (str(table), False)
+    assert "matches this target and device, not profiling" in capsys.readouterr().out

@@ -1,7 +1,7 @@
 """Profiling a tiny target and a small space end to end: complete tables, resume, validation."""
 
 import pytest
-from latency_fixtures import fast_settings, small_space
+from latency_fixtures import SHAPES, fast_settings, small_space
 
 from hardware_profiles import benches as benches_module
 from hardware_profiles import profiler as profiler_module
@@ -22,9 +22,9 @@ def vlm():
 
 def test_profile_times_every_part_the_space_needs(vlm, tmp_path):
     space = small_space(TargetDims.of(vlm))
-    report = profile(vlm, space, tmp_path / "t.json", fast_settings())
+    report = profile(vlm, space, SHAPES, tmp_path / "t.json", fast_settings())
     table = load_table(tmp_path / "t.json", vlm.fingerprint, report.table.device)
-    keys = required_keys(space, table.grid, image_tokens_of(vlm))
+    keys = required_keys(space, SHAPES, table.grid, image_tokens_of(vlm))
     assert set(table.entries) == set(keys) and table.complete
     assert report.measured == len(keys) and report.skipped == 0
     # the parts the space implies: both heads, both layer kinds, the VLM's scoring prefill
@@ -48,7 +48,7 @@ def test_profile_times_every_part_the_space_needs(vlm, tmp_path):
     assert all(t.ms > 0 for t in table.entries.values())
     # the predictor covers every point of the space with this table
     predictor = LatencyPredictor(table)
-    assert all(predictor.speedup(arch, 2.0, 30) > 0 for arch in space)
+    assert all(predictor.speedup(arch, shape, 2.0, 30) > 0 for arch in space for shape in SHAPES)
 
 
 def test_an_interrupted_profile_resumes_and_skips_what_it_saved(vlm, tmp_path, monkeypatch):
@@ -64,36 +64,36 @@ def test_an_interrupted_profile_resumes_and_skips_what_it_saved(vlm, tmp_path, m
 
     monkeypatch.setattr(profiler_module, "time_call", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        profile(vlm, space, path, fast_settings())
+        profile(vlm, space, SHAPES, path, fast_settings())
     partial = load_table(path)
     assert not partial.complete and len(partial.entries) == 7
     monkeypatch.setattr(profiler_module, "time_call", real_time_call)
-    report = profile(vlm, space, path, fast_settings())
+    report = profile(vlm, space, SHAPES, path, fast_settings())
     assert report.skipped == 7 and report.measured == len(report.table.entries) - 7
     assert load_table(path).complete
-    again = profile(vlm, space, path, fast_settings())
+    again = profile(vlm, space, SHAPES, path, fast_settings())
     assert again.measured == 0
 
 
 def test_resume_refuses_a_table_made_otherwise(vlm, tmp_path):
     space = small_space(TargetDims.of(vlm))
     path = tmp_path / "t.json"
-    profile(vlm, space, path, fast_settings())
+    profile(vlm, space, SHAPES, path, fast_settings())
     with pytest.raises(TableError, match="another grid"):
-        profile(vlm, space, path, fast_settings(contexts=(16, 32)))
+        profile(vlm, space, SHAPES, path, fast_settings(contexts=(16, 32)))
     other = tiny_target("llava_clip", seed=1)
     with pytest.raises(TableError, match="not 'tiny:llava_clip'"):
-        profile(other, space, path, fast_settings())
-    fresh = profile(vlm, space, path, fast_settings(contexts=(16, 32)), fresh=True)
+        profile(other, space, SHAPES, path, fast_settings())
+    fresh = profile(vlm, space, SHAPES, path, fast_settings(contexts=(16, 32)), fresh=True)
     assert fresh.skipped == 0 and fresh.table.grid.contexts == (16, 32)
 
 
 def test_validation_measures_random_drafts_and_plots(vlm, tmp_path):
     space = small_space(TargetDims.of(vlm))
-    profile(vlm, space, tmp_path / "t.json", fast_settings())
+    profile(vlm, space, SHAPES, tmp_path / "t.json", fast_settings())
     predictor = LatencyPredictor.from_file(tmp_path / "t.json", vlm.fingerprint)
-    report = validate(vlm, space, predictor, tiny_inputs(vlm, 6), n=3, new_tokens=3, threads=1,
-                      progress=False)
+    report = validate(vlm, space, SHAPES, predictor, tiny_inputs(vlm, 6), n=3, new_tokens=3,
+                      threads=1, progress=False)
     assert len(report.subnets) == 3
     for result in report.subnets:
         assert result.draft_measured_ms > 0 and result.draft_predicted_ms > 0
@@ -128,8 +128,8 @@ def test_the_drafts_parts_and_verifications_are_timed_after_a_cache_flush(vlm, t
     settings = fast_settings()
     settings.timing = TimingConfig(0, 1, flush_mb=8)
     space = small_space(TargetDims.of(vlm))
-    report = profile(vlm, space, tmp_path / "t.json", settings)
-    keys = required_keys(space, report.table.grid, image_tokens_of(vlm))
+    report = profile(vlm, space, SHAPES, tmp_path / "t.json", settings)
+    keys = required_keys(space, SHAPES, report.table.grid, image_tokens_of(vlm))
     passes = [i for i, item in enumerate(order) if item == 16]
     assert len(passes) == profiler_module.PLAIN_PASSES and order[passes[0] + 1] == 40
     # parts run between the passes, none before the first or after the last

@@ -14,6 +14,7 @@ from PIL import Image
 from tiny_llava_dir import save_tiny_llava
 
 from nas.cli import main, run_command
+from nas.run_context import RunContext
 from specdec import DraftConfig, DraftError, DraftModel
 from targets import load_target
 from targets.tiny import tiny_target
@@ -51,7 +52,8 @@ def cross_draft(llava_dir, tmp_path_factory) -> Path:
 
 # -- in process: run_command -----------------------------------------------------------------------
 def run_decode(capsys, tmp_path: Path, *overrides: str) -> tuple[dict, str]:
-    assert run_command("decode", [f"run_dir={tmp_path}", *overrides], wants_help=False) == 0
+    assert run_command("decode", [f"run_dir={tmp_path}", *overrides], wants_help=False,
+                       ctx=RunContext.from_environment()) == 0
     out = capsys.readouterr().out
     assert out.rstrip().splitlines()[-1] == str(tmp_path / "result.json")
     return json.loads((tmp_path / "result.json").read_text())["result"], out
@@ -87,14 +89,16 @@ def test_a_draft_for_another_target_is_one_line_draft_error(tmp_path, cross_draf
     other = save_tiny_llava(tmp_path / "other-llava", seed=5)
     with pytest.raises(DraftError, match="fingerprint") as error:
         run_command("decode", [f"run_dir={tmp_path / 'run'}", f"target={other}",
-                               f"draft={cross_draft}", "prompt=what"], wants_help=False)
+                               f"draft={cross_draft}", "prompt=what"], wants_help=False,
+                    ctx=RunContext.from_environment())
     assert "\n" not in str(error.value)
 
 
 def test_total_tokens_below_depth_is_one_line_draft_error(tmp_path, llava_dir):
     with pytest.raises(DraftError, match="total_tokens") as error:
         run_command("decode", [f"run_dir={tmp_path}", f"target={llava_dir}", "prompt=what",
-                               "depth=6", "total_tokens=4"], wants_help=False)
+                               "depth=6", "total_tokens=4"], wants_help=False,
+                    ctx=RunContext.from_environment())
     assert "\n" not in str(error.value)
 
 

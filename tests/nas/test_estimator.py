@@ -10,8 +10,9 @@ import torch
 from nas.estimator import AcceptanceEstimator, ValidationSet
 from nas.measured_shapes import decoded_tau as stage_tau
 from nas.measured_shapes import prepared
-from search_spaces import DecodeShape, TargetDims, load_space
+from search_spaces import TargetDims, load_space
 from specdec.decoder import DecodeConfig, SpeculativeDecoder
+from specdec.shape import DecodeShape
 from specdec.vocab import most_frequent_tokens
 from supernet import SuperDraft, extract
 from supernet.corpus import build_corpus, response_tokens
@@ -75,7 +76,7 @@ def trained(tmp_path_factory):
 def decoded_tau(target, draft, validation, k: int = K) -> float:
     """Chain-mode tau the decoder measures over the validation prompts (pooled over steps)."""
     # adaptive=False: the draft's own tau, with no plain steps mixed in.
-    decoder = SpeculativeDecoder(target, draft, DecodeConfig(mode="chain", k=k, adaptive=False))
+    decoder = SpeculativeDecoder(target, draft, DecodeConfig(DecodeShape.chain(k), adaptive=False))
     steps = tokens = 0
     for item in validation:
         prompt = target.prepare(inputs={"input_ids": item.input_ids[None, : item.prompt_len]})

@@ -14,6 +14,7 @@ from eagle3_reference import eagle3_forward
 from safetensors.torch import load_file
 from tiny_llava_dir import save_tiny_llava
 
+from nas.candidates import Candidate
 from nas.cli import main
 from nas.export import eagle3_mismatches, write_eagle3
 from nas.export.selection import select_trial
@@ -22,6 +23,7 @@ from nas.reports import Provenance, trials_frame, write_best, write_csv
 from nas.searchers import TrialRecord
 from search_spaces import DraftArch, ResolvedSpace, TargetDims, load_space
 from specdec import DecodeConfig, DraftModel, SpeculativeDecoder
+from specdec.shape import DEFAULT_SHAPE, DecodeShape
 from supernet import SuperDraft, SupernetMeta, draft_config, save_supernet
 from targets import Target, load_target
 from targets.tiny import tiny_inputs, tiny_target
@@ -97,7 +99,7 @@ def supernet(target, tmp_path_factory) -> Path:
 
 
 def trial_result(arch: DraftArch, tau: float, latency_ms: float) -> TrialResult:
-    return TrialResult(arch=arch, tau=tau, chain_tau=tau, tree_tau=tau,
+    return TrialResult(candidate=Candidate(arch, DEFAULT_SHAPE), tau=tau, chain_tau=tau, tree_tau=tau,
                        acceptance_by_depth=[0.5], latency_ms=latency_ms, draft_ms=0.5,
                        speedup=1.5)
 
@@ -129,7 +131,7 @@ def export(*overrides: str) -> int:
     return main(["export", *overrides])
 
 
-def assert_lossless(target: Target, draft: DraftModel, mode: dict) -> None:
+def assert_lossless(target: Target, draft: DraftModel, shape: DecodeShape) -> None:
     for seed in range(2):
         prepared = tiny_inputs(target, n_text=5, seed=seed)
         ids = prepared.input_ids
@@ -137,7 +139,7 @@ def assert_lossless(target: Target, draft: DraftModel, mode: dict) -> None:
             input_ids=ids, attention_mask=torch.ones_like(ids), **prepared.model_kwargs,
             do_sample=False, max_new_tokens=12, eos_token_id=target.eos_token_ids,
             pad_token_id=target.eos_token_ids[0])[0, ids.shape[1]:].tolist()
-        decoder = SpeculativeDecoder(target, draft, DecodeConfig(**mode))
+        decoder = SpeculativeDecoder(target, draft, DecodeConfig(shape))
         assert decoder.generate(inputs=prepared, max_new_tokens=12).token_ids == reference
 
 
@@ -153,7 +155,8 @@ def test_best_trial_is_exported_with_provenance_and_decodes_losslessly(search, t
     run = tmp_path / "export"
     assert export(f"search={search}", f"run_dir={run}") == 0
     draft = DraftModel.from_pretrained(run / "draft", target)
-    assert draft.config == draft_config(target, BEST, provenance=draft.config.provenance)
+    assert draft.config == draft_config(target, BEST, provenance=draft.config.provenance,
+                                        decode=DEFAULT_SHAPE)
     provenance = draft.config.provenance
     assert provenance["trial"] == 3 and provenance["predicted"] == PREDICTED
     assert provenance["hardware_table"] == "hardware_profiles/tables/cpu.json"
@@ -164,18 +167,19 @@ def test_best_trial_is_exported_with_provenance_and_decodes_losslessly(search, t
         assert torch.equal(draft.state_dict()[name], tensor), name
     result = json.loads((run / "result.json").read_text())["result"]
     assert result["draft"] == str(run / "draft") and result["trial"] == 3
-    assert_lossless(target, draft, {"mode": "tree", "depth": 3, "top_k": 2, "total_tokens": 8})
+    assert_lossless(target, draft, DecodeShape(depth=3, top_k=2, total_tokens=8))
 
 
 def test_chosen_trial_takes_its_row_and_decodes_losslessly(search, target, tmp_path):
     run = tmp_path / "export"
     assert export(f"search={search}", "trial=5", f"run_dir={run}") == 0
     draft = DraftModel.from_pretrained(run / "draft", target)
-    assert draft.config == draft_config(target, OTHER, provenance=draft.config.provenance)
+    assert draft.config == draft_config(target, OTHER, provenance=draft.config.provenance,
+                                        decode=DEFAULT_SHAPE)
     assert draft.config.provenance["trial"] == 5
     assert draft.config.provenance["predicted"] == {"tau": 2.5, "latency_ms": 6.0,
                                                     "speedup": 1.5}
-    assert_lossless(target, draft, {"mode": "chain", "k": 3})
+    assert_lossless(target, draft, DecodeShape.chain(3))
 
 
 def test_refined_draft_moves_off_the_supernet_and_stays_lossless(search, target, supernet,
@@ -192,7 +196,7 @@ def test_refined_draft_moves_off_the_supernet_and_stays_lossless(search, target,
     changed = [name for name, tensor in supernet_slices(target, supernet, OTHER).items()
                if not torch.equal(draft.state_dict()[name], tensor)]
     assert "layers.0.self_attn.q_proj.weight" in changed and "lm_head.weight" in changed
-    assert_lossless(target, draft, {"mode": "tree", "depth": 3, "top_k": 2, "total_tokens": 8})
+    assert_lossless(target, draft, DecodeShape(depth=3, top_k=2, total_tokens=8))
 
 
 def test_eagle3_format_is_refused_in_one_line_before_anything_is_written(search, tmp_path,
@@ -333,7 +337,7 @@ def test_missing_search_or_best_json_exits_2_with_one_line(tmp_path, capsys, giv
 
 def test_every_trial_row_reads_back_as_its_arch(search):
     for number, arch in ((3, BEST), (5, OTHER), (7, TOKENS_ONLY)):
-        assert select_trial(search, number).arch == arch
+        assert select_trial(search, number).candidate == Candidate(arch, DEFAULT_SHAPE)
 
 
 def test_trial_not_in_trials_csv_exits_2_with_one_line(search, tmp_path, capsys):

@@ -1,21 +1,35 @@
-"""`draftnas pipeline` end to end on a tiny 4-layer LLaVA directory with the smallest settings:
-every stage runs and the summary is written; a rerun skips every stage; a deleted stage reruns
-alone."""
+"""`draftnas pipeline` end to end on a tiny 4-layer LLaVA directory with the smallest settings, in
+directories whose names hold every character Hydra's override grammar gives a meaning to: every
+stage runs, the target loads once, the summary is written; a rerun skips every stage and counts
+their time; a deleted stage reruns alone. And every stage's config, composed from the real configs
+as the pipeline builds it."""
 
 import json
-import os
+import re
+import shlex
 import shutil
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from tiny_llava_dir import save_tiny_llava
 from transformers import AutoConfig, LlavaForConditionalGeneration
 
+from hardware_profiles.table_store import SHIPPED_DIR, TableStore
+from nas import run_context
 from nas.cli import main
+from nas.commands import command_config, command_module
+from nas.commands import pipeline as pipeline_command
+from nas.commands.pipeline import stages
+from nas.run_context import RunContext
 
 STAGES = ["01-target", "02-train", "03-profile", "04-search", "05-export", "06-train-eagle",
           "07-train-dream", "08-bench"]
+# Characters that break an override parsed unquoted (issue 15): a run directory may hold them all.
+ODD = "my runs,1 =[x] (y) #{z} ~"
 # The smallest run that still touches every stage (the profile measures one short context).
 TINY = [
     "budget=smoke", "dtype=float32", "prompts=2", "calibration_prompts=2", "max_new_tokens=8", "train.steps=1",
@@ -41,14 +55,22 @@ def save_deep_tiny_llava(directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pipeline_run(tmp_path_factory) -> tuple[Path, list[str]]:
-    base = tmp_path_factory.mktemp("pipeline")
+def pipeline_run(tmp_path_factory) -> tuple[Path, list[str], list[str]]:
+    base = tmp_path_factory.mktemp("pipeline") / ODD
     target = save_deep_tiny_llava(base / "target")
-    args = ["pipeline", f"target={target}", f"run_dir={base / 'run'}",
-            f"tables_dir={base / 'tables'}", *TINY]
-    (base / "tables").mkdir()
-    assert main(args) == 0
-    return base / "run", args
+    args = ["pipeline", f"target='{target}'", f"run_dir='{base / 'run'}'",
+            f"tables_dir='{base / 'tables'}'", *TINY]
+    loads = []
+
+    def counted(spec, **kwargs):
+        loads.append(spec)
+        return load_target(spec, **kwargs)
+
+    load_target = run_context.load_target
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(run_context, "load_target", counted)
+        assert main(args) == 0
+    return base / "run", args, loads
 
 
 def result_times(run_dir: Path) -> dict[str, int]:
@@ -56,7 +78,8 @@ def result_times(run_dir: Path) -> dict[str, int]:
 
 
 def test_runs_every_stage_and_summarises_the_bench(pipeline_run, capsys):
-    run_dir, _ = pipeline_run
+    run_dir, _, loads = pipeline_run
+    assert len(loads) == 1  # one target, device and dtype: loaded once for all eight stages
     result = json.loads((run_dir / "result.json").read_text())["result"]
     assert list(result["stages"]) == STAGES
     methods = [row["method"] for row in result["summary"]]
@@ -77,17 +100,23 @@ def test_runs_every_stage_and_summarises_the_bench(pipeline_run, capsys):
     assert "![bench](08-bench/bench.png)" in summary and (run_dir / "08-bench/bench.png").is_file()
 
 
-def test_rerun_skips_every_stage(pipeline_run, capsys):
-    run_dir, args = pipeline_run
+def test_rerun_skips_every_stage_and_counts_their_time(pipeline_run, capsys):
+    run_dir, args, _ = pipeline_run
     before = result_times(run_dir)
     assert main(args) == 0
     out = capsys.readouterr().out
     assert all(f"{stage}: done before, skipped" in out for stage in STAGES)
     assert result_times(run_dir) == before
+    # The whole run's time, not the resumed part's: the stages' recorded durations.
+    took = [json.loads((run_dir / stage / "result.json").read_text())["seconds"]
+            for stage in STAGES]
+    total = json.loads((run_dir / "result.json").read_text())["result"]["total_seconds"]
+    assert total == pytest.approx(sum(took), abs=0.1) and total > 1
+    assert f"pipeline {total / 60:.1f} min" in (run_dir / "summary.md").read_text()
 
 
 def test_a_deleted_stage_reruns_alone(pipeline_run, capsys):
-    run_dir, args = pipeline_run
+    run_dir, args, _ = pipeline_run
     before = result_times(run_dir)
     shutil.rmtree(run_dir / "05-export")
     assert main(args) == 0
@@ -103,30 +132,85 @@ def test_unknown_stage_in_overrides_exits_2(tmp_path, capsys):
 
 
 def test_a_matching_table_is_used_instead_of_profiling(pipeline_run, capsys):
-    run_dir, args = pipeline_run
+    run_dir, args, _ = pipeline_run
     before = result_times(run_dir)
     table = json.loads((run_dir / "03-profile" / "result.json").read_text())["result"]["table"]
     shutil.rmtree(run_dir / "03-profile")
     assert main(args) == 0
     assert "matches this target and device, not profiling" in capsys.readouterr().out
     result = json.loads((run_dir / "03-profile" / "result.json").read_text())["result"]
-    assert result == {"table": table, "profiled": False}
+    assert (result["table"], result["profiled"], result["measured"]) == (table, False, None)
     after = result_times(run_dir)
     assert [stage for stage in STAGES if after[stage] != before[stage]] == ["03-profile"]
 
 
-@pytest.mark.parametrize("budget, preset, expected", [
-    ("smoke", None, "smoke"), ("default", None, "full"), ("smoke", "full", "full")])
-def test_each_budget_picks_its_shapes_build_unless_the_environment_did(monkeypatch, budget,
-                                                                       preset, expected):
-    from types import SimpleNamespace
+@pytest.fixture
+def finished(tmp_path) -> dict:
+    """What the stages before the search, export and bench return, as far as those read it."""
+    drafts = {}
+    for stage in ("05-export", "06-train-eagle", "07-train-dream"):
+        (tmp_path / stage / "draft").mkdir(parents=True)
+        (tmp_path / stage / "draft" / "config.json").write_text("{}")
+        drafts[stage] = SimpleNamespace(draft=str(tmp_path / stage / "draft"))
+    # A shipped table, measured with 1 CPU thread.
+    return {"03-profile": SimpleNamespace(table=str(SHIPPED_DIR / "cpu-shapes.json")), **drafts}
 
-    from nas.commands.pipeline import SHAPES_BUDGET_ENV, choose_shapes_build
 
-    monkeypatch.delenv(SHAPES_BUDGET_ENV, raising=False)
-    if preset:
-        monkeypatch.setenv(SHAPES_BUDGET_ENV, preset)
-    cfg = SimpleNamespace(target="shapes", budget_name=budget,
-                          shapes_build={"smoke": "smoke", "default": "full"})
-    choose_shapes_build(cfg)
-    assert os.environ[SHAPES_BUDGET_ENV] == expected
+@pytest.mark.parametrize("budget, environment, build, trials", [
+    ("smoke", None, "smoke", 40), ("default", None, "full", 200), ("long", None, "full", 500),
+    ("smoke", "full", "full", 40)])  # $DRAFTNAS_SHAPES_BUDGET wins over the budget's build
+def test_every_stage_config_is_its_commands_own_as_the_pipeline_builds_it(
+        tmp_path, finished, budget, environment, build, trials):
+    run_dir = tmp_path / ODD / "run"
+    cfg = replace(command_config("pipeline", [f"budget={budget}",
+                                              "overrides.search=['seed=7']"]), run_dir=run_dir)
+    ctx = RunContext(tmp_path / "home", TableStore(tmp_path / "tables"), environment)
+    plan = stages(cfg, ctx)
+    assert [stage.name for stage in plan] == STAGES
+    configs = {stage.name: stage.config(finished) for stage in plan}
+    for stage in plan:
+        config = configs[stage.name]
+        assert type(config) is command_module(stage.command).Config
+        OmegaConf.structured(config)  # every value fits the command's schema
+        assert (config.target, config.device, config.dtype, config.run_dir) == \
+            (f"shapes:{build}", "cpu", "float32", None)
+    for name, space in (("02-train", "dream_s"), ("06-train-eagle", "eagle"),
+                        ("07-train-dream", "dream")):
+        train = configs[name]
+        assert (train.search_space, train.resume, train.budget_name) == (space, True, budget)
+        assert (train.train, train.prompts, train.max_new_tokens) == \
+            (cfg.train, cfg.prompts, cfg.max_new_tokens)
+    profile = configs["03-profile"]
+    assert profile.reuse and profile.tag == ("smoke" if budget == "smoke" else None)
+    assert profile.hardware.repeats == (5 if budget == "smoke" else 15)
+    search = configs["04-search"]
+    assert (search.supernet, search.hardware.table) == (run_dir / "02-train",
+                                                        finished["03-profile"].table)
+    assert (search.n_trials, search.seed) == (trials, 7)
+    export = configs["05-export"]
+    assert export.search == run_dir / "04-search" and export.refine == (budget == "long")
+    bench = configs["08-bench"]
+    assert bench.drafts == [run_dir / "drafts" / name for name in ("searched", "eagle", "dream")]
+    assert all((draft / "config.json").is_file() for draft in bench.drafts)
+    assert bench.threads == 1  # the table's
+
+
+def test_on_a_gpu_the_profile_times_as_the_gpu_hardware_group_says(tmp_path):
+    cfg = replace(command_config("pipeline", ["device=cuda", "dtype=bfloat16"]),
+                  run_dir=tmp_path)
+    ctx = RunContext(tmp_path / "home", TableStore(tmp_path / "tables"))
+    profile = stages(cfg, ctx)[2].config({})
+    assert (profile.device, profile.dtype) == ("cuda", "bfloat16")
+    assert (profile.hardware.repeats, profile.hardware.flush_mb) == (50, 0)
+
+
+def test_the_documented_override_example_works_as_a_shell_passes_it(tmp_path):
+    """pipeline --help and conf/pipeline.yaml show the same example; typed in a shell, it sets
+    the search stage's keys."""
+    conf = Path(__file__).resolve().parents[2] / "conf" / "pipeline.yaml"
+    for text in (pipeline_command.__doc__, conf.read_text()):
+        example = re.search(r'"overrides\.search=\[.*?\]"', text).group(0)
+        cfg = replace(command_config("pipeline", shlex.split(example)), run_dir=tmp_path)
+        ctx = RunContext(tmp_path / "home", TableStore(tmp_path / "tables"))
+        search = stages(cfg, ctx)[3].config({"03-profile": SimpleNamespace(table="t.json")})
+        assert search.n_trials == 10, example

@@ -7,16 +7,18 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from tiny_llava_dir import save_tiny_llava
 
-from hardware_profiles.device import DeviceFingerprint
+from hardware_profiles.device import DeviceFingerprint, current_device
 from hardware_profiles.parts import ProfileGrid, parse_key, required_keys
 from hardware_profiles.profiler import image_tokens_of
 from hardware_profiles.table import LatencyTable
 from hardware_profiles.timing import Timing, TimingConfig
 from nas.cli import main
 from nas.reports import BEST_FILE, SHAPES_FILE, TRIALS_FILE
-from search_spaces import DecodeShape, TargetDims, load_space
+from search_spaces import TargetDims, load_space
+from specdec.shape import DecodeShape
 from supernet import SuperDraft, SupernetMeta, save_supernet
 from targets import load_target
 
@@ -45,12 +47,12 @@ def part_ms(part: str, fields: dict) -> float:
     return base.get(part, 0.05) * scale
 
 
-def write_table(path: Path, target, space, drop_heads: int | None = None) -> Path:
+def write_table(path: Path, target, space, shapes, drop_heads: int | None = None) -> Path:
     grid = ProfileGrid(contexts=(16, 64), causal_queries=(1, 2, 3), tree_queries=(6,),
                        draft_queries=(1, 2, 3, 4))
     image_tokens = image_tokens_of(target)
     entries = {key: Timing(part_ms(*parse_key(key)), 0.01, 3)
-               for key in required_keys(space, grid, image_tokens)
+               for key in required_keys(space, shapes, grid, image_tokens)
                if drop_heads is None or parse_key(key)[1].get("heads") != drop_heads}
     table = LatencyTable(
         DeviceFingerprint("cpu", "test cpu", 1, "2.13.0", "float32"),
@@ -58,7 +60,7 @@ def write_table(path: Path, target, space, drop_heads: int | None = None) -> Pat
          "hidden_size": target.hidden_size, "num_layers": target.num_layers,
          "num_heads": target.num_heads, "vocab_size": target.vocab_size,
          "image_tokens": image_tokens},
-        space.to_dict(), grid, TimingConfig(1, 3),
+        {**space.to_dict(), "decode": [shape.label for shape in shapes]}, grid, TimingConfig(1, 3),
         entries, complete=True)
     return table.save(path)
 
@@ -72,11 +74,14 @@ def setup(tmp_path_factory):
     other_dir = save_tiny_llava(root / "other", seed=1)
     (root / "small.yaml").write_text(SPACE)
     target = load_target(str(target_dir))
-    space = load_space(root / "small.yaml").resolve(TargetDims.of(target))
+    listed = load_space(root / "small.yaml")
+    space, shapes = listed.resolve(TargetDims.of(target)), listed.decode
     superdraft = SuperDraft(space, target, list(range(target.vocab_size)))
-    save_supernet(root / "train" / "supernet", superdraft, SupernetMeta.of(superdraft, None))
-    table = write_table(root / "table.json", target, space)
-    thin = write_table(root / "thin.json", target, space, drop_heads=space.num_heads[0])
+    save_supernet(root / "train" / "supernet", superdraft,
+                  SupernetMeta.of(superdraft, None, shapes))  # as draftnas train saves it
+    table = write_table(root / "table.json", target, space, shapes)
+    thin = write_table(root / "thin.json", target, space, shapes,
+                       drop_heads=space.num_heads[0])
     # A table of the previous format (one decoding shape per table) must be remade.
     old = json.loads(table.read_text()) | {"version": 1}
     (root / "old.json").write_text(json.dumps(old))
@@ -162,18 +167,6 @@ def test_bad_input_exits_2_with_one_line(setup, tmp_path, capsys, monkeypatch, b
     assert len(err.splitlines()) == 1 and names in err, err
 
 
-def test_local_targets_become_absolute_for_ray_workers(tmp_path, monkeypatch):
-    """Ray Tune runs each trial in its own directory: a relative target path must not reach it."""
-    from nas.commands.search import absolute_if_local
-
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "shapes").mkdir()  # an embedded name wins over a same-named directory
-    (tmp_path / "my-vlm").mkdir()
-    assert absolute_if_local("my-vlm") == str(tmp_path / "my-vlm")
-    assert absolute_if_local("shapes") == "shapes"
-    assert absolute_if_local("org/hub-model") == "org/hub-model"
-
-
 def test_a_truncated_supernet_exits_2_naming_the_file(setup, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("DRAFTNAS_HOME", str(setup["root"] / "home"))
     supernet = shutil.copytree(Path(setup["supernet"]) / "supernet", tmp_path / "supernet")
@@ -184,3 +177,22 @@ def test_a_truncated_supernet_exits_2_naming_the_file(setup, tmp_path, capsys, m
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(weights) in err and "safetensors" in err, err
+
+
+def test_without_a_table_name_it_finds_the_table_of_this_target_and_device(setup, tmp_path,
+                                                                          monkeypatch):
+    """A plain search after a profile (or a pipeline) reads that table: found by the target's
+    fingerprint and this device among $DRAFTNAS_HOME/tables, whatever its name."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("DRAFTNAS_HOME", str(home))
+    here = current_device("cpu", torch.float32, 1)
+    table = json.loads(Path(setup["table"]).read_text()) | {"device": here.to_dict()}
+    (home / "tables").mkdir(parents=True)
+    (home / "tables" / "any-name.json").write_text(json.dumps(table))
+    run = ["search", f"target={setup['target']}", f"supernet={setup['supernet']}",
+           "validation_prompts=2", "max_new_tokens=8", "n_trials=2", "measured_shapes.drafts=0"]
+    assert main([*run, f"run_dir={tmp_path / 'run'}"]) == 0
+    best = json.loads((tmp_path / "run" / BEST_FILE).read_text())
+    assert best["hardware_table"] == str(home / "tables" / "any-name.json")
+    (home / "tables" / "any-name.json").unlink()
+    assert main([*run, f"run_dir={tmp_path / 'none'}"]) == 2

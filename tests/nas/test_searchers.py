@@ -4,8 +4,9 @@ import sys
 
 import pytest
 
+from nas.candidates import CandidateSpace
 from nas.objectives import Objective, ObjectiveConfig, TrialResult, best_of
-from nas.searchers import SearcherConfig, SearchProblem, arch_key, search
+from nas.searchers import SearcherConfig, SearchProblem, search
 from nas.user_errors import UserError
 from search_spaces import SearchSpace, TargetDims
 
@@ -30,8 +31,9 @@ TINY_SPACE = {"name": "tiny", "dimensions": {
     "interaction": ["none", "concat"], "draft_vocab_size": ["full"]}}
 
 
-def small_space(data: dict = SPACE):
-    return SearchSpace.from_dict(data, data["name"]).resolve(DIMS)
+def small_space(data: dict = SPACE) -> CandidateSpace:
+    listed = SearchSpace.from_dict(data, data["name"])
+    return CandidateSpace(listed.resolve(DIMS), listed.decode)
 
 
 class SyntheticEvaluator:
@@ -42,17 +44,18 @@ class SyntheticEvaluator:
     def __init__(self, objective: Objective, stop_after: int | None = None):
         self.objective, self.stop_after, self.evaluated = objective, stop_after, []
 
-    def evaluate(self, arch) -> TrialResult:
+    def evaluate(self, candidate) -> TrialResult:
         if self.stop_after is not None and len(self.evaluated) >= self.stop_after:
             raise KeyboardInterrupt
-        self.evaluated.append(arch_key(arch))
+        self.evaluated.append(candidate.key)
+        arch = candidate.arch
         reads = arch.interaction != "none"
         tau = (1.2 + 0.4 * arch.num_layers + 0.2 * (arch.num_heads / 2) + 0.5 * reads
                + 0.1 * len(arch.injected_layers) + 0.1 * (arch.draft_vocab_size is None))
         draft = (2.0 * arch.num_layers * (1 + 0.5 * (arch.interaction == "cross_attention"))
                  + arch.intermediate_size / 64)
         latency = 20.0 + draft
-        return TrialResult(arch=arch, tau=tau, chain_tau=tau, tree_tau=tau,
+        return TrialResult(candidate=candidate, tau=tau, chain_tau=tau, tree_tau=tau,
                            acceptance_by_depth=[0.5], latency_ms=latency, draft_ms=draft,
                            speedup=tau * 18.0 / latency,
                            constraint=self.objective.constraint(latency))
@@ -84,7 +87,7 @@ def problem(tmp_path, n_trials, kind="speedup", budget=None, stop_after=None, st
 def test_optuna_completes_exactly_n_distinct_trials(tmp_path, name):
     search_problem = problem(tmp_path, 12)
     records = search(search_problem, SearcherConfig(name=name))
-    keys = [arch_key(record.result.arch) for record in records]
+    keys = [record.result.candidate.key for record in records]
     assert len(records) == 12 and len(set(keys)) == 12
     assert sorted(search_problem.evaluator.evaluated) == sorted(keys)  # nothing evaluated twice
     assert (tmp_path / "study.db").is_file()
@@ -96,7 +99,7 @@ def test_killed_search_rerun_ends_with_n_trials_and_repeats_none(tmp_path):
         search(first, SearcherConfig(name="tpe"))
     second = problem(tmp_path, 14)
     records = search(second, SearcherConfig(name="tpe"))
-    keys = [arch_key(record.result.arch) for record in records]
+    keys = [record.result.candidate.key for record in records]
     assert len(records) == 14 and len(set(keys)) == 14
     # The 6 finished before the kill were kept; the rerun evaluated only the 8 missing.
     assert len(second.evaluator.evaluated) == 8
@@ -110,7 +113,7 @@ def test_small_space_fills_up_without_repeats(tmp_path):
     space = small_space(TINY_SPACE)
     assert space.size() == 6
     records = search(problem(tmp_path, 6, space=TINY_SPACE), SearcherConfig(name="tpe"))
-    assert {arch_key(r.result.arch) for r in records} == {arch_key(a) for a in space}
+    assert {r.result.candidate.key for r in records} == {c.key for c in space}
     with pytest.raises(UserError, match="distinct drafts"):
         search(problem(tmp_path, 7, study="over", space=TINY_SPACE), SearcherConfig(name="tpe"))
 
@@ -156,12 +159,13 @@ def test_ray_tune_two_local_workers_reach_a_valid_best_and_shut_down(tmp_path, m
         if ray.is_initialized():
             ray.shutdown()
             pytest.fail("the Ray searcher left Ray running")
-    assert 1 <= len(records) <= 6 and len({arch_key(r.result.arch) for r in records}) == len(records)
+    assert 1 <= len(records) <= 6
+    assert len({r.result.candidate.key for r in records}) == len(records)
     _, best = best_of([(r.number, r.result) for r in records])
     space = small_space()
-    space.validate(best.arch)
-    # The metrics came back from the workers: they equal a fresh evaluation of the same arch.
-    fresh = SyntheticEvaluator(search_problem.objective).evaluate(best.arch)
+    space.validate(best.candidate)
+    # The metrics came back from the workers: they equal a fresh evaluation of the same draft.
+    fresh = SyntheticEvaluator(search_problem.objective).evaluate(best.candidate)
     assert best.speedup == pytest.approx(fresh.speedup)
 
 

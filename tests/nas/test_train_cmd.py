@@ -10,7 +10,7 @@ import torch
 from hostile_files import pickle_payload
 
 from nas.cli import main
-from specdec import DecodeConfig, DraftModel, SpeculativeDecoder
+from specdec import DecodeConfig, DecodeShape, DraftModel, SpeculativeDecoder
 from supernet.checkpoint import load_supernet
 from targets import load_target
 from targets.embedded.prompts import prompt_set
@@ -55,7 +55,7 @@ def test_one_point_space_writes_supernet_and_a_draft_the_decoder_runs(eagle_run,
         assert torch.equal(draft.state_dict()[name], tensor), name
     text, image = prompt_set("shapes", "test", 1)[0]
     plain = SpeculativeDecoder(target).generate(prompt=text, images=[image], max_new_tokens=12)
-    config = DecodeConfig(depth=3, top_k=2, total_tokens=8)
+    config = DecodeConfig(DecodeShape(depth=3, top_k=2, total_tokens=8))
     drafted = SpeculativeDecoder(target, draft, config).generate(prompt=text, images=[image],
                                                                  max_new_tokens=12)
     assert drafted.token_ids == plain.token_ids

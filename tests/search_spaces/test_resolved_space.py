@@ -6,15 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from search_spaces import (
-    DEFAULT_DECODE,
-    DecodeShape,
-    DraftArch,
-    ResolvedSpace,
-    SpaceError,
-    TargetDims,
-    load_space,
-)
+from search_spaces import DraftArch, ResolvedSpace, SpaceError, TargetDims, load_space
+from specdec.shape import DEFAULT_SHAPE, DecodeShape
 
 SMOLLM2 = TargetDims(hidden_size=576, num_layers=30, num_heads=9, vocab_size=49152)
 
@@ -99,12 +92,10 @@ def test_validate_names_the_bad_key(space):
 
 
 def test_decode_rejects_bad_genes(space):
-    with pytest.raises(SpaceError, match="2 entries; space 'dream_s' needs 8"):
+    with pytest.raises(SpaceError, match="2 entries; space 'dream_s' needs 7"):
         space.decode((0, 0))
     with pytest.raises(SpaceError, match=r"gene num_layers=3 is out of range; use an int in 0..2"):
-        space.decode((0, 0, 3, 0, 0, 0, 0, 0))
-    with pytest.raises(SpaceError, match=r"gene decode=10 is out of range; use an int in 0..9"):
-        space.decode((0, 0, 0, 0, 0, 0, 0, 10))
+        space.decode((0, 0, 3, 0, 0, 0, 0))
 
 
 def test_json_round_trip(space):
@@ -121,49 +112,19 @@ def test_arch_dict_round_trip(space):
         DraftArch.from_dict({**arch.to_dict(), "depth": 2})
 
 
-def test_decoding_shapes_are_a_gene_ordered_by_tokens_verified(space):
-    shapes = space.choices()["decode"]
-    assert shapes[0] == DecodeShape.chain(1) and shapes[-1] == DEFAULT_DECODE
-    assert [shape.total_tokens for shape in shapes] == sorted(s.total_tokens for s in shapes)
-    assert space.largest().decode == DEFAULT_DECODE and space.smallest().decode.label == "chain 1"
-    chain3 = replace(space.largest(), decode=DecodeShape.chain(3))
-    genes = space.encode(chain3)
-    assert genes[-1] == shapes.index(DecodeShape.chain(3)) and space.decode(genes) == chain3
-    assert space.from_params(space.to_params(chain3)) == chain3
-    assert space.categorical_choices()["decode"][:2] == ["chain 1", "chain 2"]
-    with pytest.raises(SpaceError, match=r"decode=DecodeShape\(depth=7.*pick one of chain 1"):
-        space.validate(replace(chain3, decode=DecodeShape.chain(7)))
-
-
-def test_a_space_or_arch_without_decode_gets_the_default_shape(space):
-    eagle = load_space("eagle").resolve(SMOLLM2)
-    assert eagle.choices()["decode"] == (DEFAULT_DECODE,)
-    # The JSON form of a default-only space is the one written before shapes were searched.
-    assert "decode" not in eagle.to_dict() and "decode" in space.to_dict()
-    assert ResolvedSpace.from_dict(eagle.to_dict()) == eagle
-    old_arch = {k: v for k, v in space.sample(random.Random(4)).to_dict().items() if k != "decode"}
-    assert DraftArch.from_dict(old_arch).decode == DEFAULT_DECODE
-
-
-@pytest.mark.parametrize(("label", "shape"), [
-    ("chain 3", DecodeShape(3, 1, 4)), ("tree 6/4/32", DecodeShape(6, 4, 32)),
-    ("tree 3/2/6", DecodeShape(3, 2, 6)),
-])
-def test_shape_labels_and_dicts_round_trip(label, shape):
-    assert DecodeShape.parse(label) == shape and shape.label == label
-    assert DecodeShape.from_dict(json.loads(json.dumps(shape.to_dict()))) == shape
-
-
-@pytest.mark.parametrize(("label", "message"), [
-    ("tree 6/4", "not a decoding shape"), ("chain 0", "positive integers"),
-    ("tree 6/4/6", "use between depth \\+ 1 = 7"), ("tree 2/2/8", "and 7 \\(every candidate"),
-])
-def test_bad_shapes_name_the_fix(label, message):
-    with pytest.raises(SpaceError, match=message):
-        DecodeShape.parse(label)
+def test_the_space_files_shapes_stay_out_of_the_resolved_space():
+    """A supernet's space never holds decoding shapes: its weights serve any. The space file's
+    list (the default tree when it has none) is what a search tries with its drafts."""
+    listed = load_space("dream_s")
+    assert listed.decode[0] == DecodeShape.chain(1) and listed.decode[-1] == DEFAULT_SHAPE
+    assert [shape.size_key for shape in listed.decode] == sorted(s.size_key for s in listed.decode)
+    assert load_space("eagle").decode == (DEFAULT_SHAPE,)
+    resolved = listed.resolve(SMOLLM2, Calibration())
+    assert "decode" not in resolved.to_dict() and "decode" not in resolved.choices()
+    assert "decode" not in resolved.largest().to_dict()
 
 
 def test_point_is_the_space_of_one_arch(space):
-    arch = replace(space.sample(random.Random(5)), decode=DecodeShape.chain(2))
+    arch = space.sample(random.Random(5))
     point = space.point(arch)
     assert point.size() == 1 and point.largest() == arch and point.name == "dream_s-point"

@@ -11,6 +11,7 @@ from test_lossless_sampling import SAMPLES, VOCAB, chi_square_p_value, exact_joi
 from specdec.config import DraftConfig
 from specdec.decoder import DecodeConfig, SpeculativeDecoder
 from specdec.model import DraftModel
+from specdec.shape import DecodeShape
 from targets.tiny import TINY_FAMILIES, tiny_inputs, tiny_target
 
 
@@ -39,13 +40,12 @@ def test_greedy_decoding_with_paused_drafting_is_lossless(family):
         prepared = tiny_inputs(target, n_text=3 + case % 6, seed=case)
         expected = greedy_reference(target, prepared, target.eos_token_ids)
         draft = case_draft(target, case, prepared.input_ids[0].tolist() + expected)
-        mode = {"mode": "tree", "depth": 4, "top_k": 3, "total_tokens": 10} if case % 2 else {
-            "mode": "chain", "k": 3}
+        shape = DecodeShape(4, 3, 10) if case % 2 else DecodeShape.chain(3)
         pattern = PATTERNS[case % 2]
-        decoder = SpeculativeDecoder(target, draft, DecodeConfig(**mode),
+        decoder = SpeculativeDecoder(target, draft, DecodeConfig(shape),
                                      policy=ScriptedPolicy(pattern))
         generation = decoder.generate(inputs=prepared, max_new_tokens=NEW_TOKENS)
-        assert generation.token_ids == expected, (family, case, mode, draft.config.interaction)
+        assert generation.token_ids == expected, (family, case, shape, draft.config.interaction)
         drafted += generation.stats.drafted_steps
         plain += generation.stats.steps - generation.stats.drafted_steps
     assert drafted >= 8 and plain >= 8, "resumes after plain steps should be tested"
@@ -60,7 +60,7 @@ def test_sampling_with_paused_drafting_matches_the_target():
     prepared = tiny_inputs(target, n_text=5, seed=0)
     draft = MimicDraft.random(DraftConfig.for_target(target, interaction="concat"), target)
     draft.first_token = int(prepared.input_ids[0, 0])
-    decoder = SpeculativeDecoder(target, draft, DecodeConfig(mode="chain", k=3, eos_token_ids=[]),
+    decoder = SpeculativeDecoder(target, draft, DecodeConfig(DecodeShape.chain(3), eos_token_ids=[]),
                                  policy=ScriptedPolicy("PDD"))
     counts = torch.zeros(VOCAB, VOCAB, VOCAB)
     accepted = plain = 0
@@ -108,7 +108,7 @@ def test_a_draft_resumed_after_plain_steps_equals_a_draft_never_paused(family, i
         inputs=prepared, max_new_tokens=new_tokens).token_ids
     # Chain mode and a draft that never matches: one token per step, so the never-paused draft
     # builds a tree at every root position.
-    chain = DecodeConfig(mode="chain", k=2, eos_token_ids=[], adaptive=False)
+    chain = DecodeConfig(DecodeShape.chain(2), eos_token_ids=[], adaptive=False)
     never_paused, plain_run = root_states(
         SpeculativeDecoder(target, never_matching_draft(target, interaction, reference), chain),
         prepared, new_tokens)
@@ -132,7 +132,7 @@ def test_stats_count_drafted_steps_and_acceptance_over_them_only():
         inputs=prepared, max_new_tokens=new_tokens).token_ids
     draft = OracleDraft.random(DraftConfig.for_target(target, interaction="concat"), target)
     draft.reference, draft.wrong_every = reference, 1000  # every draft token is right
-    decoder = SpeculativeDecoder(target, draft, DecodeConfig(mode="chain", k=2, eos_token_ids=[]),
+    decoder = SpeculativeDecoder(target, draft, DecodeConfig(DecodeShape.chain(2), eos_token_ids=[]),
                                  policy=ScriptedPolicy("DP"))
     stats = decoder.generate(inputs=prepared, max_new_tokens=new_tokens).stats
     # Drafted steps emit 3 tokens, plain ones 1: the prefill's token, then D P D P D give 12.
@@ -146,7 +146,7 @@ def test_adaptive_false_drafts_every_step():
     target = tiny_target("llama", seed=0)
     prepared = tiny_inputs(target, n_text=6, seed=0)
     draft = DraftModel.random(DraftConfig.for_target(target, interaction="add"), target)
-    decoder = SpeculativeDecoder(target, draft, DecodeConfig(mode="chain", k=2, eos_token_ids=[],
+    decoder = SpeculativeDecoder(target, draft, DecodeConfig(DecodeShape.chain(2), eos_token_ids=[],
                                                              adaptive=False))
     stats = decoder.generate(inputs=prepared, max_new_tokens=10).stats
     assert stats.drafted_steps == stats.steps > 0

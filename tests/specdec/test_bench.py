@@ -27,6 +27,7 @@ from specdec.bench.methods import (
 from specdec.bench.report import write_report
 from specdec.bench.runner import BenchSettings, median_round, run_bench
 from specdec.bench.summary import MethodResult, PeakRss, summarize
+from specdec.recommended import ShapeKeys
 from targets import load_target
 from targets.tiny import tiny_inputs, tiny_target
 
@@ -187,7 +188,7 @@ def test_sampling_runs_every_method_and_compares_nothing_with_vanilla(tmp_path, 
     target = load_target(str(llava_dir))
     prompts = [target.prepare(prompt="what shape is it", images=[Image.new("RGB", (16, 16))])]
     methods = [vanilla_method(target), prompt_lookup_method(target, 3),
-               draft_method(target, llava_draft, {"mode": "chain", "k": 2}, adaptive=True)]
+               draft_method(target, llava_draft, ShapeKeys(mode="chain", k=2), adaptive=True)]
     settings = BenchSettings(Sampling(5, temperature=1.0, top_p=0.9, seed=1), threads=1,
                              warmup=False, progress=False)
     rows = run_bench(methods, prompts, settings)

@@ -9,6 +9,7 @@ from specdec.config import DraftConfig
 from specdec.decoder import DecodeConfig, SpeculativeDecoder
 from specdec.errors import DraftError
 from specdec.model import DraftModel
+from specdec.shape import DecodeShape
 from targets.tiny import tiny_inputs, tiny_target
 
 
@@ -22,13 +23,12 @@ def llama():
     return target
 
 
-@pytest.mark.parametrize("mode", [{"mode": "chain", "k": 3},
-                                  {"mode": "tree", "depth": 3, "top_k": 2, "total_tokens": 7}])
-def test_a_perfect_draft_gives_tau_of_depth_plus_one(llama, mode):
+@pytest.mark.parametrize("shape", [DecodeShape.chain(3), DecodeShape(3, 2, 7)])
+def test_a_perfect_draft_gives_tau_of_depth_plus_one(llama, shape):
     prepared = tiny_inputs(llama, n_text=6, seed=0)
     draft = MimicDraft.random(DraftConfig.for_target(llama, interaction="add"), llama)
     draft.first_token = int(prepared.input_ids[0, 0])
-    decoder = SpeculativeDecoder(llama, draft, DecodeConfig(**mode, eos_token_ids=[]))
+    decoder = SpeculativeDecoder(llama, draft, DecodeConfig(shape, eos_token_ids=[]))
     stats = decoder.generate(inputs=prepared, max_new_tokens=1 + 4 * 5).stats
     # 1 token from the prefill, then 5 steps of 3 accepted drafts + 1 bonus token each.
     assert (stats.steps, stats.tau, stats.new_tokens) == (5, 4.0, 21)
@@ -36,7 +36,7 @@ def test_a_perfect_draft_gives_tau_of_depth_plus_one(llama, mode):
     assert stats.time_target + stats.time_draft <= stats.time_total
     assert stats.tokens_per_second > 0
     # KV never beyond the accepted length plus one tree (the last tree is not accepted into it).
-    tree_size = 4 if mode["mode"] == "chain" else mode["total_tokens"]
+    tree_size = shape.total_tokens
     assert stats.max_target_cache <= stats.prompt_tokens + 16 + tree_size
 
 
@@ -44,7 +44,7 @@ def test_a_draft_that_never_matches_gives_tau_one(llama):
     prepared = tiny_inputs(llama, n_text=6, seed=0)
     draft = OracleDraft.random(DraftConfig.for_target(llama, interaction="concat"), llama)
     draft.reference, draft.wrong_every = prepared.input_ids[0].tolist() + [0] * 20, 1
-    decoder = SpeculativeDecoder(llama, draft, DecodeConfig(mode="chain", k=2, eos_token_ids=[]))
+    decoder = SpeculativeDecoder(llama, draft, DecodeConfig(DecodeShape.chain(2), eos_token_ids=[]))
     stats = decoder.generate(inputs=prepared, max_new_tokens=9).stats
     assert (stats.steps, stats.tau, stats.acceptance_by_depth) == (8, 1.0, [])
 
@@ -56,7 +56,7 @@ def test_draft_context_drops_the_unkept_image_positions(ratio, dropped):
     assert int(prepared.image_mask.sum()) == 16
     cfg = DraftConfig.for_target(target, interaction="cross_attention", vision_keep_ratio=ratio)
     decoder = SpeculativeDecoder(target, DraftModel.random(cfg, target),
-                                 DecodeConfig(mode="chain", k=1, eos_token_ids=[]))
+                                 DecodeConfig(DecodeShape.chain(1), eos_token_ids=[]))
     # One step after the prefill: the draft cache then holds just its prefill slots.
     stats = decoder.generate(inputs=prepared, max_new_tokens=2).stats
     assert stats.max_draft_cache == prepared.input_ids.shape[1] - dropped

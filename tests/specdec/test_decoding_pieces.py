@@ -4,8 +4,9 @@ acceptance rules, decode settings."""
 import pytest
 import torch
 
-from specdec.decoder import DecodeConfig, _truncate
+from specdec.decoder import _truncate
 from specdec.errors import DraftError
+from specdec.recommended import ShapeKeys
 from specdec.tree import DraftTree
 from specdec.verify import TokenSampler, accept
 from specdec.vision import select_kept_positions
@@ -101,8 +102,10 @@ def test_truncate_at_eos_and_budget():
 @pytest.mark.parametrize("settings, field", [
     ({"mode": "beam"}, "mode"), ({"depth": 6, "total_tokens": 5}, "total_tokens"),
     ({"top_k": 0}, "top_k"), ({"depth": 4, "total_tokens": 4}, "total_tokens"),
+    ({"mode": "chain", "k": 0}, "k"),
+    ({"depth": 2, "top_k": 2, "total_tokens": 8}, "total_tokens"),  # more than the tree drafts
 ])
-def test_decode_config_rejects_bad_settings_in_one_line(settings, field):
+def test_bad_shape_keys_are_refused_in_one_line(settings, field):
     with pytest.raises(DraftError) as error:
-        DecodeConfig(**settings)
+        ShapeKeys(**settings).on(None)
     assert field in str(error.value) and "\n" not in str(error.value)

@@ -13,13 +13,14 @@ from specdec_test_drafts import OracleDraft
 from specdec.config import INTERACTIONS, DraftConfig
 from specdec.decoder import DecodeConfig, SpeculativeDecoder
 from specdec.model import DraftModel
+from specdec.shape import DecodeShape
 from targets.runtime import QUANTIZE
 from targets.tiny import TINY_FAMILIES, tiny_inputs, tiny_target
 
 PROMPTS_PER_FAMILY = 20
 NEW_TOKENS = 10
-TREE = {"mode": "tree", "depth": 4, "top_k": 3, "total_tokens": 10}
-CHAIN = {"mode": "chain", "k": 3}
+TREE = DecodeShape(depth=4, top_k=3, total_tokens=10)
+CHAIN = DecodeShape.chain(3)
 
 
 def greedy_reference(target, prepared, eos: list[int]) -> list[int]:
@@ -74,20 +75,19 @@ def test_greedy_decoding_is_lossless(family, quantize):
             # EOS midway: a token the target emits mid-answer; generate stops at its first use.
             eos = [reference[len(reference) // 2]]
             expected = until(reference, eos[0])
-        mode = TREE if (case // 4) % 2 == 0 else CHAIN
+        shape = TREE if (case // 4) % 2 == 0 else CHAIN
         # adaptive=False: every step drafts, so the oracle's long paths are what gets counted
         # (test_adaptive_decoding.py covers decoding with paused drafting).
-        decoder = SpeculativeDecoder(target, draft, DecodeConfig(**mode, eos_token_ids=eos,
+        decoder = SpeculativeDecoder(target, draft, DecodeConfig(shape, eos_token_ids=eos,
                                                                  adaptive=False))
         generation = decoder.generate(inputs=prepared, max_new_tokens=budget)
-        assert generation.token_ids == expected, (family, case, mode, draft.config.interaction)
+        assert generation.token_ids == expected, (family, case, shape, draft.config.interaction)
         accepted += sum(generation.stats.accepted_at_depth)
         if budget > 1:
-            depth = mode.get("depth", mode.get("k"))
-            bound = len(prompt) + len(expected) + max(mode.get("total_tokens", 0), depth + 1)
+            bound = len(prompt) + len(expected) + shape.total_tokens
             assert generation.stats.max_target_cache <= bound
             # The draft holds its prefix slots plus the tree's expanded frontiers.
-            frontier_slots = (depth - 1) * mode.get("top_k", 1)
+            frontier_slots = (shape.depth - 1) * shape.top_k
             assert generation.stats.max_draft_cache <= len(prompt) + len(expected) + frontier_slots
     assert accepted > 2 * PROMPTS_PER_FAMILY, "the oracle drafts should get long paths accepted"
 

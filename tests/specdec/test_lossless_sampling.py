@@ -16,6 +16,7 @@ from specdec_test_drafts import MimicDraft
 
 from specdec.config import DraftConfig
 from specdec.decoder import DecodeConfig, SpeculativeDecoder
+from specdec.shape import DecodeShape
 from specdec.verify import TokenSampler
 from targets import Target
 from targets.runtime import QUANTIZE
@@ -64,16 +65,16 @@ def chi_square_p_value(counts: torch.Tensor, probs: torch.Tensor) -> float:
 # Observed (deterministic): chain p = 0.256 (5033 draft tokens accepted in 3000 generations),
 # tree p = 0.244 (7131 accepted). adaptive=False: every step drafts, whatever the timings
 # (test_adaptive_decoding.py samples with paused drafting).
-@pytest.mark.parametrize("mode, temperature, top_p", [
-    ({"mode": "chain", "k": 3}, 1.0, 1.0),
-    ({"mode": "tree", "depth": 3, "top_k": 3, "total_tokens": 8}, 0.7, 0.9),
+@pytest.mark.parametrize("shape, temperature, top_p", [
+    (DecodeShape.chain(3), 1.0, 1.0),
+    (DecodeShape(depth=3, top_k=3, total_tokens=8), 0.7, 0.9),
 ])
-def test_speculative_sampling_matches_the_target(target, mode, temperature, top_p):
+def test_speculative_sampling_matches_the_target(target, shape, temperature, top_p):
     prepared = tiny_inputs(target, n_text=5, seed=0)
     cfg = DraftConfig.for_target(target, interaction="concat")
     draft = MimicDraft.random(cfg, target, seed=0)
     draft.first_token = int(prepared.input_ids[0, 0])
-    decoder = SpeculativeDecoder(target, draft, DecodeConfig(**mode, eos_token_ids=[],
+    decoder = SpeculativeDecoder(target, draft, DecodeConfig(shape, eos_token_ids=[],
                                                              adaptive=False))
     counts = torch.zeros(VOCAB, VOCAB, VOCAB)
     accepted = 0

@@ -7,20 +7,20 @@ from pathlib import Path
 import pytest
 
 from nas.cli import main
-from specdec import DraftConfig, DraftError, DraftModel
+from specdec import DecodeShape, DraftConfig, DraftError, DraftModel
 from specdec.bench.methods import draft_method
-from specdec.recommended import SHAPE_KEYS, shape_label, shaped_config
+from specdec.recommended import ShapeKeys, shaped_config
 from targets import load_target
 
 CHAIN2 = {"mode": "chain", "k": 2}
 TREE = {"mode": "tree", "depth": 3, "top_k": 2, "total_tokens": 6}
-UNSET = dict.fromkeys(SHAPE_KEYS)
 
 
 @pytest.fixture(scope="module")
 def chain_draft(llava_dir, tmp_path_factory) -> Path:
     target = load_target(str(llava_dir))
-    draft = DraftModel.random(DraftConfig.for_target(target, decode=CHAIN2), target)
+    draft = DraftModel.random(DraftConfig.for_target(target, decode=DecodeShape.chain(2)),
+                              target)
     return draft.save_pretrained(tmp_path_factory.mktemp("draft") / "chain")
 
 
@@ -40,13 +40,15 @@ def config_with(decode) -> DraftConfig:
 ])
 def test_shape_is_the_recommended_one_with_the_given_keys_on_top(recommended, given, label,
                                                                  source):
-    config, where = shaped_config(config_with(recommended), {**UNSET, **given}, adaptive=False)
-    assert (shape_label(config), where) == (label, source)
+    config, where = shaped_config(config_with(recommended).decode, ShapeKeys(**given),
+                                  adaptive=False)
+    assert (config.shape.label, where) == (label, source)
     assert config.adaptive is False
 
 
 def test_config_json_keeps_the_shape_and_older_drafts_load_without_one():
-    assert config_with(TREE).decode == TREE
+    assert config_with(TREE).decode == DecodeShape(3, 2, 6)
+    assert config_with(TREE).to_dict()["decode"] == TREE  # config.json's form
     data = config_with(None).to_dict()
     del data["decode"]  # a checkpoint written before shapes were searched
     assert DraftConfig.from_dict(data).decode is None
@@ -69,8 +71,8 @@ def test_decode_uses_the_drafts_shape_unless_told(capsys, tmp_path, llava_dir, c
 
 def test_bench_rows_name_each_drafts_shape(llava_dir, chain_draft):
     target = load_target(str(llava_dir))
-    method = draft_method(target, chain_draft, UNSET, adaptive=False)
-    assert method.decoder.config.tree_shape == (2, 1, 3)
+    method = draft_method(target, chain_draft, ShapeKeys(), adaptive=False)
+    assert method.decoder.config.shape == DecodeShape(2, 1, 3)
     assert "(chain 2, recommended, every step)" in method.name
-    method = draft_method(target, chain_draft, {**UNSET, "k": 3}, adaptive=True)
+    method = draft_method(target, chain_draft, ShapeKeys(k=3), adaptive=True)
     assert "(chain 3, recommended + command line)" in method.name

@@ -1,5 +1,6 @@
 """Checkpoints hold everything, name what they belong to, and refuse another space or target."""
 
+import json
 import random
 
 import pytest
@@ -7,6 +8,7 @@ import torch
 from deep_targets import Ranked, deep_tiny_llama
 
 from search_spaces import TargetDims, load_space
+from specdec.shape import DEFAULT_SHAPE
 from supernet.checkpoint import (
     SupernetMeta,
     latest_checkpoint,
@@ -65,3 +67,21 @@ def test_saved_supernet_loads_with_its_space_and_vocabulary(deep_target, dream_s
         assert torch.equal(loaded.subnet_weights(arch)[name], tensor), name
     with pytest.raises(SupernetError, match="load it with its own target"):
         load_supernet(tmp_path, deep_tiny_llama(seed=1))
+
+
+def test_a_supernet_lists_its_spaces_shapes_beside_the_space(deep_target, dream_s, tmp_path):
+    """The shapes a search of it tries; a supernet saved while the resolved space held them
+    (meta.json's space["decode"]) loads with them moved beside the space."""
+    superdraft = SuperDraft(dream_s, deep_target)
+    shapes = load_space("dream_s").decode
+    save_supernet(tmp_path, superdraft, SupernetMeta.of(superdraft, 3, shapes))
+    _, meta = load_supernet(tmp_path, deep_target)
+    assert meta.shapes == shapes and "decode" not in meta.space
+    old = json.loads((tmp_path / "meta.json").read_text())
+    old["space"]["decode"] = old.pop("decode")
+    (tmp_path / "meta.json").write_text(json.dumps(old))
+    loaded, meta = load_supernet(tmp_path, deep_target)
+    assert loaded.space == dream_s and meta.shapes == shapes
+    del old["space"]["decode"]  # one trained before shapes were searched: the default tree
+    (tmp_path / "meta.json").write_text(json.dumps(old))
+    assert load_supernet(tmp_path, deep_target)[1].shapes == (DEFAULT_SHAPE,)

@@ -91,7 +91,7 @@ def test_disk_features_equal_online_features(vlm, tmp_path):
     online = FeatureSource(vlm, [1, 2], image_scores=True).batch(indexed)
     disk = FeatureSource(vlm, [1, 2], image_scores=True, cache_dir=tmp_path / "features")
     written, read = disk.batch(indexed), disk.batch(indexed)
-    assert len(list((tmp_path / "features").glob("*.safetensors"))) == len(corpus)
+    assert len(list((tmp_path / "features").rglob("*.safetensors"))) == len(corpus)
     for batch in (written, read):
         for name in ("input_ids", "valid", "response", "image_mask", "image_scores",
                      "last_hidden"):
@@ -99,6 +99,19 @@ def test_disk_features_equal_online_features(vlm, tmp_path):
         assert all(torch.equal(batch.hidden[t], online.hidden[t]) for t in (1, 2))
     assert online.image_mask.any() and online.image_scores[online.image_mask].gt(0).all()
     assert online.response.sum() == sum(len(item.response) for item in corpus)
+
+
+def test_disk_features_of_other_taps_are_never_read_for_these(vlm, tmp_path):
+    """One cache directory shared by runs with different taps (eagle, then dream_s): each
+    gets the taps (and image scores) it asks for, as computed online."""
+    corpus = build_corpus(vlm, prompts(vlm), 6, tmp_path / "corpus")
+    indexed = list(enumerate(corpus))
+    FeatureSource(vlm, [2], image_scores=False, cache_dir=tmp_path / "features").batch(indexed)
+    wider = FeatureSource(vlm, [1, 2], image_scores=True, cache_dir=tmp_path / "features")
+    online = FeatureSource(vlm, [1, 2], image_scores=True).batch(indexed)
+    for batch in (wider.batch(indexed), wider.batch(indexed)):
+        assert all(torch.equal(batch.hidden[t], online.hidden[t]) for t in (1, 2))
+        assert torch.equal(batch.image_scores, online.image_scores)
 
 
 def test_prompt_sets_are_deterministic_and_splits_disjoint():

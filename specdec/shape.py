@@ -1,4 +1,8 @@
-"""`DecodeShape`: how a draft decodes, a search dimension like its depth or width.
+"""`DecodeShape`: how a draft decodes: the one type of a decoding shape, and its one validator.
+
+Held by `DecodeConfig` (how the decoder drafts), by `DraftConfig.decode` (a draft's recommended
+shape) and by a search's trials (a draft and the shape it decodes with). Frozen and torch-free: a
+search space file lists shapes, and search_spaces imports this module alone of specdec.
 
 A decoding step drafts a tree under the newest token and verifies it in one target forward:
 - a chain of k draft tokens (`chain k`) is the tree of depth k, one child per node, k + 1 nodes;
@@ -9,8 +13,9 @@ steps); big trees accept more per step (a GPU, where verifying them is nearly fr
 is searched with the draft, on the latency table of the hardware that serves it.
 
 In a space file a shape is written as its label (`chain 3`, `tree 6/4/32`); in a draft's
-config.json and in `DraftArch.to_dict()` in specdec's DecodeConfig terms (`{"mode": "chain",
-"k": 3}`, `{"mode": "tree", "depth": 6, "top_k": 4, "total_tokens": 32}`).
+config.json and a search's best.json as a dict (`{"mode": "chain", "k": 3}`, `{"mode": "tree",
+"depth": 6, "top_k": 4, "total_tokens": 32}`), the keys a command line gives too
+(specdec.recommended).
 """
 
 import re
@@ -18,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from search_spaces.errors import SpaceError
+from specdec.errors import DraftError
 
 CHAIN_LABEL = re.compile(r"chain (\d+)")
 TREE_LABEL = re.compile(r"tree (\d+)/(\d+)/(\d+)")
@@ -31,24 +36,34 @@ class DecodeShape:
     total_tokens: int  # nodes verified, the root included
 
     def __post_init__(self) -> None:
-        values = (self.depth, self.top_k, self.total_tokens)
-        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in values):
-            raise SpaceError(f"decode shape {values} is invalid; use positive integers")
+        for name in ("depth", "top_k", "total_tokens"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise DraftError(f"decode shape {name} = {value!r}: use a positive integer")
         # build_tree drafts top_k candidates at depth 1 and top_k^2 at each deeper level.
         candidates = self.top_k + (self.depth - 1) * self.top_k ** 2
         if not self.depth < self.total_tokens <= candidates + 1:
-            raise SpaceError(
-                f"decode shape {self.label} verifies {self.total_tokens} tokens; use between "
-                f"depth + 1 = {self.depth + 1} (root and a full path) and {candidates + 1} "
-                "(every candidate the tree drafts)")
+            raise DraftError(
+                f"decode shape depth {self.depth}, top_k {self.top_k}: total_tokens = "
+                f"{self.total_tokens}, the nodes it verifies, must be between depth + 1 = "
+                f"{self.depth + 1} (root and a full path) and {candidates + 1} (every candidate "
+                "the tree drafts); change total_tokens")
 
     @classmethod
     def chain(cls, k: int) -> "DecodeShape":
+        """k draft tokens in a row: the tree of depth k with one child per node."""
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise DraftError(f"decode shape k = {k!r}: use a positive integer")
         return cls(k, 1, k + 1)
 
     @property
     def is_chain(self) -> bool:
         return self.top_k == 1
+
+    @property
+    def size_key(self) -> tuple[int, int, int]:
+        """Orders shapes from the cheapest to verify: tokens verified, then depth, then top_k."""
+        return self.total_tokens, self.depth, self.top_k
 
     @property
     def label(self) -> str:
@@ -67,11 +82,11 @@ class DecodeShape:
             return cls.chain(int(match[1]))
         if match := TREE_LABEL.fullmatch(text):
             return cls(*(int(group) for group in match.groups()))
-        raise SpaceError(f"{key}={label!r} is not a decoding shape; write 'chain K' or "
+        raise DraftError(f"{key}={label!r} is not a decoding shape; write 'chain K' or "
                          "'tree DEPTH/TOP_K/TOTAL_TOKENS', e.g. 'chain 3' or 'tree 6/4/32'")
 
     def to_dict(self) -> dict[str, Any]:
-        """specdec's DecodeConfig fields of this shape."""
+        """The shape as config.json and best.json write it."""
         if self.is_chain:
             return {"mode": "chain", "k": self.depth}
         return {"mode": "tree", "depth": self.depth, "top_k": self.top_k,
@@ -84,10 +99,10 @@ class DecodeShape:
         if isinstance(data, Mapping) and data.get("mode") == "tree" and \
                 set(data) == {"mode", "depth", "top_k", "total_tokens"}:
             return cls(data["depth"], data["top_k"], data["total_tokens"])
-        raise SpaceError(f"decode {data!r} is not a decoding shape; use {{'mode': 'chain', 'k': K}}"
+        raise DraftError(f"decode {data!r} is not a decoding shape; use {{'mode': 'chain', 'k': K}}"
                          " or {'mode': 'tree', 'depth': D, 'top_k': K, 'total_tokens': N}")
 
 
-# What every draft decoded with before shapes were searched (DREAM's and the issue's quality
-# bars' tree); spaces without a `decode` dimension, and the hand-designed baselines, use it.
-DEFAULT_DECODE = DecodeShape(6, 4, 32)
+# What every draft decoded with before shapes were searched (DREAM's and EAGLE-2's tree): the
+# decoder's default, and the shape of a space without a `decode` dimension.
+DEFAULT_SHAPE = DecodeShape(6, 4, 32)
