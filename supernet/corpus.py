@@ -64,10 +64,12 @@ def build_corpus(target: Any, prompts: Sequence[PreparedInputs], max_new_tokens:
     prompts, each saved atomically under `cache_dir/corpus-<key>/` as soon as it is done: a
     corpus made before loads, and a killed build resumes at its first missing shard."""
     folder = Path(cache_dir) / f"corpus-{corpus_key(target, prompts, max_new_tokens)}"
+    shards = range(0, len(prompts), SHARD)
+    missing = any(not (folder / f"{start // SHARD:05d}.pt").is_file() for start in shards)
     items: list[CorpusItem] = []
-    with tqdm(total=len(prompts), desc="target answers", unit="prompt", disable=not progress,
-              dynamic_ncols=True) as bar:
-        for start in range(0, len(prompts), SHARD):
+    with tqdm(total=len(prompts), desc="target answers", unit="prompt",
+              disable=not (progress and missing), dynamic_ncols=True) as bar:
+        for start in shards:
             path = folder / f"{start // SHARD:05d}.pt"
             chunk = prompts[start:start + SHARD]
             if path.is_file():

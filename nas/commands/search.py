@@ -128,6 +128,10 @@ class Setup:
 
 def run(cfg: Config, ctx: RunContext) -> Result:
     check_config(cfg)
+    if cfg.searcher.name in ("tpe", "nsga2"):  # before minutes of setup, a storage to write to
+        from nas.searchers.optuna_storage import check_storage
+
+        check_storage(Path(cfg.run_dir), cfg.searcher)
     target = ctx.target(cfg)
     spec = EvaluatorSpec(
         ctx=ctx, target=replace(TargetConfig.of(cfg), target=target.spec),

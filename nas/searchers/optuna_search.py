@@ -54,7 +54,7 @@ def search(problem: SearchProblem, config: SearcherConfig) -> list[TrialRecord]:
         raise UserError(f"n_trials: {problem.n_trials} but space '{space.name}' has only "
                         f"{space.size()} distinct candidates; lower n_trials or use "
                         "searcher=exhaustive")
-    study = open_study(study_storage(problem, config), problem, sampler_of(config.name, problem),
+    study = open_study(study_storage(problem.run_dir, config), problem, sampler_of(config.name, problem),
                        config)
     fail_stale_trials(study, config.heartbeat_seconds)  # what a killed earlier run left RUNNING
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
@@ -157,7 +157,7 @@ def param_importance(problem: SearchProblem, config: SearcherConfig) -> dict[str
     """optuna.importance (fANOVA) of the arch dimensions for the objective's first value; None
     when the study has too few distinct completed trials for it."""
     study = optuna.load_study(study_name=problem.study_name,
-                              storage=storage_of(study_storage(problem, config), config))
+                              storage=storage_of(study_storage(problem.run_dir, config), config))
     # Optuna's default evaluator (PED-ANOVA) ranks params by how they lead to LOW values.
     sign = -1.0 if problem.objective.directions[0] == "maximize" else 1.0
     try:

@@ -10,6 +10,7 @@
 import random
 import time
 import warnings
+from pathlib import Path
 
 import optuna
 from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning, StorageInternalError
@@ -25,12 +26,12 @@ from nas.user_errors import UserError
 OPEN_ATTEMPTS = 4
 
 
-def study_storage(problem: SearchProblem, config: SearcherConfig) -> str:
+def study_storage(run_dir: Path, config: SearcherConfig) -> str:
     """`searcher.storage`, or the run directory's SQLite file as a URL. Optuna fills a URL in as a
     format template, so braces (which a directory name may hold) are doubled."""
     if config.storage:
         return config.storage
-    path = str((problem.run_dir / "study.db").resolve())
+    path = str((run_dir / "study.db").resolve())
     return "sqlite:///" + path.replace("{", "{{").replace("}", "}}")
 
 
@@ -49,6 +50,16 @@ def storage_of(url: str, config: SearcherConfig) -> optuna.storages.BaseStorage:
             "BEGIN IMMEDIATE"))
         storage.engine.dispose()  # connections opened before the listeners would miss them
     return storage
+
+
+def check_storage(run_dir: Path, config: SearcherConfig) -> None:
+    """Open the study's storage once, so that an unreachable one is refused before a search
+    spends minutes on its setup (a UserError naming searcher.storage)."""
+    url = study_storage(run_dir, config)
+    try:
+        storage_of(url, config)
+    except (SQLAlchemyError, ImportError, ValueError, OSError) as error:
+        raise unreachable(url, error) from None
 
 
 def sqlite_connection(connection, _record) -> None:

@@ -255,7 +255,7 @@ def test_damaged_safetensors_weights_exit_2_naming_the_file(capsys, tmp_path, ti
 def test_a_run_dir_that_cannot_be_written_is_refused_before_the_work(capsys, tmp_path, tiny_dir,
                                                                      monkeypatch, where):
     # Refused before the target loads: no load may start.
-    monkeypatch.setattr(command_module("target"), "load_configured_target",
+    monkeypatch.setattr(command_module("target"), "run",
                         lambda *args: pytest.fail("the command ran"))
     (tmp_path / "file").write_text("")
     run_dir = {"a file": tmp_path / "file", "below a file": tmp_path / "file" / "run",

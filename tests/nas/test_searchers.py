@@ -114,7 +114,7 @@ def test_small_space_fills_up_without_repeats(tmp_path):
     assert space.size() == 6
     records = search(problem(tmp_path, 6, space=TINY_SPACE), SearcherConfig(name="tpe"))
     assert {r.result.candidate.key for r in records} == {c.key for c in space}
-    with pytest.raises(UserError, match="distinct drafts"):
+    with pytest.raises(UserError, match="distinct candidates"):
         search(problem(tmp_path, 7, study="over", space=TINY_SPACE), SearcherConfig(name="tpe"))
 
 
