@@ -2,7 +2,7 @@
 
     draftnas profile target=shapes search_space=dream_s   # -> $DRAFTNAS_HOME/tables/cpu-shapes_full-<fp>.json
 
-    predictor = LatencyPredictor.from_file(path, target.fingerprint, current_device(...))
+    predictor = LatencyPredictor.from_file(path, target.fingerprint, device_of(target, threads))
     predictor.speedup(arch, shape, tau, ctx)     # tau * T_target(1) / (T_verify + draft cost)
     predictor.draft_ms(arch, shape, ctx, tau)    # the draft's cost per decoding step, ms
     predictor.step_ms(arch, shape, ctx, tau)     # draft + verification, ms

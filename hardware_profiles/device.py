@@ -3,6 +3,7 @@
 import os
 import platform
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 
@@ -51,3 +52,9 @@ def default_threads() -> int:
     """The CPU threads a profile pins when the config leaves it open: the cores this process
     may use (what a deployment would run with)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def device_of(target: Any, threads: int) -> DeviceFingerprint:
+    """The device fingerprint of `target` as it serves: where, in which precision and runtime."""
+    return current_device(target.device, target.dtype, threads,
+                          getattr(target, "quantize", "none"))

@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from hardware_profiles.benches import PartBenches
-from hardware_profiles.device import current_device
+from hardware_profiles.device import device_of
 from hardware_profiles.memory import MemoryFacts, read_bandwidth_gbs, step_weight_bytes
 from hardware_profiles.parts import WARM_PARTS, ProfileGrid, parse_key, required_keys
 from hardware_profiles.table import LatencyTable, TableError, load_table
@@ -106,7 +106,7 @@ def plan_grid(target: Target, shapes: tuple[DecodeShape, ...],
 
 def new_table(target: Target, space: ResolvedSpace, shapes: tuple[DecodeShape, ...],
               settings: ProfileSettings) -> LatencyTable:
-    device = current_device(target.device, target.dtype, settings.threads, target.quantize)
+    device = device_of(target, settings.threads)
     facts = {"spec": target.spec, "fingerprint": target.fingerprint,
              "hidden_size": target.hidden_size, "num_layers": target.num_layers,
              "num_heads": target.num_heads, "vocab_size": target.vocab_size,

@@ -10,8 +10,9 @@ A table made without a name is called `<device kind>-<target>-<fingerprint[:8]>.
 two builds of a target never overwrite each other; one measured with quicker settings than a full
 profile carries a tag, `...-<fingerprint[:8]>-<tag>.json`, and serves only runs that ask for that
 tag. A table matches a target and a device when it is complete, was measured for the target's
-fingerprint, and on a device of the same kind, name (CPU model, GPU) and dtype; the threads and
-torch version may differ (they shift latencies a little, the ranking of drafts hardly).
+fingerprint, and on a device of the same kind, name (CPU model, GPU), dtype and runtime
+(targets.runtime); the threads and torch version may differ (they shift latencies a little, the
+ranking of drafts hardly).
 """
 
 import os
@@ -72,8 +73,8 @@ def measured_on(path: Path, fingerprint: str, device: DeviceFingerprint,
         return False  # a broken or foreign file is no match; profiling makes a good one
     theirs = table.device
     return ((table.complete or not complete) and table.target.get("fingerprint") == fingerprint
-            and (theirs.kind, theirs.name, theirs.dtype) == (device.kind, device.name,
-                                                             device.dtype))
+            and (theirs.kind, theirs.name, theirs.dtype, theirs.runtime)
+            == (device.kind, device.name, device.dtype, device.runtime))
 
 
 def tag_of(path: Path, fingerprint: str) -> str | None:

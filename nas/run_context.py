@@ -9,7 +9,10 @@ search's evaluator spec, without the loaded targets (it loads its own, once). No
 variable is written.
 
 How a command loads its target is here and nowhere else: its config has the keys of
-`TargetConfig`, and `ctx.target(cfg)` checks them and loads (or reuses) the target.
+`TargetConfig` (with `ServeConfig`'s runtime for the commands that decode or time it), and
+`ctx.target(cfg)` checks them and loads (or reuses) the target. Training needs the target's
+weights as they are (gradients flow through its head), so a config without a runtime loads the
+target with none.
 """
 
 import dataclasses
@@ -26,6 +29,7 @@ from targets import Target, load_target
 from targets.embedded import BUILT_IN_SEVERAL_WAYS, split_spec
 from targets.embedded.shapes import BUDGET_ENV as SHAPES_BUILD_ENV
 from targets.home import draftnas_home
+from targets.runtime import QUANTIZE
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEFAULT_BUILD = "full"  # the build of plain `shapes` when nothing names one (its real recipe)
@@ -41,16 +45,33 @@ class TargetConfig:
 
     @classmethod
     def of(cls, cfg: "TargetConfig") -> "TargetConfig":
-        """Only the target keys of a command's config."""
-        return cls(**keys_of(cfg))
+        """Only the target keys (this class's) of a command's config."""
+        return cls(**{key.name: getattr(cfg, key.name) for key in dataclasses.fields(cls)})
 
     def onto(self, cfg: Any) -> Any:
-        """`cfg`, a command's config, with these target keys."""
-        return dataclasses.replace(cfg, **keys_of(self))
+        """`cfg`, a command's config, with those of these target keys that it has."""
+        return dataclasses.replace(cfg, **{key.name: getattr(self, key.name)
+                                           for key in dataclasses.fields(self)
+                                           if hasattr(cfg, key.name)})
 
 
-def keys_of(cfg: TargetConfig) -> dict[str, Any]:
-    return {key.name: getattr(cfg, key.name) for key in dataclasses.fields(TargetConfig)}
+@dataclass(kw_only=True)
+class ServeConfig(TargetConfig):
+    """A target that decodes or is timed: also how its linears compute (targets.runtime). auto:
+    fp16 on a CPU in float32 (what measured fastest there, experiments/latency.md), else none."""
+
+    quantize: str
+
+
+def runtime_of(cfg: TargetConfig) -> str:
+    """The runtime `cfg` asks for, `auto` resolved; none for a config without one (training)."""
+    quantize = getattr(cfg, "quantize", "none")
+    if quantize == "auto":
+        cpu = torch.device(cfg.device).type == "cpu"
+        return "fp16" if cpu and cfg.dtype == "float32" else "none"
+    if quantize not in QUANTIZE:
+        raise UserError(f"quantize: unknown '{quantize}'; use auto or one of {', '.join(QUANTIZE)}")
+    return quantize
 
 
 @dataclass(frozen=True)
@@ -61,6 +82,7 @@ class TargetKey:
     # made absolute, a hub id as given
     device: str
     dtype: str
+    quantize: str  # the runtime, `auto` resolved (targets.runtime)
 
 
 @dataclass(frozen=True)
@@ -94,14 +116,14 @@ class RunContext:
         check_device(cfg.device)
         if cfg.dtype not in DTYPES:
             raise UserError(f"dtype: unknown '{cfg.dtype}'; use one of {', '.join(DTYPES)}")
-        return TargetKey(self.spec(spec or cfg.target), cfg.device, cfg.dtype)
+        return TargetKey(self.spec(spec or cfg.target), cfg.device, cfg.dtype, runtime_of(cfg))
 
     def target(self, cfg: TargetConfig, spec: str | None = None) -> Target:
         """The target `cfg` names (or `spec`, on cfg's device and dtype), loaded on first use."""
         key = self.key(cfg, spec)
         if key not in self.loaded:
             self.loaded[key] = load_target(key.spec, device=key.device, dtype=DTYPES[key.dtype],
-                                           home=self.home)
+                                           quantize=key.quantize, home=self.home)
         return self.loaded[key]
 
     def __getstate__(self) -> dict[str, Any]:

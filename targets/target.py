@@ -97,6 +97,7 @@ class Target:
         self.device = parameter.device
         self.dtype = parameter.dtype
         check_runtime(quantize, self.device, self.dtype)
+        self.num_parameters = sum(p.numel() for p in model.parameters())  # as stored
         self.quantize = quantize
         if quantize != "none":
             # The fingerprint names the weights as stored, before the runtime repacks them.

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.commands import CommandConfig
-from nas.run_context import RunContext, TargetConfig
+from nas.run_context import RunContext, ServeConfig
 from nas.user_errors import UserError
 from specdec.bench.assistant import AssistantConfig, ensure_assistant
 from specdec.bench.methods import (
@@ -56,7 +56,7 @@ BASELINES = ("assisted", "prompt_lookup")
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig, TargetConfig, ShapeKeys):
+class Config(CommandConfig, ServeConfig, ShapeKeys):
     adaptive: bool
     drafts: list[Path]
     prompts: str
@@ -81,6 +81,7 @@ class Result:
     prompt_set: str
     prompts: int
     threads: int
+    quantize: str  # the runtime every method ran (targets.runtime), `auto` resolved
     # Timings on a shared machine are only as good as its idle time: keep the load with them.
     load_average_1m: dict[str, float]  # before and after
     files: dict[str, str]  # csv, md, png
@@ -109,13 +110,13 @@ def run(cfg: Config, ctx: RunContext) -> Result:
                                                               repeats=cfg.repeats))
     title = (f"draftnas bench: {target.spec}, {len(prompts)} {set_name} prompts, "
              f"{cfg.max_new_tokens} new tokens, temperature {cfg.temperature}, "
-             f"threads={cfg.threads}")
+             f"threads={cfg.threads}, quantize={target.quantize}")
     files = write_report(rows, Path(cfg.run_dir), title)
     for path in files.values():
         print(path)
     print(files["md"].read_text())
     return Result(target=target.spec, target_fingerprint=target.fingerprint, prompt_set=set_name,
-                  prompts=len(prompts), threads=cfg.threads,
+                  prompts=len(prompts), threads=cfg.threads, quantize=target.quantize,
                   load_average_1m={"before": load_before[0], "after": os.getloadavg()[0]},
                   files={kind: str(path) for kind, path in files.items()}, rows=rows)
 

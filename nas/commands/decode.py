@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.commands import CommandConfig
-from nas.run_context import RunContext, TargetConfig
+from nas.run_context import RunContext, ServeConfig
 from nas.user_errors import UserError
 from specdec import DraftModel, SpeculativeDecoder
 from specdec.decoder import check_sampling
@@ -37,7 +37,7 @@ FORMATS = ("text", "json")
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig, TargetConfig, ShapeKeys):
+class Config(CommandConfig, ServeConfig, ShapeKeys):
     adaptive: bool
     draft: str
     prompt: str | None

@@ -25,7 +25,7 @@ from typing import Any
 from hardware_profiles.table import load_table
 from nas.commands import CommandConfig, command_config
 from nas.pipeline_report import Progress, summarise, summary_rows
-from nas.run_context import RunContext, TargetConfig
+from nas.run_context import RunContext, ServeConfig
 from nas.run_dir import Stage, run_stages
 from nas.user_errors import UserError
 from supernet.trainer import TrainConfig
@@ -34,7 +34,7 @@ DRAFTS = {"searched": "05-export", "eagle": "06-train-eagle", "dream": "07-train
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig, TargetConfig):
+class Config(CommandConfig, ServeConfig):
     tables_dir: Path | None
     shapes_build: dict[str, str] = field(default_factory=dict)
     budget_name: str  # this and the four below: the budget group's (conf/budget/)
@@ -69,7 +69,8 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     results, seconds = run_stages(plan, run_dir, ctx, progress.say)
     bench, names = results["08-bench"], [stage.name for stage in plan]
     print(summarise(run_dir, f"draftnas pipeline: {cfg.target}, budget {cfg.budget_name}",
-                    bench, f"{cfg.device} {cfg.dtype}", seconds, names))
+                    bench, f"{cfg.device} {cfg.dtype} quantize={bench.quantize}", seconds,
+                    names))
     progress.say(f"done: {run_dir / 'summary.md'}")
     return Result(target=bench.target, budget=cfg.budget_name,
                   latency_table=results["03-profile"].table,
@@ -85,7 +86,7 @@ def stages(cfg: Config, ctx: RunContext) -> list[Stage]:
     run_dir, kind = Path(cfg.run_dir), cfg.device.partition(":")[0]
     search_dir = run_dir / "04-search"
     spec = ctx.spec(cfg.target, cfg.shapes_build.get(cfg.budget_name))
-    target = replace(TargetConfig.of(cfg), target=spec)
+    target = replace(ServeConfig.of(cfg), target=spec)
 
     def on_target(command: str) -> CommandConfig:
         """conf/<command>.yaml with the budget's, device's and user's overrides, on the target."""

@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from hardware_profiles.device import current_device, default_threads
+from hardware_profiles.device import default_threads, device_of
 from hardware_profiles.predictor import LatencyPredictor
 from hardware_profiles.profiler import HardwareConfig, profile
 from hardware_profiles.table_store import measured_on
@@ -46,7 +46,7 @@ from hardware_profiles.timing import CLOCKS
 from hardware_profiles.validate import plot, validate
 from nas.calibration import Calibration
 from nas.commands import CommandConfig
-from nas.run_context import RunContext, TargetConfig
+from nas.run_context import RunContext, ServeConfig
 from nas.user_errors import UserError
 from search_spaces import ResolvedSpace, TargetDims, load_space
 from specdec.shape import DecodeShape
@@ -54,7 +54,7 @@ from targets import PreparedInputs, Target
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig, TargetConfig):
+class Config(CommandConfig, ServeConfig):
     search_space: str
     calibration: Path | None
     hardware: HardwareConfig
@@ -95,7 +95,7 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     check_config(cfg)
     target = ctx.target(cfg)
     threads = cfg.hardware.threads or default_threads()
-    here = current_device(target.device, target.dtype, threads)
+    here = device_of(target, threads)
     found = ctx.tables.find(target.fingerprint, here, cfg.tag) if cfg.reuse else None
     if found is not None:
         print(f"table: {found} matches this target and device, not profiling")

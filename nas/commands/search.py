@@ -34,7 +34,7 @@ from typing import Any
 
 import torch
 
-from hardware_profiles.device import current_device
+from hardware_profiles.device import device_of
 from hardware_profiles.predictor import LatencyPredictor
 from hardware_profiles.profiler import HardwareConfig
 from nas.calibration import FILE_NAME as CALIBRATION_FILE
@@ -45,7 +45,7 @@ from nas.estimator import AcceptanceEstimator, ValidationSet
 from nas.measured_shapes import MeasuredShapesConfig, measure_shapes
 from nas.objectives import Objective, ObjectiveConfig, SubnetEvaluator
 from nas.reports import Provenance, write_reports
-from nas.run_context import RunContext, TargetConfig
+from nas.run_context import RunContext, ServeConfig
 from nas.searchers import SearcherConfig, SearchProblem, search
 from nas.user_errors import UserError
 from search_spaces import ResolvedSpace, TargetDims, load_space
@@ -66,7 +66,7 @@ class HardwareTable(HardwareConfig):
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig, TargetConfig):
+class Config(CommandConfig, ServeConfig):
     supernet: Path | None
     hardware: HardwareTable = field(default_factory=HardwareTable)
     search_space: str | None
@@ -105,7 +105,7 @@ class EvaluatorSpec:
     (and a cluster's workers elsewhere), where a relative path would point at nothing."""
 
     ctx: RunContext
-    target: TargetConfig  # the spec as the run context writes it: a directory made absolute
+    target: ServeConfig  # the spec as the run context writes it: a directory made absolute
     supernet: Path
     table: Path
     search_space: str | None
@@ -134,7 +134,7 @@ def run(cfg: Config, ctx: RunContext) -> Result:
         check_storage(Path(cfg.run_dir), cfg.searcher)
     target = ctx.target(cfg)
     spec = EvaluatorSpec(
-        ctx=ctx, target=replace(TargetConfig.of(cfg), target=target.spec),
+        ctx=ctx, target=replace(ServeConfig.of(cfg), target=target.spec),
         supernet=supernet_dir(cfg.supernet).resolve(),
         table=table_path(cfg, ctx, target).resolve(), search_space=cfg.search_space,
         validation_prompts=cfg.validation_prompts, max_new_tokens=cfg.max_new_tokens,
@@ -199,7 +199,7 @@ def table_path(cfg: Config, ctx: RunContext, target: Target) -> Path:
     target measured on this device."""
     if cfg.hardware.table or cfg.hardware.name:
         return ctx.tables.named(cfg.hardware.table or cfg.hardware.name)
-    here = current_device(target.device, target.dtype, 0)
+    here = device_of(target, 0)
     found = ctx.tables.find(target.fingerprint, here)
     if found is None:
         raise UserError(

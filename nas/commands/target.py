@@ -20,14 +20,14 @@ from PIL import Image
 
 from nas.commands import CommandConfig
 from nas.greedy import greedy_generate
-from nas.run_context import RunContext, TargetConfig
+from nas.run_context import RunContext, ServeConfig
 from nas.user_errors import UserError
 from targets import Target
 from targets.images import read_image
 
 
 @dataclass(kw_only=True)
-class Config(CommandConfig, TargetConfig):
+class Config(CommandConfig, ServeConfig):
     name: str | None
     prompt: str | None
     image: Path | None
@@ -45,6 +45,7 @@ class Result:
     vocab_size: int
     max_positions: int
     parameters: int
+    quantize: str  # the runtime it serves with (targets.runtime), `auto` resolved
     fingerprint: str
     path: str
     load_seconds: float  # 0 for a target this process had loaded already
@@ -96,7 +97,8 @@ def target_facts(target: Target) -> dict[str, str | int | bool]:
         "num_heads": target.num_heads,
         "vocab_size": target.vocab_size,
         "max_positions": target.max_positions,
-        "parameters": sum(p.numel() for p in target.model.parameters()),
+        "parameters": target.num_parameters,
+        "quantize": target.quantize,
         "fingerprint": target.fingerprint,
         "path": str(target.path),
     }

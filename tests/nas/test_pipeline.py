@@ -63,7 +63,7 @@ def pipeline_run(tmp_path_factory) -> tuple[Path, list[str], list[str]]:
     loads = []
 
     def counted(spec, **kwargs):
-        loads.append(spec)
+        loads.append((spec, kwargs["quantize"]))
         return load_target(spec, **kwargs)
 
     load_target = run_context.load_target
@@ -79,7 +79,10 @@ def result_times(run_dir: Path) -> dict[str, int]:
 
 def test_runs_every_stage_and_summarises_the_bench(pipeline_run, capsys):
     run_dir, _, loads = pipeline_run
-    assert len(loads) == 1  # one target, device and dtype: loaded once for all eight stages
+    # One load per target, device, dtype and runtime: the training stages read the weights as
+    # stored, the stages that decode or time the target serve it in the CPU's runtime (auto).
+    assert sorted(quantize for _, quantize in loads) == ["fp16", "none"]
+    assert len({spec for spec, _ in loads}) == 1
     result = json.loads((run_dir / "result.json").read_text())["result"]
     assert list(result["stages"]) == STAGES
     methods = [row["method"] for row in result["summary"]]
@@ -174,6 +177,9 @@ def test_every_stage_config_is_its_commands_own_as_the_pipeline_builds_it(
         OmegaConf.structured(config)  # every value fits the command's schema
         assert (config.target, config.device, config.dtype, config.run_dir) == \
             (f"shapes:{build}", "cpu", "float32", None)
+        # The runtime reaches the stages that decode or time the target; training has none.
+        assert getattr(config, "quantize", None) == (
+            None if stage.command in ("train", "export") else "auto")
     for name, space in (("02-train", "dream_s"), ("06-train-eagle", "eagle"),
                         ("07-train-dream", "dream")):
         train = configs[name]

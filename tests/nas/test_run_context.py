@@ -8,8 +8,9 @@ import pytest
 
 from hardware_profiles.table_store import TableStore
 from nas import run_context
-from nas.run_context import RunContext, TargetConfig
+from nas.run_context import RunContext, ServeConfig, TargetConfig, runtime_of
 from nas.user_errors import UserError
+from targets import TargetError
 from targets.tiny import tiny_target
 
 
@@ -59,21 +60,41 @@ def test_a_target_loads_once_per_spec_device_and_dtype(tmp_path, monkeypatch):
     assert ctx.target(TargetConfig(target="tiny", device="cpu", dtype="float32")) is first
     assert ctx.target(TargetConfig(target="tiny", device="cpu", dtype="bfloat16")) != first
     assert [spec for spec, _ in loads] == [str(directory)] * 2
+    served = ServeConfig(target="tiny", device="cpu", dtype="float32", quantize="auto")
+    assert ctx.target(served) != first  # another runtime: another load
+    assert ctx.target(ServeConfig(**{**vars(served), "quantize": "fp16"})) is ctx.target(served)
+    assert len(loads) == 3
+
+
+@pytest.mark.parametrize("device, dtype, quantize, runtime", [
+    ("cpu", "float32", "auto", "fp16"),  # what measured fastest on a CPU
+    ("cpu", "bfloat16", "auto", "none"),
+    ("cuda", "bfloat16", "auto", "none"),
+    ("cpu", "float32", "none", "none"),
+])
+def test_auto_runtime_is_fp16_on_a_cpu_in_float32_only(device, dtype, quantize, runtime):
+    cfg = ServeConfig(target="t", device=device, dtype=dtype, quantize=quantize)
+    assert runtime_of(cfg) == runtime
+    assert runtime_of(TargetConfig(target="t", device=device, dtype=dtype)) == "none"  # training
 
 
 def test_a_copy_for_another_process_carries_no_loaded_target(tmp_path):
     ctx = context(tmp_path, "smoke")
-    ctx.loaded[run_context.TargetKey("shapes:smoke", "cpu", "float32")] = object()
+    ctx.loaded[run_context.TargetKey("shapes:smoke", "cpu", "float32", "none")] = object()
     copy = pickle.loads(pickle.dumps(ctx))
     assert copy == ctx and copy.loaded == {} and len(ctx.loaded) == 1
     assert (copy.home, copy.tables, copy.shapes_build) == (ctx.home, ctx.tables, "smoke")
 
 
 @pytest.mark.parametrize("keys, word", [({"dtype": "float8"}, "dtype"),
-                                        ({"device": "gpu"}, "device")])
+                                        ({"device": "gpu"}, "device"),
+                                        ({"quantize": "int8"}, "quantize: unknown 'int8'"),
+                                        ({"quantize": "fp16", "dtype": "bfloat16"},
+                                         "quantize=fp16 is a CPU runtime")])
 def test_bad_device_or_dtype_is_a_user_error_before_loading(tmp_path, keys, word):
-    cfg = TargetConfig(**{"target": "shapes", "device": "cpu", "dtype": "float32", **keys})
-    with pytest.raises(UserError, match=word):
+    cfg = ServeConfig(**{"target": "shapes", "device": "cpu", "dtype": "float32",
+                         "quantize": "auto", **keys})
+    with pytest.raises((UserError, TargetError), match=word):  # both exit 2 with their line
         context(tmp_path).target(cfg)
 
 
@@ -84,7 +105,7 @@ def test_a_searchs_evaluator_spec_reaches_ray_workers_equal_and_without_targets(
     from nas.objectives import ObjectiveConfig
 
     ctx = context(tmp_path, "smoke")
-    ctx.loaded[run_context.TargetKey("shapes:smoke", "cpu", "float32")] = object()
+    ctx.loaded[run_context.TargetKey("shapes:smoke", "cpu", "float32", "none")] = object()
     spec = EvaluatorSpec(ctx=ctx, target=TargetConfig(target="shapes:smoke", device="cpu",
                                                       dtype="float32"),
                          supernet=tmp_path / "supernet", table=tmp_path / "t.json",
