@@ -3,8 +3,11 @@ hidden state (its logits are `target.lm_head` of it, recomputed instead of store
 of 50k makes stored logits 200 times larger) and the image scores that vision keep uses.
 
 `FeatureSource` computes them online, one target forward per sequence, or reads them from an
-on-disk cache (one safetensors file per corpus item, written on first use, in a subdirectory
-named by the taps it holds); both give the same tensors. `collate` pads a list of them into one right-padded `TargetBatch`.
+on-disk cache; both give the same tensors. The cache keeps, per corpus item, one file for what
+every run needs (ids, masks, final hidden state), one per tap and one for the image scores: the
+supernet, `eagle` and `dream` trainings of one corpus read different taps, and each tap is
+computed once for all of them (a run that needs a tap no earlier run stored computes only the
+missing ones, in one forward). `collate` pads a list of items into one right-padded `TargetBatch`.
 """
 
 import os
@@ -41,46 +44,57 @@ class FeatureSource:
     def __init__(self, target: Any, taps: Sequence[int], image_scores: bool,
                  cache_dir: str | Path | None = None):
         self.target, self.taps, self.image_scores = target, tuple(sorted(set(taps))), image_scores
-        # A cached file holds these taps (and image scores) only: another choice of them reads
-        # and writes a directory of its own, never a file that lacks what it needs.
-        self.cache_dir = None if cache_dir is None else \
-            Path(cache_dir) / features_key(self.taps, image_scores)
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
 
     def item(self, index: int, item: CorpusItem) -> dict[str, torch.Tensor]:
+        wanted = [BASE, *(f"tap.{tap}" for tap in self.taps)]
+        wanted += [SCORES] if self.image_scores else []
         if self.cache_dir is None:
-            return self._compute(item)
-        path = self.cache_dir / f"{index:06d}.safetensors"
-        if path.is_file():
-            return load_file(path, device=str(self.target.device))
-        tensors = self._compute(item)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-        # Clones: a tap can be the very tensor of last_hidden, and safetensors refuses shared memory.
-        save_file({name: t.detach().cpu().clone() for name, t in tensors.items()}, partial)
-        os.replace(partial, path)
+            return self._compute(item, self.taps, self.image_scores)
+        folder = self.cache_dir / f"{index:06d}"
+        missing = [name for name in wanted if not (folder / f"{name}.safetensors").is_file()]
+        tensors: dict[str, torch.Tensor] = {}
+        if missing:
+            taps = [tap for tap in self.taps if f"tap.{tap}" in missing]
+            computed = self._compute(item, taps, SCORES in missing)
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in missing:
+                _save_atomically({key: computed[key] for key in FILE_KEYS.get(name, [name])},
+                                 folder / f"{name}.safetensors")
+            tensors.update(computed)
+        device = str(self.target.device)
+        for name in wanted:
+            if name not in missing:
+                tensors.update(load_file(folder / f"{name}.safetensors", device=device))
         return tensors
 
     @torch.no_grad()
-    def _compute(self, item: CorpusItem) -> dict[str, torch.Tensor]:
+    def _compute(self, item: CorpusItem, taps: Sequence[int], scores: bool
+                 ) -> dict[str, torch.Tensor]:
+        """The base tensors and `taps` from one forward with the usual attention kernel, and with
+        `scores` the image scores from an eager-attention forward of their own: taps never depend
+        on whether scores were asked for at the same time, so files of any two runs agree."""
         target = self.target
         ids = item.input_ids[None].to(target.device)
         kwargs = {name: value.to(target.device) if isinstance(value, torch.Tensor) else value
                   for name, value in item.model_kwargs.items()}
         prepared = PreparedInputs(ids, kwargs, target.image_mask(ids))
-        wants_scores = self.image_scores and bool(prepared.image_mask.any())
-        out = target.forward(ids, cache=target.new_cache(), taps=self.taps,
-                             model_kwargs=prepared.model_kwargs, logits="none",
-                             image_scores=wants_scores)
-        tensors = {f"tap.{tap}": out.hidden[tap][0] for tap in self.taps}
+        out = target.forward(ids, cache=target.new_cache(), taps=tuple(taps),
+                             model_kwargs=prepared.model_kwargs, logits="none")
+        tensors = {f"tap.{tap}": out.hidden[tap][0] for tap in taps}
         tensors["last_hidden"] = out.last_hidden[0]
         tensors["input_ids"] = item.input_ids
         tensors["image_mask"] = prepared.image_mask[0].cpu()
         response = torch.zeros(len(item.input_ids), dtype=torch.bool)
         response[item.prompt_len:] = True
         tensors["response"] = response
-        if self.image_scores:
-            scores = out.image_scores[0] if wants_scores else torch.zeros(len(item.input_ids))
-            tensors["image_scores"] = scores.float()
+        if scores:
+            values = torch.zeros(len(item.input_ids))
+            if prepared.image_mask.any():
+                values = target.forward(ids, cache=target.new_cache(),
+                                        model_kwargs=prepared.model_kwargs, logits="none",
+                                        image_scores=True).image_scores[0]
+            tensors["image_scores"] = values.float()
         return tensors
 
     def batch(self, indexed: Sequence[tuple[int, CorpusItem]]) -> TargetBatch:
@@ -88,9 +102,17 @@ class FeatureSource:
                        self.target.device)
 
 
-def features_key(taps: Sequence[int], image_scores: bool) -> str:
-    """The name of a cache directory by what its files hold: `taps-3-5`, `taps-3-5-scores`."""
-    return "-".join(["taps", *map(str, taps), *(["scores"] if image_scores else [])])
+# The cache's files per item and what each holds (a tap's file holds that tap).
+BASE, SCORES = "base", "scores"
+FILE_KEYS = {BASE: ["input_ids", "image_mask", "response", "last_hidden"],
+             SCORES: ["image_scores"]}
+
+
+def _save_atomically(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    # Clones: a tap can be the very tensor of last_hidden, and safetensors refuses shared memory.
+    save_file({name: t.detach().cpu().clone() for name, t in tensors.items()}, partial)
+    os.replace(partial, path)  # a killed run never leaves half a file
 
 
 def collate(items: Sequence[dict[str, torch.Tensor]], taps: Sequence[int],

@@ -16,7 +16,8 @@ keys:
   calibration     a calibration.json to use instead of calibrating (null: the run's own)
   prompts         training prompts (the target's prompt set, train split)
   max_new_tokens  length of the target's responses that the draft learns from
-  features        online (target forward per batch) | disk (cached under $DRAFTNAS_HOME)
+  features        disk (computed once per item and tap, cached under $DRAFTNAS_HOME, shared by
+                  every run on the corpus) | online (a target forward per batch)
   resume          continue from the newest checkpoint in run_dir
   threads         torch CPU threads per process (0: torch's default)
   train.*         steps, batch_size, lr, warmup_steps, checkpoint_every, seed, loss.*, sandwich.*

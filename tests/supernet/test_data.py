@@ -91,7 +91,8 @@ def test_disk_features_equal_online_features(vlm, tmp_path):
     online = FeatureSource(vlm, [1, 2], image_scores=True).batch(indexed)
     disk = FeatureSource(vlm, [1, 2], image_scores=True, cache_dir=tmp_path / "features")
     written, read = disk.batch(indexed), disk.batch(indexed)
-    assert len(list((tmp_path / "features").rglob("*.safetensors"))) == len(corpus)
+    # per item: the base file, one per tap, the image scores
+    assert len(list((tmp_path / "features").rglob("*.safetensors"))) == 4 * len(corpus)
     for batch in (written, read):
         for name in ("input_ids", "valid", "response", "image_mask", "image_scores",
                      "last_hidden"):
@@ -109,9 +110,15 @@ def test_disk_features_of_other_taps_are_never_read_for_these(vlm, tmp_path):
     FeatureSource(vlm, [2], image_scores=False, cache_dir=tmp_path / "features").batch(indexed)
     wider = FeatureSource(vlm, [1, 2], image_scores=True, cache_dir=tmp_path / "features")
     online = FeatureSource(vlm, [1, 2], image_scores=True).batch(indexed)
+    computed = []
+    compute = wider._compute
+    wider._compute = lambda item, taps, scores: computed.append((tuple(taps), scores)) or \
+        compute(item, taps, scores)
     for batch in (wider.batch(indexed), wider.batch(indexed)):
         assert all(torch.equal(batch.hidden[t], online.hidden[t]) for t in (1, 2))
         assert torch.equal(batch.image_scores, online.image_scores)
+    # tap 2 is read from the first run's files: only tap 1 and the scores are computed, once
+    assert computed == [((1,), True)] * len(corpus)
 
 
 def test_prompt_sets_are_deterministic_and_splits_disjoint():
