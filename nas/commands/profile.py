@@ -44,6 +44,7 @@ from hardware_profiles.profiler import HardwareConfig, profile
 from hardware_profiles.table_store import measured_on
 from hardware_profiles.timing import CLOCKS
 from hardware_profiles.validate import plot, validate
+from hardware_profiles.verification import plain_tokens_per_s, plot_curve, summary_lines
 from nas.calibration import Calibration
 from nas.commands import CommandConfig
 from nas.run_context import RunContext, ServeConfig
@@ -80,6 +81,11 @@ class Result:
     device: dict[str, Any] | None = None
     grid: dict[str, Any] | None = None
     decode: list[str] | None = None
+    # {ctx: {q: T(q) / T(1)}}: what verifying q tokens costs (hardware_profiles.verification)
+    verification_curve: dict[int, dict[int, float]] | None = None
+    memory: dict[str, float] | None = None  # weights per step, read GB/s, memory-bound tokens/s
+    plain_tokens_per_s: float | None = None
+    plot: str | None = None  # the curve
     validation: dict[str, Any] | None = None
 
 
@@ -110,13 +116,23 @@ def run(cfg: Config, ctx: RunContext) -> Result:
         fresh = fresh or (path.is_file() and not measured_on(path, target.fingerprint, here,
                                                              complete=False))
     report = profile(target, space, shapes, path, cfg.hardware.settings(threads), fresh=fresh)
-    print(f"table: {report.path} ({len(report.table.entries)} entries, {report.measured} measured "
+    table = report.table
+    print(f"table: {report.path} ({len(table.entries)} entries, {report.measured} measured "
           f"now, {report.skipped} kept, {report.seconds:.0f} s)")
+    for line in summary_lines(table):
+        print(line)
+    curve = plot_curve(table, Path(cfg.run_dir) / "verification_curve.png",
+                       f"{report.path.stem}: {table.device.name}, {table.device.dtype} "
+                       f"{table.device.runtime}, {table.device.threads} threads")
     result = Result(
-        table=str(report.path), profiled=True, entries=len(report.table.entries),
+        table=str(report.path), profiled=True, entries=len(table.entries),
         measured=report.measured, skipped=report.skipped,
-        profile_seconds=round(report.seconds, 1), device=report.table.device.to_dict(),
-        grid=asdict(report.table.grid), decode=[shape.label for shape in shapes])
+        profile_seconds=round(report.seconds, 1), device=table.device.to_dict(),
+        grid=asdict(table.grid), decode=[shape.label for shape in shapes],
+        verification_curve={ctx: {q: round(r, 4) for q, r in row.items()}
+                            for ctx, row in table.verification_curve().items()},
+        memory=table.memory.to_dict(), plain_tokens_per_s=round(plain_tokens_per_s(table), 2),
+        plot=str(curve))
     if cfg.validate:
         result = replace(result, validation=run_validation(cfg, target, space, shapes,
                                                            report.path, threads))

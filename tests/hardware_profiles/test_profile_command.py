@@ -41,6 +41,12 @@ def test_profile_writes_the_table_and_validates(capsys, tiny_dir, small_space_fi
     assert table.complete and table.target["spec"] == str(tiny_dir)
     assert len(result["validation"]["subnets"]) == 2
     assert (tmp_path / "run" / "latency_validation.png").is_file()
+    # The verification curve from one new token up, and plain decoding against memory's limit.
+    curve = result["verification_curve"]
+    assert all(row["1"] == 1.0 and set(row) >= {"2", "4", "8", "16"} for row in curve.values())
+    assert result["memory"]["limit_tokens_per_s"] > 0 and result["plain_tokens_per_s"] > 0
+    assert "verification T(q)/T(1) at context" in out and "memory-bound limit" in out
+    assert Path(result["plot"]).is_file() and table.device.runtime == "fp16"  # auto, on a CPU
     code, out, _ = profile_cli(capsys, tiny_dir, small_space_file, tmp_path,
                                f"output={table_path}")
     assert code == 0 and "0 measured now" in out
