@@ -12,7 +12,8 @@ A tokens-only draft (interaction none) reads no features: all its steps would be
 it runs one.
 
 Per step: kl * KL(target || draft) over the draft vocabulary (the target's distribution
-restricted and renormalised for a reduced one) + final_feature * SmoothL1(norm(h), the target's
+restricted and renormalised for a reduced one; for a draft of the target's full vocabulary, over
+`SuperDraft.kl_vocabulary` when set: `kl_vocabulary: corpus`, below) + final_feature * SmoothL1(norm(h), the target's
 final hidden state) + intermediate_feature * SmoothL1(first layer's output, the hidden state of
 the lowest-entropy candidate layer) for drafts of 2+ layers (DREAM's 0.2 / 0.2 / 1.0).
 Losses average over a sequence's counted slots, then over sequences, so that equal shards on
@@ -34,6 +35,8 @@ from specdec.vision import select_kept_positions
 from supernet.features import TargetBatch
 from supernet.superdraft import SuperDraft
 
+KL_VOCABULARIES = ("corpus", "full")
+
 
 @dataclass
 class LossConfig:
@@ -42,6 +45,11 @@ class LossConfig:
     kl: float = 1.0
     final_feature: float = 0.2
     intermediate_feature: float = 0.2
+    # The vocabulary a draft of the target's full vocabulary learns its KL over. corpus: the
+    # tokens the training responses use (EAGLE-3 trains its head on a reduced vocabulary for the
+    # same reason: on SmolLM2's 49k tokens the head was most of a step, and the responses use a
+    # few thousand); the draft still proposes from the full head. full: every token.
+    kl_vocabulary: str = "corpus"
 
 
 @dataclass
@@ -70,7 +78,7 @@ def unrolled_loss(draft: SuperDraft, batch: TargetBatch, cfg: LossConfig,
     predicts = torch.zeros_like(batch.valid[:, 1:])
     predicts[:, :-1] = batch.response[:, 2:]
     kept = keep_mask(batch, arch.vision_keep_ratio)[:, :slots]
-    vocab = None
+    vocab = draft.kl_vocabulary  # the full vocabulary's subnets: None (all) or restricted
     if arch.draft_vocab_size:
         _, d2t, _ = draft.vocabulary(arch.draft_vocab_size)
         vocab = torch.arange(arch.draft_vocab_size, device=d2t.device) + d2t
@@ -78,7 +86,7 @@ def unrolled_loss(draft: SuperDraft, batch: TargetBatch, cfg: LossConfig,
     if arch.draft_vocab_size not in teachers:
         with torch.no_grad():
             teachers[arch.draft_vocab_size] = Teacher.of(
-                target.lm_head(batch.last_hidden[:, 1:][predicts]), vocab)
+                target.lm_head(batch.last_hidden[:, 1:][predicts], vocab))
     target_side = teachers[arch.draft_vocab_size]
     layers = draft.skeleton(arch).layers
     intermediate: list[torch.Tensor] = []
@@ -162,8 +170,9 @@ class Teacher:
     top1: torch.Tensor  # [N]
 
     @classmethod
-    def of(cls, logits: torch.Tensor, vocab: torch.Tensor | None) -> "Teacher":
-        """From full-vocabulary logits, restricted (and renormalised) to `vocab` if given."""
+    def of(cls, logits: torch.Tensor, vocab: torch.Tensor | None = None) -> "Teacher":
+        """From logits over the draft's vocabulary (or full-vocabulary ones, restricted and
+        renormalised to `vocab` if given)."""
         logits = (logits if vocab is None else logits[..., vocab]).float()
         log_probs = torch.log_softmax(logits, -1)
         probs = log_probs.exp()

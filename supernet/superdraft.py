@@ -90,10 +90,26 @@ class SupernetShape:
         )
 
 
+class HeadOver:
+    """`target` whose `lm_head` computes the logits of `columns` only (in that order)."""
+
+    def __init__(self, target: Any, columns: torch.Tensor):
+        self.target, self.columns = target, columns
+
+    def lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.target.lm_head(hidden, self.columns)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.target, name)
+
+
 class SuperDraft(nn.Module):
-    def __init__(self, space: ResolvedSpace, target: Any, vocab_ranking: list[int] | None = None):
+    def __init__(self, space: ResolvedSpace, target: Any, vocab_ranking: list[int] | None = None,
+                 kl_vocabulary: list[int] | None = None):
         """space: resolved against `target`; vocab_ranking: target ids, most frequent first (at
-        least the largest reduced vocabulary; default ids 0, 1, ...), from the target's responses."""
+        least the largest reduced vocabulary; default ids 0, 1, ...), from the target's responses;
+        kl_vocabulary: target ids over which subnets of the target's full vocabulary learn (their
+        logits and the target's, restricted and renormalised: `supernet.loss`), None: all."""
         super().__init__()
         if space.target != TargetDims.of(target):
             raise ValueError(f"space {space.name!r} was resolved for {space.target}, not for "
@@ -123,6 +139,8 @@ class SuperDraft(nn.Module):
         self.weights = nn.ParameterDict({name.replace(".", "/"): param
                                          for name, param in keep.items()})
         self.to(device=target.device, dtype=target.dtype)
+        self.kl_vocabulary = None if kl_vocabulary is None else torch.tensor(
+            sorted(set(kl_vocabulary)), dtype=torch.long, device=target.device)
         self._skeletons: OrderedDict[DraftArch, DraftModel] = OrderedDict()
         self._vocab_maps: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self.active: DraftArch | None = None
@@ -180,12 +198,15 @@ class SuperDraft(nn.Module):
 
     def skeleton(self, arch: DraftArch) -> DraftModel:
         """A DraftModel of `arch` whose own tensors live on the meta device (never used: every
-        call passes the slices), attached to the target."""
+        call passes the slices), attached to the target (whose head, for a subnet of the full
+        vocabulary, computes `kl_vocabulary`'s logits only)."""
         if arch in self._skeletons:
             self._skeletons.move_to_end(arch)
             return self._skeletons[arch]
         model = DraftModel(self.config_of(arch), self.draft_token_ids(arch)).to("meta")
-        object.__setattr__(model, "_target", self.target)
+        restricted = self.kl_vocabulary is not None and not arch.draft_vocab_size
+        head_target = HeadOver(self.target, self.kl_vocabulary) if restricted else self.target
+        object.__setattr__(model, "_target", head_target)
         self._skeletons[arch] = model
         if len(self._skeletons) > SKELETON_CACHE_SIZE:
             self._skeletons.popitem(last=False)

@@ -24,11 +24,11 @@ from tqdm import tqdm
 
 from search_spaces import ResolvedSpace
 from supernet.checkpoint import SupernetMeta, latest_checkpoint, load_checkpoint, save_checkpoint
-from supernet.corpus import CorpusItem
+from supernet.corpus import CorpusItem, response_tokens
 from supernet.distributed import World, average_gradients, average_metrics, close, shard
 from supernet.errors import SupernetError
 from supernet.features import FeatureSource
-from supernet.loss import LossConfig
+from supernet.loss import KL_VOCABULARIES, LossConfig
 from supernet.sandwich import SandwichConfig, sandwich_archs, sandwich_backward
 from supernet.superdraft import SuperDraft
 
@@ -77,6 +77,13 @@ class SupernetRecipe:
                                 "use positive integers")
         if not corpus:
             raise SupernetError("the training corpus is empty; give prompts > 0")
+        if cfg.loss.kl_vocabulary not in KL_VOCABULARIES:
+            raise SupernetError(f"train.loss.kl_vocabulary: '{cfg.loss.kl_vocabulary}'; use one "
+                                f"of {', '.join(KL_VOCABULARIES)}")
+        restricted = cfg.loss.kl_vocabulary == "corpus"
+        if restricted and cfg.sandwich.inplace_distill:
+            raise SupernetError("train.sandwich.inplace_distill needs the full vocabulary's "
+                                "logits: set train.loss.kl_vocabulary=full with it")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
@@ -84,7 +91,8 @@ class SupernetRecipe:
         random.seed(cfg.seed)
         self.target, self.space, self.corpus = target, space, corpus
         self.intermediate_tap = intermediate_tap
-        self.superdraft = SuperDraft(space, target, vocab_ranking).train()
+        kl_vocabulary = torch.unique(response_tokens(corpus)).tolist() if restricted else None
+        self.superdraft = SuperDraft(space, target, vocab_ranking, kl_vocabulary).train()
         self.meta = SupernetMeta.of(self.superdraft, intermediate_tap)
         taps = {tap for taps in space.injected_layers for tap in taps}
         if intermediate_tap is not None:

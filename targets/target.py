@@ -144,9 +144,19 @@ class Target:
         """[B, T, H] input embeddings, scaled as the model scales them (Gemma's sqrt(h))."""
         return self.model.get_input_embeddings()(ids)
 
-    def lm_head(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Logits from last_hidden-space features, with the family's final softcap if any."""
-        logits = self.model.get_output_embeddings()(hidden)
+    def lm_head(self, hidden: torch.Tensor, columns: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits from last_hidden-space features, with the family's final softcap if any; with
+        `columns` (token ids), only theirs, in that order (training's restricted vocabularies:
+        a fraction of the head's cost). Columns need the weights as stored (no runtime)."""
+        head = self.model.get_output_embeddings()
+        if columns is None:
+            logits = head(hidden)
+        else:
+            if self.quantize != "none":
+                raise TargetError(f"lm_head columns need the head's weights as stored, not the "
+                                  f"{self.quantize} runtime; load the target with quantize=none")
+            bias = None if head.bias is None else head.bias[columns]
+            logits = torch.nn.functional.linear(hidden, head.weight[columns], bias)
         if self._softcap is not None:
             logits = torch.tanh(logits / self._softcap) * self._softcap
         return logits

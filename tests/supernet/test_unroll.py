@@ -100,6 +100,47 @@ def test_step_zero_kl_and_agreement_are_those_of_full_logits(superdraft, dream_s
     assert result.metrics["top1_0"] == pytest.approx(float(mean(agree)), abs=1e-6)
 
 
+def test_a_full_vocabulary_subnet_learns_over_the_kl_vocabulary(dream_s, deep_target):
+    """kl_vocabulary: the full-vocabulary subnet's logits are computed for those tokens only, and
+    its KL and agreement are the full ones restricted (and renormalised) to them, teacher and
+    student alike; a reduced-vocabulary subnet keeps its own."""
+    vocabulary = list(range(3, deep_target.vocab_size, 3))
+    restricted = SuperDraft(dream_s, deep_target, kl_vocabulary=vocabulary)
+    everything = SuperDraft(dream_s, deep_target)
+    everything.load_state_dict(restricted.state_dict())
+    arch = next(a for a in (dream_s.sample(random.Random(i)) for i in range(200))
+                if a.interaction == "concat" and a.draft_vocab_size is None)
+    batch, cfg = random_batch(deep_target), LossConfig(unroll_steps=1)
+    slots = batch.input_ids.shape[1] - 1
+    with torch.no_grad():
+        result = unrolled_loss(restricted.activate(arch), batch, cfg)
+        features = everything.activate(arch).fuse(
+            {tap: h[:, :slots] for tap, h in batch.hidden.items()})
+        positions = torch.arange(1, slots + 1).expand(batch.input_ids.shape[0], slots)
+        out = everything(batch.input_ids[:, 1:], features, positions, None,
+                         unroll_mask(torch.ones_like(batch.valid[:, 1:]), 0))
+        restricted_out = restricted(batch.input_ids[:, 1:], features, positions, None,
+                                    unroll_mask(torch.ones_like(batch.valid[:, 1:]), 0))
+        columns = torch.tensor(vocabulary)
+        assert restricted_out.logits.shape[-1] == len(vocabulary)
+        torch.testing.assert_close(restricted_out.logits, out.logits[..., columns])
+        teacher = deep_target.lm_head(batch.last_hidden[:, 1:]).float()[..., columns]
+        p = torch.log_softmax(teacher, -1)
+        student = out.logits[..., columns].float()
+        kl = (p.exp() * (p - torch.log_softmax(student, -1))).sum(-1)
+        counted = torch.zeros_like(batch.valid[:, 1:])
+        counted[:, :-1] = batch.response[:, 2:]
+        weights = counted.float()
+        expected = ((kl * weights).sum(1) / weights.sum(1).clamp(min=1)).mean()
+    assert result.metrics["kl_0"] == pytest.approx(float(expected), rel=1e-4)
+    reduced = next(a for a in (dream_s.sample(random.Random(i)) for i in range(200))
+                   if a.draft_vocab_size)
+    with torch.no_grad():
+        assert unrolled_loss(restricted.activate(reduced), batch, cfg).metrics["kl_0"] == \
+            pytest.approx(unrolled_loss(everything.activate(reduced), batch, cfg)
+                          .metrics["kl_0"], rel=1e-5)
+
+
 def test_subnets_of_a_step_share_the_targets_side_of_the_kl(superdraft, dream_s, deep_target,
                                                             monkeypatch):
     """The target's head runs once per batch and draft vocabulary, however many subnets train on
@@ -110,9 +151,9 @@ def test_subnets_of_a_step_share_the_targets_side_of_the_kl(superdraft, dream_s,
     predicts[:, :-1] = batch.response[:, 2:]
     target_rows = batch.last_hidden[:, 1:][predicts]
 
-    def counting(hidden):  # the drafts' full-vocabulary heads call it too: count the target's
+    def counting(hidden, columns=None):  # the drafts' full heads call it too: count the target's
         calls.extend([1] if torch.equal(hidden, target_rows) else [])
-        return head(hidden)
+        return head(hidden, columns)
 
     monkeypatch.setattr(deep_target, "lm_head", counting)
     archs = [a for a in (dream_s.sample(random.Random(i)) for i in range(40))]
