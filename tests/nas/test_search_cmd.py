@@ -185,7 +185,7 @@ def test_without_a_table_name_it_finds_the_table_of_this_target_and_device(setup
     fingerprint and this device among $DRAFTNAS_HOME/tables, whatever its name."""
     home = tmp_path / "home"
     monkeypatch.setenv("DRAFTNAS_HOME", str(home))
-    here = current_device("cpu", torch.float32, 1)
+    here = current_device("cpu", torch.float32, 1, "fp16")  # quantize=auto serves fp16 on CPU
     table = json.loads(Path(setup["table"]).read_text()) | {"device": here.to_dict()}
     (home / "tables").mkdir(parents=True)
     (home / "tables" / "any-name.json").write_text(json.dumps(table))
