@@ -10,8 +10,8 @@ from supernet import corpus as corpus_module
 from supernet.corpus import build_corpus
 from supernet.errors import SupernetError
 from supernet.features import FeatureSource
-from targets.embedded.prompts import prompt_set
 from targets.tiny import tiny_inputs, tiny_target
+from userdata import prompt_set
 
 
 @pytest.fixture(scope="module")
