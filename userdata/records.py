@@ -208,6 +208,7 @@ def image_source(value: Any, name: str | None, base: Path | None) -> ImageSource
 def image_digest(image: ImageSource) -> str:
     if isinstance(image, Path):
         return file_digest(image)
+    if isinstance(image, bytes):
         return hashlib.sha256(image).hexdigest()
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")

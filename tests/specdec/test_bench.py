@@ -138,7 +138,7 @@ def test_bench_on_a_tiny_vlm_runs_every_method_and_all_equal_vanilla(
         capsys, tmp_path, monkeypatch, llava_dir, llava_draft):
     monkeypatch.setenv("DRAFTNAS_HOME", str(tmp_path / "home"))
     run_dir = tmp_path / "run"
-    code = main(["bench", f"target={llava_dir}", "prompts=shapes", "n_prompts=2",
+    code = main(["bench", f"target={llava_dir}", "data=shapes", "n_prompts=2",
                  "max_new_tokens=6", f"drafts=[{llava_draft}]", "threads=1",
                  f"run_dir={run_dir}", *TINY_ASSISTANT])
     out, err = capsys.readouterr()
@@ -157,7 +157,7 @@ def test_bench_on_a_tiny_vlm_runs_every_method_and_all_equal_vanilla(
 
 
 @pytest.mark.parametrize("overrides, words", [
-    (["prompts=auto"], ["prompts", "prompts=smollm2"]),
+    ([], ["data", "no prompt set of its own", "data=<"]),
     (["baselines=[medusa]"], ["baselines", "medusa"]),
     (["drafts=[/no/such/draft]"], ["drafts", "/no/such/draft"]),
     (["temperature=nan"], ["temperature", "nan", "finite"]),
@@ -177,7 +177,7 @@ def test_a_draft_for_another_target_exits_2_before_the_assistant_trains(
     foreign = DraftModel.random(DraftConfig.for_target(other), other).save_pretrained(
         tmp_path / "foreign")
     monkeypatch.setattr(assistant_module, "distill", lambda *args: pytest.fail("trained"))
-    code = main(["bench", f"target={llava_dir}", "prompts=shapes", f"drafts=[{foreign}]",
+    code = main(["bench", f"target={llava_dir}", "data=shapes", f"drafts=[{foreign}]",
                  f"run_dir={tmp_path / 'run'}"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "fingerprint" in err
