@@ -21,6 +21,7 @@ from specdec.bench.methods import (
     Sampling,
     TransformersMethod,
     draft_method,
+    draft_names,
     prompt_lookup_method,
     vanilla_method,
 )
@@ -181,6 +182,13 @@ def test_a_draft_for_another_target_exits_2_before_the_assistant_trains(
                  f"run_dir={tmp_path / 'run'}"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "fingerprint" in err
+
+
+def test_drafts_are_named_after_their_run_not_their_draft_folder(tmp_path):
+    """`draftnas export` and `train` both write <run>/draft: two of them are not draft:draft."""
+    paths = [tmp_path / "qwen-export" / "draft", tmp_path / "eagle" / "draft",
+             tmp_path / "mine", tmp_path / "other" / "mine", tmp_path / "again" / "mine"]
+    assert draft_names(paths) == ["qwen-export", "eagle", "mine", "mine#2", "mine#3"]
 
 
 def test_sampling_runs_every_method_and_compares_nothing_with_vanilla(tmp_path, llava_dir,
