@@ -17,14 +17,12 @@ PLACES = ("top left", "bottom right", "center")
 def draw(shape: str, color: tuple[int, int, int], place: str) -> Image.Image:
     image = Image.new("RGB", (64, 64), "white")
     x, y = {"top left": (6, 6), "bottom right": (30, 30), "center": (18, 18)}[place]
-    box = (x, y, x + 28, y + 28)
     pen = ImageDraw.Draw(image)
-    if shape == "circle":
-        pen.ellipse(box, fill=color)
-    elif shape == "square":
-        pen.rectangle(box, fill=color)
-    else:
+    if shape == "triangle":
         pen.polygon([(x + 14, y), (x, y + 28), (x + 28, y + 28)], fill=color)
+    else:
+        outline = pen.ellipse if shape == "circle" else pen.rectangle
+        outline((x, y, x + 28, y + 28), fill=color)
     return image
 
 

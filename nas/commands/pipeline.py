@@ -7,9 +7,8 @@ skipped: `draftnas pipeline run_dir=<an earlier run>` resumes a killed pipeline.
 are copied to <run_dir>/drafts/{searched,eagle,dream}; summary.md and result.json hold the table.
 
 keys:
-  data          the prompts of every stage: data=<source> (null: the embedded target's own set;
-                a target of your own needs one), data.* keys (userdata.DataConfig). Training
-                reads its train split, the search its validation split, the bench its test split
+  data          every stage's prompts (userdata.DataConfig; null: the embedded target's own):
+                train reads its train split, search its validation split, bench its test split
   budget        smoke | default | long: the training budget (conf/budget/) and stages.<budget>
   device, dtype where and in which precision every stage runs (cuda: GPU timing, by_device)
   tables_dir    latency tables: one of this target and device there (or shipped) is used, else
@@ -70,8 +69,7 @@ def run(cfg: Config, ctx: RunContext) -> Result:
         raise UserError(f"budget: '{cfg.budget_name}' has no stage settings in conf/pipeline.yaml; "
                         f"use one of {', '.join(cfg.stages)}")
     ctx = ctx.with_tables(cfg.tables_dir) if cfg.tables_dir else ctx
-    # The data every stage reads, checked before the first stage: not at the bench, hours later.
-    UserData(cfg.data, ctx.spec(cfg.target, cfg.shapes_build.get(cfg.budget_name)))
+    UserData(cfg.data, ctx.spec(cfg.target))  # checked before the stages, not at the bench
     run_dir, progress, plan = Path(cfg.run_dir), Progress("pipeline"), stages(cfg, ctx)
     results, seconds = run_stages(plan, run_dir, ctx, progress.say)
     bench, names = results["08-bench"], [stage.name for stage in plan]
@@ -97,7 +95,7 @@ def stages(cfg: Config, ctx: RunContext) -> list[Stage]:
 
     def on_target(command: str) -> CommandConfig:
         """conf/<command>.yaml with the budget's, device's and user's overrides, on the target
-        and, for a command that reads prompts, the data."""
+        (and the data, where the command reads prompts)."""
         config = target.onto(command_config(command, [
             *cfg.stages[cfg.budget_name].get(command, []),
             *cfg.by_device.get(kind, {}).get(command, []), *cfg.overrides.get(command, [])]))
