@@ -29,7 +29,7 @@ from specdec import DecodeConfig, DecodeShape, DraftConfig, DraftModel, Speculat
 from specdec.bench.methods import DecoderMethod, MethodRun, Sampling
 from specdec.bench.summary import decode_seconds_per_step, total
 from targets import load_target
-from targets.embedded.prompts import prompt_set
+from userdata import prompt_set
 
 TREE = DecodeShape(depth=6, top_k=4, total_tokens=32)
 CHAIN = DecodeShape.chain(4)

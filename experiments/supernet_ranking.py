@@ -37,8 +37,8 @@ from supernet.distributed import World
 from supernet.extract import extract
 from supernet.sandwich import with_interaction
 from supernet.trainer import SupernetRecipe
-from targets.embedded.prompts import prepared_prompts, prompt_set
 from targets.embedded.shapes.data import DESCRIBE_PROMPT
+from userdata import DataConfig, UserData, prompt_set
 
 # adaptive=False: the draft's own tau, with no plain steps mixed in.
 TREE = DecodeConfig(DecodeShape(depth=6, top_k=4, total_tokens=32), adaptive=False)
@@ -69,7 +69,8 @@ def measure_tau(target, draft, prompts, max_new_tokens: int) -> float:
 
 def train_config(args) -> Any:
     """`draftnas train`'s config with the budget group `args.budget` (a file of conf/budget/)."""
-    return command_config("train", [f"budget={args.budget}"])
+    return replace(command_config("train", [f"budget={args.budget}"]),
+                   data=DataConfig(source="shapes"))
 
 
 def train_alone(args, ctx: RunContext, target, supernet_run: Path, arch: DraftArch, index: int):
@@ -78,8 +79,9 @@ def train_alone(args, ctx: RunContext, target, supernet_run: Path, arch: DraftAr
     cfg = train_config(args)
     superspace, meta = load_supernet(supernet_run / "supernet", target)
     space = superspace.space.point(arch)
-    prompts = prepared_prompts(target, "train", cfg.prompts)
-    corpus = cached_corpus(target, prompts, cfg.max_new_tokens, ctx.home)
+    prompts = UserData(cfg.data, target.spec).take(target, "train", cfg.prompts,
+                                                   cfg.max_new_tokens)
+    corpus = cached_corpus(target, prompts.inputs, cfg.max_new_tokens, ctx.home)
     ranking = vocabulary_ranking(superspace.space.draft_vocab_size, corpus, target)
     recipe = SupernetRecipe(cfg.train, run_dir, World(0, 1, "cpu"))
     recipe.setup(target, space, corpus, ranking, meta.intermediate_tap, None, resume=True)

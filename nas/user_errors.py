@@ -22,6 +22,7 @@ def user_error_types() -> tuple[type[Exception], ...]:
     from specdec.errors import DraftError
     from supernet.errors import SupernetError
     from targets.errors import TargetError
+    from userdata.errors import DataError
 
     return (
         UserError,
@@ -31,6 +32,7 @@ def user_error_types() -> tuple[type[Exception], ...]:
         CalibrationError,
         SupernetError,
         TableError,
+        DataError,
         HydraException,  # malformed override, unknown key, wrong type: from `compose`
         OmegaConfBaseException,  # a value that does not fit its structured-config type
     )

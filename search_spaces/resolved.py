@@ -202,6 +202,9 @@ class ResolvedSpace:
             problem = "is unknown" if unknown else "is missing"
             raise SpaceError(f"resolved space key {key!r} {problem}; write it with to_dict()")
         target_keys = {field.name for field in fields(TargetDims)}
+        # Spaces saved before `images` was a dim resolved every target as one with images.
+        if isinstance(data["target"], Mapping) and "images" not in data["target"]:
+            data = {**data, "target": {**data["target"], "images": True}}
         if not isinstance(data["target"], Mapping) or set(data["target"]) != target_keys:
             listed = ", ".join(sorted(target_keys))
             raise SpaceError(f"resolved space target must have keys {listed}; use to_dict()")

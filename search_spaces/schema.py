@@ -123,7 +123,8 @@ class SearchSpace:
             intermediate_size=tuple(
                 max(1, round_half_up(m * hidden)) for m in self.intermediate_size
             ),
-            vision_keep_ratio=self.vision_keep_ratio,
+            # Image positions to keep mean nothing to a target without images.
+            vision_keep_ratio=self.vision_keep_ratio if target.images else (1.0,),
             draft_vocab_size=tuple(
                 reduced_vocab_size(f, target.vocab_size) for f in self.draft_vocab_size
             ),

@@ -2,7 +2,7 @@
 
 Kept here (not imported from `targets`) because `search_spaces` sits at the bottom of the
 layering; callers build it from their `Target` (hidden size, decoder layers, attention heads,
-vocabulary size).
+vocabulary size, whether it reads images).
 """
 
 from dataclasses import dataclass, fields
@@ -17,14 +17,18 @@ class TargetDims:
     num_layers: int
     num_heads: int
     vocab_size: int
+    # Whether the target reads images: a text-only target's drafts keep every position (its
+    # space's vision_keep_ratio resolves to 1.0 alone).
+    images: bool = True
 
     @classmethod
     def of(cls, sized: Any) -> "TargetDims":
-        """The dims of anything with these four attributes, such as a `targets.Target`."""
-        return cls(*(getattr(sized, field.name) for field in fields(cls)))
+        """The dims of a `targets.Target` (or anything with its four sizes and `is_vlm`)."""
+        return cls(sized.hidden_size, sized.num_layers, sized.num_heads, sized.vocab_size,
+                   bool(sized.is_vlm))
 
     def __post_init__(self) -> None:
-        for field in fields(self):
+        for field in fields(self)[:4]:  # the sizes
             value = getattr(self, field.name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SpaceError(

@@ -1,6 +1,7 @@
-"""Reading an image file the user names: one line naming the file and the fix when it cannot be
-used, not a PIL traceback."""
+"""Reading an image file the user names (or an image's encoded bytes, as a data set keeps them):
+one line naming the file and the fix when it cannot be used, not a PIL traceback."""
 
+import io
 from pathlib import Path
 
 from PIL import Image
@@ -8,11 +9,14 @@ from PIL import Image
 from targets.errors import TargetError
 
 
-def read_image(path: str | Path) -> Image.Image:
-    """The image at `path` as RGB. PIL refuses an image of more than twice MAX_IMAGE_PIXELS before
-    decoding it (a decompression bomb: a small file that expands to gigabytes)."""
+def read_image(path: str | Path | bytes) -> Image.Image:
+    """The image at `path` (or encoded in these bytes) as RGB. PIL refuses an image of more than
+    twice MAX_IMAGE_PIXELS before decoding it (a decompression bomb: a small file that expands to
+    gigabytes)."""
+    encoded = isinstance(path, bytes)
+    source, path = (io.BytesIO(path), f"<{len(path)} bytes>") if encoded else (path, path)
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             return image.convert("RGB")
     except Image.DecompressionBombError as error:
         raise TargetError(f"image {str(path)!r} is too large to decode safely ({error}); resize "

@@ -10,18 +10,13 @@ import re
 from pathlib import Path
 
 import torch
-from transformers import (
-    AutoConfig,
-    AutoModelForCausalLM,
-    AutoModelForImageTextToText,
-    AutoProcessor,
-    AutoTokenizer,
-)
+from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
 
 from targets.embedded import embedded_path, is_embedded
 from targets.errors import TargetError
 from targets.families import family_of
 from targets.model_directory import check_model_directory
+from targets.processors import load_processor, load_tokenizer
 from targets.runtime import check_runtime
 from targets.target import Target
 
@@ -95,26 +90,13 @@ def _load_directory(path: Path, *, spec: str, device: str, dtype: torch.dtype,
     model_class = AutoModelForImageTextToText if traits.is_vlm else AutoModelForCausalLM
     model = model_class.from_pretrained(path, trust_remote_code=False, dtype=dtype,
                                         attn_implementation="sdpa").to(device)
-    processor = (
-        _optional(AutoProcessor, path) if traits.is_vlm and _has(path, _PROCESSOR_FILES) else None
-    )
+    processor = load_processor(path) if traits.is_vlm and _has(path, _PROCESSOR_FILES) else None
     tokenizer = None
     if processor is None and _has(path, _TOKENIZER_FILES):
-        tokenizer = _optional(AutoTokenizer, path)
+        tokenizer = load_tokenizer(path)
     return Target(model, spec=spec, path=str(path), tokenizer=tokenizer, processor=processor,
                   quantize=quantize)
 
 
 def _has(path: Path, names: tuple[str, ...]) -> bool:
     return any((path / name).is_file() for name in names)
-
-
-def _optional(loader, path: Path):
-    """The directory's processor or tokenizer: optional, but one that is there must load."""
-    try:
-        return loader.from_pretrained(path, trust_remote_code=False)
-    except (OSError, ValueError, KeyError, TypeError, ImportError) as error:
-        raise TargetError(
-            f"{path}: its {loader.__name__.removeprefix('Auto').lower()} files cannot be loaded "
-            f"({type(error).__name__}); fix them or remove them to pass ready-made inputs"
-        ) from None

@@ -117,9 +117,12 @@ class Target:
 
     # -- inputs -------------------------------------------------------------------------------
 
-    def prepare(self, prompt: str | None = None, images=None, inputs=None) -> PreparedInputs:
-        """A prompt (+ images) through the chat template and processor, or a processor's output."""
-        input_ids, model_kwargs = prepare_inputs(self, prompt=prompt, images=images, inputs=inputs)
+    def prepare(self, prompt: str | None = None, images=None, inputs=None,
+                messages: list[dict] | None = None) -> PreparedInputs:
+        """A prompt or chat turns (+ images) through the chat template and processor, or a
+        processor's output."""
+        input_ids, model_kwargs = prepare_inputs(self, prompt=prompt, images=images, inputs=inputs,
+                                                 messages=messages)
         if input_ids.ndim != 2:
             raise TargetError(
                 f"inputs: input_ids has shape {tuple(input_ids.shape)}; pass a [1, T] batch"

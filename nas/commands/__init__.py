@@ -53,9 +53,19 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
     """The config of command `name`: `conf/<name>.yaml` checked against its dataclass, with the
     command-line overrides applied (Hydra's override grammar)."""
     check_override_syntax(overrides)
+    overrides = [data_shorthand(override) for override in overrides]
     ConfigStore.instance().store(name=f"{name}_schema", node=command_module(name).Config)
     with initialize_config_module(config_module="conf", version_base=None):
         return compose(config_name=name, overrides=overrides)
+
+
+def data_shorthand(override: str) -> str:
+    """`data=<source>` means `data.source=<source>` (the value as the user quoted it): the data
+    key is a group of keys (userdata.DataConfig), but its source is what one names first."""
+    key, equals, value = override.partition("=")
+    if key == "data" and equals and not value.lstrip().startswith("{"):
+        return f"data.source={value}"
+    return override
 
 
 def command_config(name: str, overrides: list[str]) -> CommandConfig:

@@ -11,10 +11,11 @@ OpenMP threads that wait for a busy core made decoding several times slower ther
 
 keys:
   target          shapes | smollm2 | a Hugging Face model id | a local model directory
-  drafts          draft checkpoint directories made for this target, e.g. drafts=[a,b]
-  prompts         which prompt set: auto (the embedded target's own), shapes (easy-vqa images
-                  and questions) or smollm2 (instructions); the bench uses its test split, the
-                  assistant trains on its train split
+  drafts          draft checkpoint directories made for this target, e.g. drafts=[a,b]; each
+                  row names a draft by its directory (by the folder above a `draft/`)
+  data            the prompts: data=<source> (null: the embedded target's own set), data.* keys
+                  (userdata.DataConfig); the bench uses its test split, the assistant trains on
+                  its train split
   n_prompts       how many test prompts; max_new_tokens, temperature (0 = greedy), top_p, seed
   mode, k, depth, top_k, total_tokens   how our decoder drafts (tree: EAGLE-2 dynamic tree);
                   null: each draft's recommended shape (else tree 6/4/32), given keys on top
@@ -42,15 +43,14 @@ from specdec.bench.methods import (
     Sampling,
     assisted_method,
     draft_method,
+    draft_names,
     prompt_lookup_method,
     vanilla_method,
 )
 from specdec.bench.report import write_report
 from specdec.bench.runner import BenchSettings, run_bench
 from specdec.recommended import ShapeKeys
-from targets import PreparedInputs, Target
-from targets.embedded import EMBEDDED_TARGETS, split_spec
-from targets.embedded.prompts import prompt_set
+from userdata import DataConfig, UserData
 
 BASELINES = ("assisted", "prompt_lookup")
 
@@ -59,7 +59,6 @@ BASELINES = ("assisted", "prompt_lookup")
 class Config(CommandConfig, ServeConfig, ShapeKeys):
     adaptive: bool
     drafts: list[Path]
-    prompts: str
     n_prompts: int
     max_new_tokens: int
     temperature: float
@@ -72,13 +71,14 @@ class Config(CommandConfig, ServeConfig, ShapeKeys):
     threads: int
     warmup: bool
     repeats: int
+    data: DataConfig = field(default_factory=DataConfig)
 
 
 @dataclass(kw_only=True)
 class Result:
     target: str
     target_fingerprint: str
-    prompt_set: str
+    prompt_set: str  # the data's name: an embedded set, a file's or a data set's
     prompts: int
     threads: int
     quantize: str  # the runtime every method ran (targets.runtime), `auto` resolved
@@ -86,39 +86,44 @@ class Result:
     load_average_1m: dict[str, float]  # before and after
     files: dict[str, str]  # csv, md, png
     rows: list[dict[str, Any]]  # one per method (specdec.bench.runner)
+    data: dict[str, Any]  # the test rows benched, the assistant's train rows (userdata)
 
 
 def run(cfg: Config, ctx: RunContext) -> Result:
     check_request(cfg)
     sampling = Sampling(cfg.max_new_tokens, cfg.temperature, cfg.top_p, cfg.seed)
+    data = UserData(cfg.data, ctx.spec(cfg.target))  # bad data fails before the target loads
     target = ctx.target(cfg)
-    set_name = prompt_set_name(cfg, target.spec)
+    # The test prompts and the drafts first: bad rows, or a checkpoint for another target, fail
+    # before the assistant trains.
+    prompts = data.take(target, "test", cfg.n_prompts, cfg.max_new_tokens).inputs
     methods: list[Method] = [vanilla_method(target)]
-    # Drafts load first: a checkpoint for another target fails before the assistant trains.
-    drafts = [draft_method(target, str(directory), cfg, cfg.adaptive)
-              for directory in cfg.drafts]
+    drafts = [draft_method(target, str(directory), cfg, cfg.adaptive, name)
+              for directory, name in zip(cfg.drafts, draft_names(cfg.drafts), strict=True)]
     if "assisted" in cfg.baselines:
-        train = prepare(target, prompt_set(set_name, "train", cfg.assistant.train_prompts))
+        train = data.take(target, "train", cfg.assistant.train_prompts,
+                          cfg.assistant.response_tokens).inputs
         assistant = ensure_assistant(target, train, cfg.assistant, ctx.home)
         methods.append(assisted_method(target, assistant, cfg.assistant_tokens))
     if "prompt_lookup" in cfg.baselines:
         methods.append(prompt_lookup_method(target, cfg.prompt_lookup_tokens))
     methods += drafts
-    prompts = prepare(target, prompt_set(set_name, "test", cfg.n_prompts))
     load_before = os.getloadavg()
     rows = run_bench(methods, prompts, BenchSettings(sampling, cfg.threads, cfg.warmup,
                                                               repeats=cfg.repeats))
-    title = (f"draftnas bench: {target.spec}, {len(prompts)} {set_name} prompts, "
+    title = (f"draftnas bench: {target.spec}, {len(prompts)} {data.name} test prompts, "
              f"{cfg.max_new_tokens} new tokens, temperature {cfg.temperature}, "
              f"threads={cfg.threads}, quantize={target.quantize}")
     files = write_report(rows, Path(cfg.run_dir), title)
     for path in files.values():
         print(path)
     print(files["md"].read_text())
-    return Result(target=target.spec, target_fingerprint=target.fingerprint, prompt_set=set_name,
-                  prompts=len(prompts), threads=cfg.threads, quantize=target.quantize,
+    return Result(target=target.spec, target_fingerprint=target.fingerprint,
+                  prompt_set=data.name, prompts=len(prompts), threads=cfg.threads,
+                  quantize=target.quantize,
                   load_average_1m={"before": load_before[0], "after": os.getloadavg()[0]},
-                  files={kind: str(path) for kind, path in files.items()}, rows=rows)
+                  files={kind: str(path) for kind, path in files.items()}, rows=rows,
+                  data=data.report())
 
 
 def check_request(cfg: Config) -> None:
@@ -137,25 +142,3 @@ def check_request(cfg: Config) -> None:
         if not Path(directory).is_dir():
             raise UserError(f"drafts: '{directory}' is not a directory; give draft checkpoint "
                             "directories (config.json + model.safetensors)")
-
-
-def prompt_set_name(cfg: Config, spec: str) -> str:
-    if cfg.prompts != "auto":
-        if cfg.prompts not in EMBEDDED_TARGETS:
-            raise UserError(f"prompts: unknown set '{cfg.prompts}'; use auto or one of "
-                            f"{list(EMBEDDED_TARGETS)}")
-        return cfg.prompts
-    name, _ = split_spec(spec)
-    if name not in EMBEDDED_TARGETS:
-        raise UserError(f"prompts: target '{spec}' has no prompt set of its own; set "
-                        "prompts=smollm2 (instructions) or prompts=shapes (easy-vqa images)")
-    return name
-
-
-def prepare(target: Target, prompts: list[tuple[str, Any]]) -> list[PreparedInputs]:
-    """Chat template and processor once per prompt: every method gets the very same tensors."""
-    if not target.is_vlm and any(image is not None for _, image in prompts):
-        raise UserError(f"prompts: this set has images but target '{target.spec}' is text-only; "
-                        "use prompts=smollm2")
-    return [target.prepare(prompt=text, images=[image] if image is not None else None)
-            for text, image in prompts]

@@ -19,7 +19,9 @@ keys:
   refine          fine-tune the chosen subnet before extracting it
   refine_steps    optimizer steps of that fine-tune
   refinement.*    batch_size, lr, grad_clip, seed, loss.* (as train.*)
-  prompts         training prompts the refinement learns from (the target's prompt set)
+  data            the refinement's prompts: data=<source> (null: the embedded target's own set),
+                  data.* keys (userdata.DataConfig); it reads the train split
+  prompts         training prompts the refinement learns from (the first of that train split)
   max_new_tokens  length of the target's responses in that corpus
 """
 
@@ -43,7 +45,7 @@ from nas.export import (
 from nas.run_context import RunContext, TargetConfig
 from supernet import draft_config
 from supernet.corpus import cached_corpus
-from targets.embedded.prompts import prepared_prompts
+from userdata import DataConfig, UserData
 
 FORMATS = ("draftnas", "eagle3")
 
@@ -60,6 +62,7 @@ class Config(CommandConfig, TargetConfig):
     max_new_tokens: int
     threads: int
     refinement: RefineConfig = field(default_factory=RefineConfig)
+    data: DataConfig = field(default_factory=DataConfig)
 
 
 @dataclass(kw_only=True)
@@ -75,6 +78,7 @@ class Result:
     supernet: str
     refinement: dict[str, Any] | None
     parameters: int
+    data: dict[str, Any] | None = None  # the refinement's rows (userdata.UserData.report)
 
 
 def run(cfg: Config, ctx: RunContext) -> Result:
@@ -82,14 +86,19 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     selection = select_trial(cfg.search, cfg.trial)
-    target = ctx.target(cfg, cfg.target or selection.target_spec)
+    spec = cfg.target or selection.target_spec
+    # The refinement's data, checked before the target loads.
+    data = UserData(cfg.data, ctx.spec(spec)) if cfg.refine else None
+    target = ctx.target(cfg, spec)
     if cfg.format == "eagle3":  # refuse before any work: the layout is decided by the arch
         check_eagle3(draft_config(target, selection.candidate.arch), target)
     superdraft, meta = load_search_supernet(selection, target)
     refinement = None
-    if cfg.refine:
-        prompts = prepared_prompts(target, "train", cfg.prompts)
-        corpus = cached_corpus(target, prompts, cfg.max_new_tokens, ctx.home)
+    if data is not None:
+        prompts = data.take(target, "train", cfg.prompts, cfg.max_new_tokens)
+        corpus = cached_corpus(target, prompts.inputs, cfg.max_new_tokens, ctx.home,
+                               responses=prompts.responses,
+                               shorten="fewer prompts= or max_new_tokens=")
         refinement = refine(superdraft, selection.candidate.arch, corpus, meta.intermediate_tap,
                             cfg.refine_steps, cfg.refinement)
     draft = extract_selection(superdraft, selection, refinement)
@@ -102,7 +111,8 @@ def run(cfg: Config, ctx: RunContext) -> Result:
                   predicted=selection.predicted, target=target.spec,
                   target_fingerprint=target.fingerprint, supernet=str(selection.supernet),
                   refinement=refinement,
-                  parameters=sum(param.numel() for param in draft.parameters()))
+                  parameters=sum(param.numel() for param in draft.parameters()),
+                  data=data.report() if data else None)
 
 
 def check_config(cfg: Config) -> None:

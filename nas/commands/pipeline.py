@@ -7,6 +7,8 @@ skipped: `draftnas pipeline run_dir=<an earlier run>` resumes a killed pipeline.
 are copied to <run_dir>/drafts/{searched,eagle,dream}; summary.md and result.json hold the table.
 
 keys:
+  data          every stage's prompts (userdata.DataConfig; null: the embedded target's own):
+                train reads its train split, search its validation split, bench its test split
   budget        smoke | default | long: the training budget (conf/budget/) and stages.<budget>
   device, dtype where and in which precision every stage runs (cuda: GPU timing, by_device)
   tables_dir    latency tables: one of this target and device there (or shipped) is used, else
@@ -29,6 +31,7 @@ from nas.run_context import RunContext, ServeConfig
 from nas.run_dir import Stage, run_stages
 from nas.user_errors import UserError
 from supernet.trainer import TrainConfig
+from userdata import DataConfig, UserData
 
 DRAFTS = {"searched": "05-export", "eagle": "06-train-eagle", "dream": "07-train-dream"}
 
@@ -46,6 +49,7 @@ class Config(CommandConfig, ServeConfig):
     stages: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     by_device: dict[str, dict[str, list[str]]] = field(default_factory=dict)
     overrides: dict[str, list[str]] = field(default_factory=dict)
+    data: DataConfig = field(default_factory=DataConfig)
 
 
 @dataclass(kw_only=True)
@@ -65,6 +69,7 @@ def run(cfg: Config, ctx: RunContext) -> Result:
         raise UserError(f"budget: '{cfg.budget_name}' has no stage settings in conf/pipeline.yaml; "
                         f"use one of {', '.join(cfg.stages)}")
     ctx = ctx.with_tables(cfg.tables_dir) if cfg.tables_dir else ctx
+    UserData(cfg.data, ctx.spec(cfg.target))  # checked before the stages, not at the bench
     run_dir, progress, plan = Path(cfg.run_dir), Progress("pipeline"), stages(cfg, ctx)
     results, seconds = run_stages(plan, run_dir, ctx, progress.say)
     bench, names = results["08-bench"], [stage.name for stage in plan]
@@ -89,10 +94,12 @@ def stages(cfg: Config, ctx: RunContext) -> list[Stage]:
     target = replace(ServeConfig.of(cfg), target=spec)
 
     def on_target(command: str) -> CommandConfig:
-        """conf/<command>.yaml with the budget's, device's and user's overrides, on the target."""
-        return target.onto(command_config(command, [
+        """conf/<command>.yaml with the budget's, device's and user's overrides, on the target
+        (and the data, where the command reads prompts)."""
+        config = target.onto(command_config(command, [
             *cfg.stages[cfg.budget_name].get(command, []),
             *cfg.by_device.get(kind, {}).get(command, []), *cfg.overrides.get(command, [])]))
+        return replace(config, data=cfg.data) if hasattr(config, "data") else config
 
     def train(space: str) -> Callable[[dict[str, Any]], CommandConfig]:
         return lambda _: replace(

@@ -23,7 +23,9 @@ keys:
   n_trials            completed trials the study ends with (a rerun continues the study)
   study_name          the Optuna study (and Ray experiment) name
   objective           kind speedup | pareto, latency_budget_ms, context
-  validation_prompts  test prompts the target answers once (cached) for the estimator
+  data                the prompts: data=<source> (null: the embedded target's own set), data.*
+                      keys (userdata.DataConfig); the search reads its validation split
+  validation_prompts  validation prompts the target answers once (cached) for the estimator
   measured_shapes     drafts (distinct best trials; 0: skip the stage) and prompts of the last
                       stage, which decodes every shape of those drafts
 """
@@ -54,7 +56,7 @@ from supernet import load_supernet
 from supernet.checkpoint import check_meta
 from supernet.corpus import CorpusItem, cached_corpus
 from targets import Target
-from targets.embedded.prompts import prepared_prompts
+from userdata import DataConfig, UserData
 
 
 @dataclass
@@ -79,6 +81,7 @@ class Config(CommandConfig, ServeConfig):
     seed: int
     searcher: SearcherConfig = field(default_factory=SearcherConfig)
     measured_shapes: MeasuredShapesConfig = field(default_factory=MeasuredShapesConfig)
+    data: DataConfig = field(default_factory=DataConfig)
 
 
 @dataclass(kw_only=True)
@@ -89,6 +92,7 @@ class Result:
     best_arch: dict[str, Any] | None  # the best candidate: its arch, its shape under "decode"
     measured_shapes: int
     context: float
+    data: dict[str, Any]  # the validation rows (userdata.UserData.report)
     # The reports (nas.reports).
     trials: str
     best: str | None = None  # best.json
@@ -109,6 +113,7 @@ class EvaluatorSpec:
     supernet: Path
     table: Path
     search_space: str | None
+    data: DataConfig  # its source made absolute
     validation_prompts: int
     max_new_tokens: int
     threads: int
@@ -124,6 +129,7 @@ class Setup:
     space: CandidateSpace
     predictor: LatencyPredictor
     corpus: list[CorpusItem]  # the validation sequences
+    data: dict[str, Any]  # which rows they are (userdata.UserData.report)
 
 
 def run(cfg: Config, ctx: RunContext) -> Result:
@@ -132,12 +138,13 @@ def run(cfg: Config, ctx: RunContext) -> Result:
         from nas.searchers.optuna_storage import check_storage
 
         check_storage(Path(cfg.run_dir), cfg.searcher)
+    UserData(cfg.data, ctx.spec(cfg.target))  # bad data fails before the target loads
     target = ctx.target(cfg)
     spec = EvaluatorSpec(
         ctx=ctx, target=replace(ServeConfig.of(cfg), target=target.spec),
         supernet=supernet_dir(cfg.supernet).resolve(),
         table=table_path(cfg, ctx, target).resolve(), search_space=cfg.search_space,
-        validation_prompts=cfg.validation_prompts, max_new_tokens=cfg.max_new_tokens,
+        data=absolute_source(cfg.data), validation_prompts=cfg.validation_prompts, max_new_tokens=cfg.max_new_tokens,
         threads=cfg.threads, objective=cfg.objective)
     evaluator, setup = build_evaluator(spec)
     run_dir = Path(cfg.run_dir)
@@ -145,6 +152,11 @@ def run(cfg: Config, ctx: RunContext) -> Result:
                             evaluator_factory=spec, n_trials=cfg.n_trials,
                             study_name=cfg.study_name, run_dir=run_dir, seed=cfg.seed)
     records = search(problem, cfg.searcher)
+    if cfg.measured_shapes.drafts:
+        print(f"measured shapes: decoding every shape of the {cfg.measured_shapes.drafts} best "
+              f"drafts on {cfg.measured_shapes.prompts or len(setup.corpus)} validation prompts "
+              "(quicker: fewer measured_shapes.drafts= or measured_shapes.prompts=; "
+              "measured_shapes.drafts=0 skips it)", flush=True)
     measurements = measure_shapes(
         evaluator.superdraft, setup.corpus, setup.space.shapes,
         [(record.number, record.result) for record in records], setup.predictor,
@@ -169,7 +181,7 @@ def run(cfg: Config, ctx: RunContext) -> Result:
                   best_metrics=best[1].metrics() if best else None,
                   best_arch=best[1].candidate.to_dict() if best else None,
                   measured_shapes=len(measurements), context=evaluator.context,
-                  **reports["paths"])
+                  data=setup.data, **reports["paths"])
 
 
 def check_config(cfg: Config) -> None:
@@ -186,6 +198,12 @@ def check_config(cfg: Config) -> None:
                         f"measured_shapes.prompts={prompts}: use drafts >= 0 (0 skips the stage) "
                         "and prompts >= 1 or null (all)")
     cfg.objective.check()
+
+
+def absolute_source(data: DataConfig) -> DataConfig:
+    """`data` with a source that is a path made absolute: Ray runs trials in other directories."""
+    path = Path(data.source or "").expanduser()
+    return replace(data, source=str(path.resolve())) if data.source and path.exists() else data
 
 
 def supernet_dir(path: Path) -> Path:
@@ -223,15 +241,17 @@ def build_evaluator(spec: EvaluatorSpec) -> tuple[SubnetEvaluator, Setup]:
     space = CandidateSpace(superdraft.space, shapes)
     predictor = LatencyPredictor.from_file(spec.table, target.fingerprint)
     check_table_covers(predictor, space)
-    prompts = prepared_prompts(target, "test", spec.validation_prompts)
-    corpus = cached_corpus(target, prompts, spec.max_new_tokens, spec.ctx.home)
+    data = UserData(spec.data, target.spec)
+    prompts = data.take(target, "validation", spec.validation_prompts, spec.max_new_tokens)
+    corpus = cached_corpus(target, prompts.inputs, spec.max_new_tokens, spec.ctx.home,
+                           shorten="fewer validation_prompts= or max_new_tokens=")
     taps = sorted({tap for taps in superdraft.space.injected_layers for tap in taps})
     validation = ValidationSet.build(target, corpus, taps,
                                      min(superdraft.space.vision_keep_ratio) < 1.0)
     context = spec.objective.context or sum(validation.lengths) / len(validation.lengths)
     evaluator = SubnetEvaluator(superdraft, AcceptanceEstimator(validation), predictor,
                                 Objective(spec.objective), context)
-    return evaluator, Setup(target, space, predictor, corpus)
+    return evaluator, Setup(target, space, predictor, corpus, data.report())
 
 
 def requested_space(spec: EvaluatorSpec,

@@ -13,8 +13,10 @@ keys:
   target          shapes | smollm2 | a Hugging Face model id | a local model directory
   search_space    a named space (dream_s, eagle, dream) or a space YAML file
   budget          smoke | default | long: steps, batch, prompts, unroll (conf/budget/)
+  data            the prompts: data=<source> (null: the embedded target's own set), data.* keys
+                  (userdata.DataConfig); training and calibration read its train split
   calibration     a calibration.json to use instead of calibrating (null: the run's own)
-  prompts         training prompts (the target's prompt set, train split)
+  prompts         training prompts (the first of the data's train split)
   max_new_tokens  length of the target's responses that the draft learns from
   features        disk (computed once per item and tap, cached under $DRAFTNAS_HOME, shared by
                   every run on the corpus) | online (a target forward per batch)
@@ -42,7 +44,7 @@ from supernet.distributed import World, barrier, init_world
 from supernet.extract import extract
 from supernet.trainer import SupernetRecipe, TrainConfig
 from targets import Target
-from targets.embedded.prompts import prepared_prompts
+from userdata import DataConfig, UserData
 
 FEATURES = ("online", "disk")
 
@@ -59,6 +61,7 @@ class Config(CommandConfig, TargetConfig):
     resume: bool
     threads: int
     train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
 
 
 @dataclass(kw_only=True)
@@ -77,6 +80,7 @@ class Result:
     samples_per_second: float | None
     peak_memory_mb: float
     final_metrics: dict[str, float]
+    data: dict[str, Any]  # the rows it trained and calibrated on (userdata.UserData.report)
     # What the main process saved (None in the others).
     supernet: str | None = None
     checkpoints: str | None = None
@@ -90,7 +94,8 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     if cfg.prompts < 1 or cfg.max_new_tokens < 1:
         raise UserError(f"prompts={cfg.prompts}, max_new_tokens={cfg.max_new_tokens}: "
                         "use positive numbers")
-    space = load_space(cfg.search_space)  # a bad space fails before the target loads
+    space = load_space(cfg.search_space)  # a bad space or data fails before the target loads
+    data = UserData(cfg.data, ctx.spec(cfg.target))
     if cfg.threads < 0:
         raise UserError(f"threads: {cfg.threads}; use 0 (torch's default) or a positive number")
     if cfg.threads:
@@ -100,17 +105,19 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     run_dir = Path(cfg.run_dir)
     calibration = None
     if space.needs_calibration:
-        calibration = calibration_for(cfg, target, run_dir, world)
+        calibration = calibration_for(cfg, target, data, run_dir, world)
     resolved = space.resolve(TargetDims.of(target), calibration)
     if world.is_main:
         (run_dir / "space.json").write_text(_json(resolved.to_dict()))
-    prompts = prepared_prompts(target, "train", cfg.prompts)
-    corpus = cached_corpus(target, prompts, cfg.max_new_tokens, ctx.home, world)
+    prompts = data.take(target, "train", cfg.prompts, cfg.max_new_tokens)
+    corpus = cached_corpus(target, prompts.inputs, cfg.max_new_tokens, ctx.home, world,
+                           prompts.responses, shorten="fewer prompts= or max_new_tokens=")
     vocab_ranking = vocabulary_ranking(resolved.draft_vocab_size, corpus, target)
     intermediate_tap = calibration.candidate_taps[0] if calibration else None
     features_dir = None
     if cfg.features == "disk":
-        features_dir = ctx.home / "features" / corpus_key(target, prompts, cfg.max_new_tokens)
+        features_dir = ctx.home / "features" / corpus_key(target, prompts.inputs,
+                                                          cfg.max_new_tokens, prompts.responses)
     recipe = SupernetRecipe(cfg.train, run_dir, world)
     try:
         recipe.setup(target, resolved, corpus, vocab_ranking, intermediate_tap, features_dir,
@@ -122,15 +129,16 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     return Result(target=target.spec, target_fingerprint=target.fingerprint,
                   search_space=resolved.name, space_size=resolved.size(),
                   budget=cfg.budget_name, processes=world.size, corpus_sequences=len(corpus),
-                  **summary, **outputs)
+                  data=data.report(), **summary, **outputs)
 
 
-def calibration_for(cfg: Config, target: Target, run_dir: Path, world: World) -> Calibration:
+def calibration_for(cfg: Config, target: Target, data: UserData, run_dir: Path,
+                    world: World) -> Calibration:
     path = Path(cfg.calibration) if cfg.calibration else run_dir / CALIBRATION_FILE
     if cfg.calibration or path.is_file():
         return Calibration.load(path, fingerprint=target.fingerprint)
     if world.is_main:
-        calibrate(target, prepared_prompts(target, "train", cfg.calibration_prompts)).save(path)
+        calibrate(target, data.take(target, "train", cfg.calibration_prompts).inputs).save(path)
     barrier(world)
     return Calibration.load(path, fingerprint=target.fingerprint)
 

@@ -59,6 +59,11 @@ def ensure_assistant(target: Any, prompts: Sequence[PreparedInputs], cfg: Assist
     """The distilled assistant for `target`, trained on `prompts` the first time it is asked for."""
     final = (home or draftnas_home()) / "assistants" / assistant_key(target, prompts, cfg)
     if not (final / "config.json").is_file():
+        # Minutes on a CPU, once per target and recipe: say so, and how to spend less.
+        tqdm.write(f"assisted baseline: distilling its assistant from the target ({len(prompts)} "
+                   f"prompts, {cfg.steps} steps), once, cached under {final.parent} (quicker: "
+                   "fewer assistant.steps= or assistant.train_prompts=; baselines=[prompt_lookup] "
+                   "skips it)")
         final.parent.mkdir(parents=True, exist_ok=True)
         building = final.with_name(f".building-{final.name}-{os.getpid()}-{time.time_ns()}")
         try:

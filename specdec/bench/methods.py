@@ -107,16 +107,31 @@ def vanilla_method(target: Any) -> DecoderMethod:
     return DecoderMethod("vanilla", "vanilla", SpeculativeDecoder(target, None))
 
 
-def draft_method(target: Any, directory: str | Path, keys: ShapeKeys,
-                 adaptive: bool) -> DecoderMethod:
+def draft_method(target: Any, directory: str | Path, keys: ShapeKeys, adaptive: bool,
+                 name: str | None = None) -> DecoderMethod:
     """Our decoder with the checkpoint in `directory` (a DraftError if it is not for `target`),
     decoding with its recommended shape under the shape `keys` given (specdec.recommended); the
-    row's name says the shape and where it came from."""
+    row's name (`name`, else the directory's: `draft_names`) says the shape and where it came
+    from."""
     draft = DraftModel.from_pretrained(directory, target)
     config, source = shaped_config(draft.config.decode, keys, adaptive=adaptive)
     every_step = "" if config.adaptive else ", every step"
-    name = f"draft:{Path(directory).name} ({config.shape.label}, {source}{every_step})"
-    return DecoderMethod(name, "draft", SpeculativeDecoder(target, draft, config))
+    name = name or draft_names([directory])[0]
+    label = f"draft:{name} ({config.shape.label}, {source}{every_step})"
+    return DecoderMethod(label, "draft", SpeculativeDecoder(target, draft, config))
+
+
+def draft_names(directories: list[str | Path]) -> list[str]:
+    """A distinct name per draft directory: its own name, or the folder's above it when it is the
+    `draft/` that `draftnas export` and `train` write (runs/qwen-export/draft -> qwen-export);
+    a name that is still taken gets #2, #3..."""
+    names: list[str] = []
+    for directory in directories:
+        path = Path(directory).resolve()
+        name = path.parent.name if path.name == "draft" and path.parent.name else path.name
+        taken = sum(1 for earlier in names if earlier.split("#")[0] == name)
+        names.append(f"{name}#{taken + 1}" if taken else name)
+    return names
 
 
 def assisted_method(target: Any, assistant: PreTrainedModel, num_tokens: int) -> TransformersMethod:

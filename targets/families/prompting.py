@@ -1,7 +1,7 @@
-"""Turning a user's prompt (+ images) or a processor's output dict into model inputs.
+"""Turning a user's prompt or chat turns (+ images), or a processor's output dict, into model inputs.
 
-A prompt goes through the chat template when the processor or tokenizer has one (otherwise it is
-tokenized as is). A ready-made `inputs` dict is taken as is: `input_ids` plus whatever the family
+A prompt or chat turns go through the chat template when the processor or tokenizer has one
+(otherwise a prompt is tokenized as is, and turns one line each). A ready-made `inputs` dict is taken as is: `input_ids` plus whatever the family
 needs (pixel_values, image_sizes, image_grid_thw, token_type_ids, ...); a 2D padding mask of ones
 is dropped because the adapter builds its own masks.
 """
@@ -15,13 +15,17 @@ from targets.errors import TargetError
 from targets.images import read_image
 
 
-def prepare_inputs(target, *, prompt=None, images=None, inputs=None) -> tuple[torch.Tensor, dict]:
+def prepare_inputs(target, *, prompt=None, images=None, inputs=None,
+                   messages=None) -> tuple[torch.Tensor, dict]:
+    """`messages`: chat turns {role, content}, the content a string or a list of text and image
+    parts (one image part per image); a prompt is one user turn with the images before its text."""
     if inputs is not None:
-        if prompt is not None or images is not None:
-            raise TargetError("prepare: pass either inputs or prompt/images, not both")
+        if prompt is not None or images is not None or messages is not None:
+            raise TargetError("prepare: pass either inputs or prompt/messages/images, not several")
         return _from_inputs(inputs)
-    if prompt is None:
-        raise TargetError("prepare: give a prompt (and images for a VLM) or a processor's inputs")
+    if (prompt is None) == (messages is None):
+        raise TargetError("prepare: give a prompt or chat messages (and images for a VLM), or a "
+                          "processor's inputs")
     image_list = _load_images(images)
     if image_list and not target.is_vlm:
         raise TargetError(f"images: target {target.spec!r} is a text-only model; drop the images")
@@ -30,12 +34,13 @@ def prepare_inputs(target, *, prompt=None, images=None, inputs=None) -> tuple[to
             raise TargetError(
                 f"target {target.spec!r} has no processor; pass ready-made inputs= instead of a prompt"
             )
-        return _from_inputs(_process(target.processor, prompt, image_list))
+        turns = messages if messages is not None else _one_turn(prompt, len(image_list))
+        return _from_inputs(_process(target.processor, turns, prompt, image_list))
     if target.tokenizer is None:
         raise TargetError(
             f"target {target.spec!r} has no tokenizer; pass ready-made inputs= instead of a prompt"
         )
-    return _from_inputs(_tokenize(target.tokenizer, prompt))
+    return _from_inputs(_tokenize(target.tokenizer, prompt, messages))
 
 
 def _from_inputs(inputs: Mapping) -> tuple[torch.Tensor, dict]:
@@ -64,25 +69,40 @@ def _load_images(images) -> list:
     return [read_image(image) if isinstance(image, (str, Path)) else image for image in images]
 
 
-def _chat(processor_or_tokenizer, prompt: str, num_images: int) -> str | None:
+def _one_turn(prompt: str, num_images: int) -> list[dict]:
+    content = [{"type": "image"} for _ in range(num_images)] + [{"type": "text", "text": prompt}]
+    return [{"role": "user", "content": content}]
+
+
+def _chat(processor_or_tokenizer, messages: list[dict]) -> str | None:
     if getattr(processor_or_tokenizer, "chat_template", None) is None:
         return None
-    content = [{"type": "image"} for _ in range(num_images)] + [{"type": "text", "text": prompt}]
-    messages = [{"role": "user", "content": content}]
     return processor_or_tokenizer.apply_chat_template(
         messages, add_generation_prompt=True, tokenize=False
     )
 
 
-def _process(processor, prompt: str, images: list) -> Mapping:
-    text = _chat(processor, prompt, len(images)) or prompt
+def _process(processor, messages: list[dict], prompt: str | None, images: list) -> Mapping:
+    text = _chat(processor, messages) or prompt or _plain(messages)
     kwargs = {"images": images} if images else {}
     return processor(text=text, return_tensors="pt", **kwargs)
 
 
-def _tokenize(tokenizer, prompt: str) -> Mapping:
+def _tokenize(tokenizer, prompt: str | None, messages: list[dict] | None) -> Mapping:
     if getattr(tokenizer, "chat_template", None) is not None:
-        messages = [{"role": "user", "content": prompt}]
-        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return tokenizer(text, return_tensors="pt", add_special_tokens=False)
-    return tokenizer(prompt, return_tensors="pt")
+        # A text model's template takes each turn's content as one string.
+        turns = [{"role": "user", "content": prompt}] if messages is None else [
+            {"role": turn["role"], "content": _text(turn["content"])} for turn in messages]
+        return tokenizer(_chat(tokenizer, turns), return_tensors="pt", add_special_tokens=False)
+    return tokenizer(prompt if messages is None else _plain(messages), return_tensors="pt")
+
+
+def _text(content) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if part.get("type") == "text")
+
+
+def _plain(messages: list[dict]) -> str:
+    """Turns as text for a model without a chat template: one line per turn."""
+    return "\n".join(f"{turn['role']}: {_text(turn['content'])}" for turn in messages)

@@ -185,7 +185,8 @@ def test_chosen_trial_takes_its_row_and_decodes_losslessly(search, target, tmp_p
 def test_refined_draft_moves_off_the_supernet_and_stays_lossless(search, target, supernet,
                                                                  tmp_path):
     run = tmp_path / "export"
-    assert export(f"search={search}", "trial=5", "refine=true", "refine_steps=2", "prompts=2",
+    assert export(f"search={search}", "trial=5", "refine=true", "data=shapes", "refine_steps=2",
+                  "prompts=2",
                   "max_new_tokens=6", "refinement.lr=1e-2", "refinement.batch_size=2",
                   "refinement.loss.unroll_steps=2", f"run_dir={run}") == 0
     draft = DraftModel.from_pretrained(run / "draft", target)

@@ -1,6 +1,7 @@
-"""`draftnas pipeline` end to end on a tiny 4-layer LLaVA directory with the smallest settings, in
-directories whose names hold every character Hydra's override grammar gives a meaning to: every
-stage runs, the target loads once, the summary is written; a rerun skips every stage and counts
+"""`draftnas pipeline` end to end on a tiny 4-layer LLaVA directory and the example data set (a
+JSONL with images), with the smallest settings, in directories whose names hold every character
+Hydra's override grammar gives a meaning to: every stage runs, the target loads once, each stage
+reads its own split of the data, the summary is written; a rerun skips every stage and counts
 their time; a deleted stage reruns alone. And every stage's config, composed from the real configs
 as the pipeline builds it."""
 
@@ -25,7 +26,9 @@ from nas.commands import command_config, command_module
 from nas.commands import pipeline as pipeline_command
 from nas.commands.pipeline import stages
 from nas.run_context import RunContext
+from userdata import DataConfig, UserData
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "own_data" / "prompts.jsonl"
 STAGES = ["01-target", "02-train", "03-profile", "04-search", "05-export", "06-train-eagle",
           "07-train-dream", "08-bench"]
 # Characters that break an override parsed unquoted (issue 15): a run directory may hold them all.
@@ -38,7 +41,7 @@ TINY = [
     "'hardware.budget_s=0.01','hardware.flush_mb=0','hardware.threads=1']"),
     "overrides.search=['n_trials=2','validation_prompts=1','max_new_tokens=8']",
     ("overrides.bench=['n_prompts=1','max_new_tokens=8','assistant.steps=2',"
-    "'assistant.train_prompts=2','prompts=shapes','assistant.response_tokens=8','warmup=false',"
+    "'assistant.train_prompts=2','assistant.response_tokens=8','warmup=false',"
     "'repeats=1']"),
 ]
 
@@ -58,7 +61,7 @@ def save_deep_tiny_llava(directory: Path) -> Path:
 def pipeline_run(tmp_path_factory) -> tuple[Path, list[str], list[str]]:
     base = tmp_path_factory.mktemp("pipeline") / ODD
     target = save_deep_tiny_llava(base / "target")
-    args = ["pipeline", f"target='{target}'", f"run_dir='{base / 'run'}'",
+    args = ["pipeline", f"target='{target}'", f"data={EXAMPLE}", f"run_dir='{base / 'run'}'",
             f"tables_dir='{base / 'tables'}'", *TINY]
     loads = []
 
@@ -101,6 +104,31 @@ def test_runs_every_stage_and_summarises_the_bench(pipeline_run, capsys):
             in summary)
     assert all(method in summary for method in methods)
     assert "![bench](08-bench/bench.png)" in summary and (run_dir / "08-bench/bench.png").is_file()
+
+
+def test_each_stage_reads_its_own_split_of_the_data(pipeline_run):
+    """Training reads the data file's train split, the search its validation split, the bench its
+    test split; the result files say which rows, and no row is in two of them."""
+    run_dir, _, _ = pipeline_run
+    used = {stage: json.loads((run_dir / stage / "result.json").read_text())["result"]["data"]
+            for stage in ("02-train", "04-search", "08-bench")}
+    splits = UserData(DataConfig(source=str(EXAMPLE)), "my target").splits.records
+    rows = {split: {record.row for record in records} for split, records in splits.items()}
+    for stage, split in (("02-train", "train"), ("04-search", "validation"), ("08-bench", "test")):
+        assert used[stage]["source"] == str(EXAMPLE)
+        assert set(used[stage]["splits"][split]["rows"]) <= rows[split], stage
+    bench = used["08-bench"]["splits"]
+    assert bench["test"]["rows"] == [record.row for record in splits["test"]][:1]  # n_prompts=1
+    assert not rows["train"] & rows["validation"] and not rows["test"] & (rows["train"] |
+                                                                           rows["validation"])
+
+
+def test_a_target_of_your_own_without_data_fails_at_the_start(tmp_path, capsys):
+    target = save_tiny_llava(tmp_path / "target")
+    assert main(["pipeline", f"target={target}", f"run_dir={tmp_path / 'run'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "data=" in err and "no prompt set of its own" in err
+    assert not (tmp_path / "run" / "01-target").exists()  # before any stage
 
 
 def test_rerun_skips_every_stage_and_counts_their_time(pipeline_run, capsys):
@@ -165,7 +193,8 @@ def finished(tmp_path) -> dict:
 def test_every_stage_config_is_its_commands_own_as_the_pipeline_builds_it(
         tmp_path, finished, budget, environment, build, trials):
     run_dir = tmp_path / ODD / "run"
-    cfg = replace(command_config("pipeline", [f"budget={budget}",
+    cfg = replace(command_config("pipeline", [f"budget={budget}", "data=my.jsonl",
+                                              "data.responses=given",
                                               "overrides.search=['seed=7']"]), run_dir=run_dir)
     ctx = RunContext(tmp_path / "home", TableStore(tmp_path / "tables"), environment)
     plan = stages(cfg, ctx)
@@ -177,6 +206,9 @@ def test_every_stage_config_is_its_commands_own_as_the_pipeline_builds_it(
         OmegaConf.structured(config)  # every value fits the command's schema
         assert (config.target, config.device, config.dtype, config.run_dir) == \
             (f"shapes:{build}", "cpu", "float32", None)
+        # The data reaches every stage that reads prompts.
+        assert getattr(config, "data", cfg.data) == DataConfig(source="my.jsonl",
+                                                               responses="given")
         # The runtime reaches the stages that decode or time the target; training has none.
         assert getattr(config, "quantize", None) == (
             None if stage.command in ("train", "export") else "auto")

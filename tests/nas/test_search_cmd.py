@@ -93,7 +93,8 @@ def setup(tmp_path_factory):
 
 def args(setup, run_dir, *extra):
     return ["search", f"target={setup['target']}", f"supernet={setup['supernet']}",
-            f"hardware.table={setup['table']}", "validation_prompts=2", "max_new_tokens=8",
+            f"hardware.table={setup['table']}", "data=shapes", "validation_prompts=2",
+            "max_new_tokens=8",
             f"run_dir={run_dir}", *extra]
 
 
@@ -190,7 +191,8 @@ def test_without_a_table_name_it_finds_the_table_of_this_target_and_device(setup
     (home / "tables").mkdir(parents=True)
     (home / "tables" / "any-name.json").write_text(json.dumps(table))
     run = ["search", f"target={setup['target']}", f"supernet={setup['supernet']}",
-           "validation_prompts=2", "max_new_tokens=8", "n_trials=2", "measured_shapes.drafts=0"]
+           "data=shapes", "validation_prompts=2", "max_new_tokens=8", "n_trials=2",
+           "measured_shapes.drafts=0"]
     assert main([*run, f"run_dir={tmp_path / 'run'}"]) == 0
     best = json.loads((tmp_path / "run" / BEST_FILE).read_text())
     assert best["hardware_table"] == str(home / "tables" / "any-name.json")

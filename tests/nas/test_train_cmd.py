@@ -13,8 +13,8 @@ from nas.cli import main
 from specdec import DecodeConfig, DecodeShape, DraftModel, SpeculativeDecoder
 from supernet.checkpoint import load_supernet
 from targets import load_target
-from targets.embedded.prompts import prompt_set
 from targets.embedded.shapes import ensure_built
+from userdata import prompt_set
 
 
 @pytest.fixture(scope="module")

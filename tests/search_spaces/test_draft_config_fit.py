@@ -16,6 +16,7 @@ class SizedTarget:
     num_layers: int
     num_heads: int
     vocab_size: int
+    is_vlm: bool = True
     fingerprint: str = "f" * 64
 
 
@@ -26,7 +27,8 @@ class Calibration:
 
 @pytest.mark.parametrize(
     ("target", "candidates"),
-    [(SizedTarget(256, 4, 4, 300), (3, 2)), (SizedTarget(576, 30, 9, 49152), (12, 7, 20))],
+    [(SizedTarget(256, 4, 4, 300), (3, 2)),
+     (SizedTarget(576, 30, 9, 49152, is_vlm=False), (12, 7, 20))],
 )
 @pytest.mark.parametrize("name", ["dream_s", "eagle", "dream"])
 def test_every_point_makes_a_draft_config(name, target, candidates):

@@ -10,7 +10,8 @@ from search_spaces import DIMENSIONS, SpaceError, TargetDims, available_spaces, 
 
 # A small LLaVA like `shapes` and SmolLM2-135M, the two sizes one named space must fit.
 SHAPES = TargetDims(hidden_size=256, num_layers=4, num_heads=4, vocab_size=300)
-SMOLLM2 = TargetDims(hidden_size=576, num_layers=30, num_heads=9, vocab_size=49152)
+SMOLLM2 = TargetDims(hidden_size=576, num_layers=30, num_heads=9, vocab_size=49152,
+                     images=False)
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,17 @@ CALIBRATIONS = {SHAPES: FakeCalibration((3, 2)), SMOLLM2: FakeCalibration((12, 7
 
 def resolved(name: str, dims: TargetDims):
     return load_space(name).resolve(dims, CALIBRATIONS[dims])
+
+
+@pytest.mark.parametrize("name", ["dream_s", "eagle", "dream"])
+def test_a_text_targets_drafts_keep_every_position(name):
+    """Image positions to keep mean nothing without images: a text target's space searches no
+    keep ratio, and its dream point keeps every position (what an EAGLE-3 export requires)."""
+    assert resolved(name, SMOLLM2).vision_keep_ratio == (1.0,)
+    assert len(resolved(name, SHAPES).vision_keep_ratio) == (4 if name == "dream_s" else 1)
+    with_images = TargetDims(hidden_size=576, num_layers=30, num_heads=9, vocab_size=49152)
+    four_ratios = load_space("dream_s").resolve(with_images, CALIBRATIONS[SMOLLM2])
+    assert four_ratios.size() == 4 * resolved("dream_s", SMOLLM2).size()
 
 
 def test_available_spaces_are_the_three_named_ones():
@@ -82,7 +94,7 @@ def test_fixed_points_match_design():
     dream = resolved("dream", SMOLLM2).largest()
     assert dream.interaction == "cross_attention"
     assert dream.injected_layers == (12, 30)  # the lowest-entropy candidate and the top
-    assert dream.vision_keep_ratio == 0.75
+    assert resolved("dream", SHAPES).largest().vision_keep_ratio == 0.75  # of a VLM's images
 
 
 def test_entropy_spaces_need_a_calibration():

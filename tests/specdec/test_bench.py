@@ -21,6 +21,7 @@ from specdec.bench.methods import (
     Sampling,
     TransformersMethod,
     draft_method,
+    draft_names,
     prompt_lookup_method,
     vanilla_method,
 )
@@ -138,7 +139,7 @@ def test_bench_on_a_tiny_vlm_runs_every_method_and_all_equal_vanilla(
         capsys, tmp_path, monkeypatch, llava_dir, llava_draft):
     monkeypatch.setenv("DRAFTNAS_HOME", str(tmp_path / "home"))
     run_dir = tmp_path / "run"
-    code = main(["bench", f"target={llava_dir}", "prompts=shapes", "n_prompts=2",
+    code = main(["bench", f"target={llava_dir}", "data=shapes", "n_prompts=2",
                  "max_new_tokens=6", f"drafts=[{llava_draft}]", "threads=1",
                  f"run_dir={run_dir}", *TINY_ASSISTANT])
     out, err = capsys.readouterr()
@@ -157,7 +158,7 @@ def test_bench_on_a_tiny_vlm_runs_every_method_and_all_equal_vanilla(
 
 
 @pytest.mark.parametrize("overrides, words", [
-    (["prompts=auto"], ["prompts", "prompts=smollm2"]),
+    ([], ["data", "no prompt set of its own", "data=<"]),
     (["baselines=[medusa]"], ["baselines", "medusa"]),
     (["drafts=[/no/such/draft]"], ["drafts", "/no/such/draft"]),
     (["temperature=nan"], ["temperature", "nan", "finite"]),
@@ -177,10 +178,17 @@ def test_a_draft_for_another_target_exits_2_before_the_assistant_trains(
     foreign = DraftModel.random(DraftConfig.for_target(other), other).save_pretrained(
         tmp_path / "foreign")
     monkeypatch.setattr(assistant_module, "distill", lambda *args: pytest.fail("trained"))
-    code = main(["bench", f"target={llava_dir}", "prompts=shapes", f"drafts=[{foreign}]",
+    code = main(["bench", f"target={llava_dir}", "data=shapes", f"drafts=[{foreign}]",
                  f"run_dir={tmp_path / 'run'}"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "fingerprint" in err
+
+
+def test_drafts_are_named_after_their_run_not_their_draft_folder(tmp_path):
+    """`draftnas export` and `train` both write <run>/draft: two of them are not draft:draft."""
+    paths = [tmp_path / "qwen-export" / "draft", tmp_path / "eagle" / "draft",
+             tmp_path / "mine", tmp_path / "other" / "mine", tmp_path / "again" / "mine"]
+    assert draft_names(paths) == ["qwen-export", "eagle", "mine", "mine#2", "mine#3"]
 
 
 def test_sampling_runs_every_method_and_compares_nothing_with_vanilla(tmp_path, llava_dir,

@@ -1,17 +1,21 @@
 """The corpus is the target's greedy output (a text model's answered in batches), made once per
 target and resumable by shards; cached features equal online ones."""
 
+import json
+
 import pytest
 import torch
 from hostile_files import pickle_payload
+from tiny_text_dir import save_tiny_text_model
 
 from specdec import SpeculativeDecoder
 from supernet import corpus as corpus_module
 from supernet.corpus import build_corpus
 from supernet.errors import SupernetError
 from supernet.features import FeatureSource
-from targets.embedded.prompts import prompt_set
+from targets import load_target
 from targets.tiny import tiny_inputs, tiny_target
+from userdata import DataConfig, UserData, prompt_set
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +87,48 @@ def test_a_killed_corpus_build_resumes_at_its_first_missing_shard(vlm, tmp_path,
     monkeypatch.undo()
     fresh = build_corpus(vlm, asked, 6, tmp_path / "fresh")
     assert [i.input_ids.tolist() for i in resumed] == [i.input_ids.tolist() for i in fresh]
+
+
+def test_a_killed_build_of_a_data_files_corpus_resumes_to_the_same_corpus(tmp_path, monkeypatch):
+    """The prompts of a user's JSONL (chat turns among them), on a text model of one's own."""
+    rows = [{"prompt": f"how do i cook rice {i}"} for i in range(8)] + [
+        {"messages": [{"role": "user", "content": "how do i cook pasta"},
+                      {"role": "assistant", "content": "boil it"},
+                      {"role": "user", "content": f"what is a good sport {i}"}]} for i in range(4)]
+    path = tmp_path / "data.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    target = load_target(str(save_tiny_text_model(tmp_path / "model")))
+    asked = UserData(DataConfig(source=str(path)), target.spec).take(target, "train", 5, 6).inputs
+    monkeypatch.setattr(corpus_module, "SHARD", 2)
+    calls = []
+    real = corpus_module.target_answers
+
+    def killed_in_the_third_shard(target, chunk, *args):
+        calls.append(len(chunk))
+        if len(calls) == 3:
+            raise Killed
+        return real(target, chunk, *args)
+
+    monkeypatch.setattr(corpus_module, "target_answers", killed_in_the_third_shard)
+    with pytest.raises(Killed):
+        build_corpus(target, asked, 6, tmp_path / "cache")
+    resumed = build_corpus(target, asked, 6, tmp_path / "cache")
+    assert calls == [2, 2, 1, 1]  # the resume answered only the last shard
+    monkeypatch.undo()
+    fresh = build_corpus(target, asked, 6, tmp_path / "fresh")
+    assert [i.input_ids.tolist() for i in resumed] == [i.input_ids.tolist() for i in fresh]
+
+
+def test_given_answers_make_a_corpus_of_their_own(vlm, tmp_path, monkeypatch):
+    asked = prompts(vlm)
+    given = [[5, 6, 2], [7, 2], [8, 9, 10]]
+    monkeypatch.setattr(corpus_module, "target_answers",
+                        lambda *args: pytest.fail("given answers were generated"))
+    corpus = build_corpus(vlm, asked, 6, tmp_path, responses=given)
+    assert [item.response.tolist() for item in corpus] == given
+    assert corpus_module.corpus_key(vlm, asked, 6, given) != corpus_module.corpus_key(vlm, asked, 6)
+    assert corpus_module.corpus_key(vlm, asked, 6, given) != \
+        corpus_module.corpus_key(vlm, asked, 6, [[5, 6, 2], [7, 2], [8, 9]])
 
 
 def test_disk_features_equal_online_features(vlm, tmp_path):

@@ -1,12 +1,19 @@
 """`load_target` on directories, `prepare` through a tokenizer or processor, and their errors."""
 
+import json
+
 import pytest
 import torch
 from PIL import Image
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import CLIPImageProcessorPil, LlavaProcessor, PreTrainedTokenizerFast
+from transformers import (
+    CLIPImageProcessorPil,
+    LlavaProcessor,
+    PreTrainedTokenizerFast,
+    Qwen2VLImageProcessorPil,
+)
 
-from targets import TargetError, load_target
+from targets import TargetError, load_target, processors
 from targets.tiny import tiny_inputs, tiny_target
 
 VOCAB_SIZE = 128
@@ -100,6 +107,78 @@ def test_text_directory_uses_the_tokenizers_chat_template(tmp_path):
     assert not prepared.image_mask.any()
     with pytest.raises(TargetError, match="text-only"):
         target.prepare(prompt="what", images=[Image.new("RGB", (8, 8))])
+
+
+def test_chat_turns_go_through_the_chat_template_with_their_images(llava_dir, tmp_path):
+    path, _ = llava_dir
+    target = load_target(path)
+    turns = [{"role": "user", "content": "what is this"},
+             {"role": "assistant", "content": "red circle"},
+             {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "shape"}]}]
+    prepared = target.prepare(messages=turns, images=[Image.new("RGB", (16, 16), "red")])
+    words = target.tokenizer.convert_ids_to_tokens(prepared.input_ids[0].tolist())
+    assert words[:8] == ["user", ":", "what", "is", "this", "assistant", ":", "red"]
+    assert words[-2:] == ["assistant", ":"] and int(prepared.image_mask.sum()) == 16
+    text = tiny_target("llama", vocab_size=VOCAB_SIZE)
+    text.model.save_pretrained(tmp_path / "text")
+    word_tokenizer().save_pretrained(tmp_path / "text")
+    words = load_target(tmp_path / "text").prepare(messages=turns[:2] + [
+        {"role": "user", "content": "shape"}]).input_ids[0].tolist()
+    assert text.model.config.vocab_size == VOCAB_SIZE and len(words) == 14
+
+
+def save_tiny_qwen2_vl(directory):
+    """A tiny Qwen2-VL directory with processor files as the hub's hold them: an image processor
+    config naming Qwen2VLProcessor, a tokenizer, a chat template; no video processor files."""
+    tiny_target("qwen2_vl", vocab_size=VOCAB_SIZE).model.save_pretrained(directory)
+    special = {"<|image_pad|>": VOCAB_SIZE - 1, "<|video_pad|>": VOCAB_SIZE - 2,
+               "<|vision_start|>": VOCAB_SIZE - 3, "<|vision_end|>": VOCAB_SIZE - 4}
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, **special}
+    vocab.update({word: 4 + index for index, word in enumerate(WORDS)})
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    template = CHAT_TEMPLATE.replace("<image> ", "<|vision_start|> <|image_pad|> <|vision_end|> ")
+    PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        unk_token="<unk>", extra_special_tokens={"image_token": "<|image_pad|>",
+                                                 "video_token": "<|video_pad|>"},
+        chat_template=template).save_pretrained(directory)
+    Qwen2VLImageProcessorPil(min_pixels=16 * 16, max_pixels=16 * 16, patch_size=4, merge_size=2,
+                             temporal_patch_size=2).save_pretrained(directory)
+    config = json.loads((directory / "preprocessor_config.json").read_text())
+    config |= {"processor_class": "Qwen2VLProcessor", "image_processor_type": "Qwen2VLImageProcessor"}
+    (directory / "preprocessor_config.json").write_text(json.dumps(config))
+    return directory
+
+
+def test_a_qwen2_vl_processor_loads_without_its_video_processor(tmp_path):
+    """transformers' Qwen2-VL video processor needs torchvision; draftnas takes images only, so
+    without torchvision the processor is built from the image processor and tokenizer alone."""
+    target = load_target(save_tiny_qwen2_vl(tmp_path))
+    assert target.processor is not None and target.family == "qwen2_vl"
+    prepared = target.prepare(prompt="what shape", images=[Image.new("RGB", (16, 16), "red")])
+    assert int(prepared.image_mask.sum()) == 4  # a 4x4 patch grid, merged 2x2
+    out = target.forward(prepared.input_ids, cache=target.new_cache(),
+                         model_kwargs=prepared.model_kwargs, logits="last")
+    assert out.logits.shape == (1, 1, VOCAB_SIZE)
+
+
+def test_a_processor_that_cannot_load_says_why(tmp_path, monkeypatch):
+    save_tiny_qwen2_vl(tmp_path)
+    missing = ImportError("\nQwen2VLVideoProcessor requires the Torchvision library but it was "
+                          "not found in your environment. Check out the instructions")
+
+    def fails(*args, **kwargs):
+        raise missing
+
+    monkeypatch.setattr(processors.AutoProcessor, "from_pretrained", fails)
+    monkeypatch.setattr(processors.AutoImageProcessor, "from_pretrained", fails)
+    with pytest.raises(TargetError) as error:
+        load_target(tmp_path)
+    message = str(error.value)
+    assert "\n" not in message and "processor files cannot be loaded" in message
+    assert "Qwen2VLVideoProcessor requires the Torchvision library" in message
+    assert "install torchvision" in message
 
 
 def test_fingerprint_follows_weights_not_dtype():

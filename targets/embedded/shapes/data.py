@@ -55,13 +55,19 @@ def load_images(split: str, limit: int | None = None) -> dict[int, Image.Image]:
     return images
 
 
+def questions(split: str) -> list[tuple[str, str, int]]:
+    """(question, answer, image id) of every easy-vqa question of `split`, in file order."""
+    _check_split(split)
+    asked = easy_vqa.get_train_questions() if split == "train" else easy_vqa.get_test_questions()
+    return list(zip(*asked))
+
+
 def qa_records(split: str, images: dict[int, Image.Image] | None = None) -> list[VqaRecord]:
     """easy-vqa's questions about `images` (default: every image of `split`), in file order."""
     images = images if images is not None else load_images(split)
-    questions = easy_vqa.get_train_questions() if split == "train" else easy_vqa.get_test_questions()
     return [
         VqaRecord(split, image_id, images[image_id], question, answer)
-        for question, answer, image_id in zip(*questions)
+        for question, answer, image_id in questions(split)
         if image_id in images
     ]
 
