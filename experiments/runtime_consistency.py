@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from targets import crop_cache, load_target
-from targets.embedded.prompts import prepared_prompts
+from userdata.embedded import prompt_set
 
 # int8: PyTorch's dynamic quantization of every linear (fbgemm), measured as a candidate runtime.
 RUNTIMES = ("none", "fp16", "int8")
@@ -68,7 +68,7 @@ def main() -> None:
     rows = []
     for runtime in RUNTIMES:
         target = runtime_target(runtime)
-        prompts = prepared_prompts(target, "test", args.prompts)
+        prompts = [target.prepare(prompt=text) for text, _ in prompt_set("smollm2", "test", args.prompts)]
         differ, compared = flips(target, prompts, args.tokens, args.q)
         rows.append({"runtime": runtime, "q": args.q, "positions": compared, "flips": differ,
                      "flip_rate": round(differ / compared, 5)})

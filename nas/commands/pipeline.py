@@ -6,16 +6,8 @@ Each stage is a draftnas command run in this process (the target loads once), in
 skipped: `draftnas pipeline run_dir=<an earlier run>` resumes a killed pipeline. The benched drafts
 are copied to <run_dir>/drafts/{searched,eagle,dream}; summary.md and result.json hold the table.
 
-keys:
-  data          every stage's prompts (userdata.DataConfig; null: the embedded target's own):
-                train reads its train split, search its validation split, bench its test split
-  budget        smoke | default | long: the training budget (conf/budget/) and stages.<budget>
-  device, dtype where and in which precision every stage runs (cuda: GPU timing, by_device)
-  tables_dir    latency tables: one of this target and device there (or shipped) is used, else
-                the profile goes there (null: $DRAFTNAS_HOME/tables)
-  shapes_build  per budget, the build of the embedded shapes target (smoke: a small one)
-  overrides     per stage, e.g. "overrides.search=['n_trials=10']" (so quoted for the shell);
-                the pipeline sets target, device, dtype and paths between stages itself
+Its keys (data, budget, device, dtype, quantize, tables_dir, shapes_build, overrides) are
+documented in conf/pipeline.yaml; the pipeline sets target, paths and results between stages.
 """
 
 import shutil
