@@ -103,6 +103,7 @@ def test_a_searchs_evaluator_spec_reaches_ray_workers_equal_and_without_targets(
     one it built from: a pickled spec must compare equal, and carry no loaded target."""
     from nas.commands.search import EvaluatorSpec
     from nas.objectives import ObjectiveConfig
+    from userdata import DataConfig
 
     ctx = context(tmp_path, "smoke")
     ctx.loaded[run_context.TargetKey("shapes:smoke", "cpu", "float32", "none")] = object()
@@ -110,6 +111,6 @@ def test_a_searchs_evaluator_spec_reaches_ray_workers_equal_and_without_targets(
                                                       dtype="float32"),
                          supernet=tmp_path / "supernet", table=tmp_path / "t.json",
                          search_space=None, validation_prompts=2, max_new_tokens=8, threads=1,
-                         objective=ObjectiveConfig())
+                         objective=ObjectiveConfig(), data=DataConfig())
     copy = pickle.loads(pickle.dumps(spec))
     assert copy == spec and copy.ctx.loaded == {} and copy.ctx.shapes_build == "smoke"
