@@ -42,6 +42,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--n-prompts", type=int, default=24)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="bench repeats per prompt (tau is the same in each; speed averages)")
     parser.add_argument("--work", type=Path, default=Path("runs/own_data"))
     parser.add_argument("--out", type=Path, default=HERE / "own_data")
     return parser.parse_args()
@@ -72,7 +74,8 @@ def main() -> None:
     bench_cfg = replace(
         command_config("bench", []), target=args.target, data=DataConfig(source=sources["own"]),
         drafts=[args.work / name / "draft" for name in sources], baselines=[], adaptive=False,
-        n_prompts=args.n_prompts, max_new_tokens=args.max_new_tokens, threads=args.threads)
+        n_prompts=args.n_prompts, max_new_tokens=args.max_new_tokens, threads=args.threads,
+        repeats=args.repeats)
     bench = run("bench", bench_cfg, args.work / "bench", ctx)
     report = summarise(args, sources, trained, bench)
     args.out.parent.mkdir(parents=True, exist_ok=True)
