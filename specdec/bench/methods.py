@@ -103,6 +103,10 @@ class TransformersMethod:
         return MethodRun(tokens, log.stats(ids.shape[1], len(tokens), seconds))
 
 
+# What a draft row of a VLM says its draft reads at image positions (DraftConfig.image_input).
+READS_AT_IMAGES = {"placeholder": "image placeholders", "features": "image features"}
+
+
 def vanilla_method(target: Any) -> DecoderMethod:
     return DecoderMethod("vanilla", "vanilla", SpeculativeDecoder(target, None))
 
@@ -119,7 +123,7 @@ def draft_method(target: Any, directory: str | Path, keys: ShapeKeys, adaptive: 
     every_step = "" if config.adaptive else ", every step"
     name = name or draft_names([directory])[0]
     if target.is_vlm:
-        name += f" [image {draft.config.image_input}s]"
+        name += f" [{READS_AT_IMAGES[draft.config.image_input]}]"
     label = f"draft:{name} ({config.shape.label}, {source}{every_step})"
     return DecoderMethod(label, "draft", SpeculativeDecoder(target, draft, config))
 
