@@ -28,11 +28,11 @@ from pathlib import Path
 
 import torch
 import yaml
+from own_data import run  # experiments/, beside this script: a command's result, resumable
 
 from nas.commands import command_config
 from nas.estimator import AcceptanceEstimator, ValidationSet
 from nas.run_context import RunContext, TargetConfig
-from nas.run_dir import RESULT_FILE, execute
 from search_spaces import IMAGE_INPUTS
 from search_spaces.loading import SPACES_DIR
 from specdec import DraftModel
@@ -57,18 +57,6 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=Path("runs/image_input"))
     parser.add_argument("--out", type=Path, default=HERE / "image_input")
     return parser.parse_args()
-
-
-def finished(run_dir: Path) -> dict | None:
-    path = run_dir / RESULT_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def run(command: str, cfg, run_dir: Path, ctx: RunContext) -> dict:
-    """The command's result.json, from an earlier run of this script if it finished."""
-    if finished(run_dir) is None:
-        execute(command, cfg, run_dir, ctx)
-    return finished(run_dir)
 
 
 def space_file(work: Path, space: str, image_input: str) -> Path:
