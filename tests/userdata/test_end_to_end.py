@@ -53,11 +53,11 @@ def test_a_text_model_and_a_saved_dataset_train_search_and_bench(tmp_path, monke
     test = used["09-bench"]["splits"]["test"]
     assert test == {"from": "test", "rows": [0, 1]}
     summary = json.loads((run_dir / "result.json").read_text())["result"]["summary"]
-    assert summary[0]["method"] == "vanilla" and len(summary) == 6
+    assert summary[0]["method"] == "vanilla" and len(summary) == 7
     assert all(row["equals_vanilla"] for row in summary)
     # Trained on the dataset's own answers (cut to max_new_tokens): the corpus holds them.
-    answer = AutoTokenizer.from_pretrained(target)("the best way is to cook it",
-                                                   add_special_tokens=False)["input_ids"][:6]
+    tokenizer = AutoTokenizer.from_pretrained(target, trust_remote_code=False)
+    answer = tokenizer("the best way is to cook it", add_special_tokens=False)["input_ids"][:6]
     shards = [torch.load(path, weights_only=True)
               for path in (tmp_path / "home" / "corpus").rglob("*.pt")]
     assert any(len(shard) == 6 and all(item["input_ids"][item["prompt_len"]:].tolist() == answer
