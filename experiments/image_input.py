@@ -157,6 +157,7 @@ def summarise(args: argparse.Namespace, trained: dict, positions: dict, first: l
             "chain": args.k, "answers": len(first), "first_sentence_tokens": sum(first),
             "max_new_tokens": args.max_new_tokens, "threads": args.threads,
             "quantize": bench["result"]["quantize"],
+            "load_average_1m": bench["result"]["load_average_1m"],
             "command": shlex.join(["python", "experiments/image_input.py", *sys.argv[1:]]),
             "drafts": drafts,
             "seconds": round(sum(run["seconds"] for run in [*trained.values(), bench]), 1)}
@@ -172,7 +173,10 @@ def markdown(report: dict) -> str:
          f"{report['chain']}, {report['max_new_tokens']} new tokens at most. tau: tokens per "
          "target forward, the bonus token included; by position from the acceptance estimator's "
          "replay (a step counts where it starts), the bench's drafting every step, threads="
-         f"{report['threads']}, quantize={report['quantize']}."),
+         f"{report['threads']}, quantize={report['quantize']}, load average (1 min) during the "
+         f"bench {report['load_average_1m']['before']:.2f} -> "
+         f"{report['load_average_1m']['after']:.2f} (above 1: other jobs shared the CPU, so "
+         "tokens/s and speedups are noisy; tau is not)."),
         "",
         ("| image input | steps | final loss | tau, first sentence | tau, the rest | tau, all | "
          "bench tau | tokens/s | speedup | equals vanilla |"),
