@@ -112,8 +112,9 @@ def bench(run: Path, work: Path, drafts: list[Path], temperature: float, extra: 
 
 
 def label(method: str) -> str:
-    """A bench row's draft (or method) name: `draft:eagle (tree 6/4/32, ...)` -> `eagle`."""
-    return method.removeprefix("draft:").split(" (")[0]
+    """A bench row's draft (or method) name: `draft:eagle [image placeholders] (tree 6/4/32, ...)`
+    -> `eagle`."""
+    return method.removeprefix("draft:").split(" (")[0].split(" [")[0]
 
 
 def shape_of(method: str) -> str:

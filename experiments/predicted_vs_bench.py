@@ -45,7 +45,7 @@ def rows_of(bench_dir: Path, predictor: LatencyPredictor) -> list[dict]:
     for row in result["rows"]:
         if row["kind"] != "draft":
             continue
-        name = row["method"].removeprefix("draft:").split(" (")[0]
+        name = row["method"].removeprefix("draft:").split(" (")[0].split(" [")[0]
         shape = row["method"].split(" (")[1].split(",")[0]
         config = json.loads((by_name[name] / "config.json").read_text())
         candidate = draft_arch(config, shape)

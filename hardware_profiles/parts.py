@@ -28,6 +28,11 @@ specdec/tree.py), so a table holds one entry per part and per value the space al
     prefill/scores/ctx          a VLM target's prefill of ctx tokens without / with the image
                                 scoring that vision_keep_ratio < 1 needs (eager attention)
 
+`image_input` (what a draft reads at image positions) adds no part: images come with the prompt,
+so a decoding step's slots never hold one and its parts cost the same either way; the prompt's
+slots take the merged embeddings that the target's prefill returns anyway (its tap 0) by one
+`torch.where` over the prompt, once per generation.
+
 Keys are `part/name=value/...` in the field order above; `q` and `ctx` (and `heads`, `ffn`
 inside the profiled range) are interpolated by the predictor, every other field must match.
 One table serves every decoding shape of its space: the target at every q a shape verifies, the

@@ -34,7 +34,7 @@ import torch
 from specdec.shape import DecodeShape
 from supernet.corpus import CorpusItem
 from supernet.features import FeatureSource, TargetBatch
-from supernet.loss import keep_mask, shift_right, unroll_mask
+from supernet.loss import keep_mask, shift_right, slot_image_embeds, unroll_mask
 
 
 @dataclass
@@ -47,10 +47,12 @@ class ValidationSet:
 
     @classmethod
     def build(cls, target: Any, corpus: Sequence[CorpusItem], taps: Sequence[int],
-              image_scores: bool) -> "ValidationSet":
+              image_scores: bool, image_embeds: bool = False) -> "ValidationSet":
         """One target forward per sequence; `taps`: every layer any draft of the search injects;
-        `image_scores`: whether some draft drops image positions (vision_keep_ratio < 1)."""
-        source = FeatureSource(target, taps, image_scores and target.is_vlm)
+        `image_scores`: whether some draft drops image positions (vision_keep_ratio < 1);
+        `image_embeds`: whether some draft reads the image features (image_input 'features')."""
+        source = FeatureSource(target, taps, image_scores and target.is_vlm,
+                               image_embeds=image_embeds and target.is_vlm)
         batch = source.batch(list(enumerate(corpus)))
         return cls(batch, [item.prompt_len for item in corpus],
                    [len(item.input_ids) for item in corpus])
@@ -100,6 +102,7 @@ class AcceptanceEstimator:
         positions = torch.arange(1, slots + 1, device=tokens.device).expand_as(tokens)
         features = draft.fuse({tap: h[:, :slots] for tap, h in batch.hidden.items()})
         kept = keep_mask(batch, draft.config.vision_keep_ratio)[:, :slots]
+        merged_embeds = slot_image_embeds(batch)
         wanted = torch.zeros_like(tokens)
         wanted[:, :-1] = batch.input_ids[:, 2:]
         exists = torch.zeros_like(batch.valid[:, 1:])
@@ -110,7 +113,8 @@ class AcceptanceEstimator:
         cache, previous, ranks = draft.new_cache(), None, []
         for step in range(steps):
             step_features = features if step == 0 else shift_right(previous)
-            out = draft(tokens, step_features, positions, cache, unroll_mask(kept, step))
+            out = draft(tokens, step_features, positions, cache, unroll_mask(kept, step),
+                        merged_embeds=merged_embeds)
             previous = out.hidden
             logits = out.logits.float()
             vocab = logits.shape[-1]

@@ -14,7 +14,7 @@ needed when `space.needs_calibration`. Every bad input raises `SpaceError` (a Va
 with a one-line message.
 """
 
-from search_spaces.arch import DIMENSIONS, INTERACTIONS, DraftArch
+from search_spaces.arch import DIMENSIONS, IMAGE_INPUTS, INTERACTIONS, DraftArch
 from search_spaces.errors import SpaceError
 from search_spaces.loading import available_spaces, load_space
 from search_spaces.resolved import ResolvedSpace
@@ -23,6 +23,7 @@ from search_spaces.target_dims import TargetDims
 
 __all__ = [
     "DIMENSIONS",
+    "IMAGE_INPUTS",
     "INTERACTIONS",
     "DraftArch",
     "RankedTaps",

@@ -12,6 +12,9 @@ Units are concrete (already resolved against one target):
   the draft hidden size, which is the target's hidden size) and FFN width.
 - `vision_keep_ratio`: fraction of image positions kept in the draft's context, in (0, 1].
 - `draft_vocab_size`: size of a reduced draft vocabulary, or None for the target's full one.
+- `image_input`: what the draft reads at image positions, one of `IMAGE_INPUTS`: `placeholder`
+  (the image token's embedding) or `features` (the target's merged image embeddings there).
+  Last, with a default, so that archs written before it existed read as `placeholder`.
 How a draft decodes is not part of it: its weights do not depend on the decoding shape
 (`specdec.shape.DecodeShape`), which a search tries beside the arch.
 """
@@ -25,6 +28,7 @@ from search_spaces.errors import SpaceError
 # Ordered from the least to the most draft-side capacity: `largest()` and `smallest()` and the
 # gene order of a resolved space follow this order.
 INTERACTIONS = ("none", "add", "concat", "cross_attention")
+IMAGE_INPUTS = ("placeholder", "features")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class DraftArch:
     intermediate_size: int
     vision_keep_ratio: float
     draft_vocab_size: int | None
+    image_input: str = "placeholder"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (taps as a list), for reports, `best.json`, provenance and
@@ -51,7 +56,7 @@ class DraftArch:
             raise SpaceError(
                 f"arch key {unknown[0]!r} is unknown; use only {', '.join(DIMENSIONS)}"
             )
-        missing = [name for name in DIMENSIONS if name not in data]
+        missing = [name for name in DIMENSIONS if name not in data and name != "image_input"]
         if missing:
             raise SpaceError(f"arch lacks key {missing[0]!r}; give all of {', '.join(DIMENSIONS)}")
         return cls(**{**data, "injected_layers": tuple(data["injected_layers"])})

@@ -29,7 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from search_spaces.arch import DIMENSIONS, INTERACTIONS, DraftArch
+from search_spaces.arch import DIMENSIONS, IMAGE_INPUTS, INTERACTIONS, DraftArch
 from search_spaces.errors import SpaceError
 from search_spaces.target_dims import TargetDims
 
@@ -42,6 +42,8 @@ def capacity_key(dimension: str, value: Any) -> tuple:
     """Sort key that orders a dimension's values from the smallest to the largest draft."""
     if dimension == "interaction":
         return (INTERACTIONS.index(value),)
+    if dimension == "image_input":
+        return (IMAGE_INPUTS.index(value),)
     if dimension == "injected_layers":
         return (len(value), value)
     if dimension == "draft_vocab_size":
@@ -60,6 +62,7 @@ class ResolvedSpace:
     intermediate_size: tuple[int, ...]
     vision_keep_ratio: tuple[float, ...]
     draft_vocab_size: tuple[int | None, ...]
+    image_input: tuple[str, ...] = (IMAGE_INPUTS[0],)
 
     def __post_init__(self) -> None:
         for dimension in DIMENSIONS:
@@ -195,6 +198,8 @@ class ResolvedSpace:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "ResolvedSpace":
         expected = {"name", "target", *DIMENSIONS}
+        if "image_input" not in data:  # saved before image inputs were searched
+            data = {**data, "image_input": [IMAGE_INPUTS[0]]}
         unknown = sorted(set(data) - expected)
         missing = sorted(expected - set(data))
         if unknown or missing:

@@ -16,6 +16,8 @@ of every dimension of `DraftArch`:
                        top, eagle3, entropy:N or a tap id
     vision_keep_ratio: fractions in (0, 1]
     draft_vocab_size:  full, or a fraction in (0, 1) of the target's vocabulary
+    image_input:       placeholder, features (what the draft reads at image positions);
+                       optional: without it, placeholder alone
     decode:            decoding shapes, `chain K` or `tree DEPTH/TOP_K/TOTAL_TOKENS`
                        (specdec.shape); optional: without it, the default tree alone. Not a
                        dimension of the drafts (`resolve` leaves it out: a supernet's weights do
@@ -30,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from search_spaces.arch import DIMENSIONS, INTERACTIONS
+from search_spaces.arch import DIMENSIONS, IMAGE_INPUTS, INTERACTIONS
 from search_spaces.errors import SpaceError
 from search_spaces.resolved import ResolvedSpace
 from search_spaces.taps import TapToken, parse_tap_token, resolve_taps, uses_calibration
@@ -58,6 +60,7 @@ class SearchSpace:
     injected_layers: tuple[tuple[TapToken, ...], ...]
     vision_keep_ratio: tuple[float, ...]
     draft_vocab_size: tuple[float | None, ...]
+    image_input: tuple[str, ...]
     decode: tuple[DecodeShape, ...]  # the shapes a search tries, the cheapest to verify first
 
     @property
@@ -87,6 +90,8 @@ class SearchSpace:
             values = dimensions.get(dimension)
             if dimension == "decode" and values is None:  # spaces from before shapes were searched
                 values = [DEFAULT_SHAPE.label]
+            if dimension == "image_input" and values is None:  # and before image inputs were
+                values = [IMAGE_INPUTS[0]]
             if not isinstance(values, list) or not values:
                 raise SpaceError(
                     f"space {name!r} dimension {dimension!r} needs a non-empty list of choices"
@@ -128,6 +133,8 @@ class SearchSpace:
             draft_vocab_size=tuple(
                 reduced_vocab_size(f, target.vocab_size) for f in self.draft_vocab_size
             ),
+            # A target without images has no image features to read.
+            image_input=self.image_input if target.images else (IMAGE_INPUTS[0],),
         )
 
 
@@ -198,6 +205,13 @@ def parse_vocab(value: object, key: str) -> float | None:
     return float(value)
 
 
+def parse_image_input(value: object, key: str) -> str:
+    if value not in IMAGE_INPUTS:
+        raise SpaceError(f"{key}={value!r} is not an image input; use one of "
+                         f"{', '.join(IMAGE_INPUTS)}")
+    return str(value)
+
+
 def parse_shape(value: object, key: str) -> DecodeShape:
     try:
         return DecodeShape.parse(value, key)
@@ -213,5 +227,6 @@ PARSERS: dict[str, Callable[[object, str], Any]] = {
     "injected_layers": parse_tap_choice,
     "vision_keep_ratio": parse_fraction,
     "draft_vocab_size": parse_vocab,
+    "image_input": parse_image_input,
     "decode": parse_shape,
 }

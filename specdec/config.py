@@ -14,6 +14,7 @@ from specdec.errors import DraftError
 from specdec.shape import DecodeShape
 
 INTERACTIONS = ("concat", "cross_attention", "add", "none")
+IMAGE_INPUTS = ("placeholder", "features")
 
 
 @dataclass
@@ -30,6 +31,11 @@ class DraftConfig:
     hidden_size / head_dim: the draft's width and per-head size; num_heads x head_dim need not
         equal hidden_size, so heads can be pruned without changing head_dim.
     vision_keep_ratio: fraction of image positions the draft keeps in its context (1 = all).
+    image_input: what the draft reads at image positions. `placeholder`: the embedding of the
+        image placeholder token, the same vector for every image (the draft sees the image only
+        through the target's features, if it reads any). `features`: the target's own merged
+        input embedding there (vision tower -> projector, what the target's first layer
+        receives), handed over from the target's prefill (DREAM's and Spec-LLaVA's drafts).
     draft_vocab_size: None or 0 = full vocabulary through the target's lm_head; else an own head
         over that many most frequent target tokens (d2t/t2d maps, EAGLE-3 convention).
     decode: the decoding shape recommended for this draft (config.json: {"mode": "chain", "k": 3}
@@ -55,6 +61,7 @@ class DraftConfig:
     target_fingerprint: str
     rms_norm_eps: float = 1e-6
     rope_theta: float = 10000.0
+    image_input: str = "placeholder"
     decode: DecodeShape | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -85,7 +92,7 @@ class DraftConfig:
             "draft_vocab_size": None,
         }
         unknown = sorted(set(choices) - set(defaults)
-                         - {"rms_norm_eps", "rope_theta", "decode", "provenance"})
+                         - {"rms_norm_eps", "rope_theta", "image_input", "decode", "provenance"})
         if unknown:
             raise DraftError(f"DraftConfig.for_target: unknown field(s) {unknown}; "
                              f"known: {sorted(f.name for f in dataclasses.fields(cls))}")
@@ -126,6 +133,8 @@ class DraftConfig:
             raise bad("head_dim", "use an even head size (rotary embeddings rotate pairs)")
         if not 0.0 < self.vision_keep_ratio <= 1.0:
             raise bad("vision_keep_ratio", "use a fraction in (0, 1]")
+        if self.image_input not in IMAGE_INPUTS:
+            raise bad("image_input", f"use one of {list(IMAGE_INPUTS)}")
         if self.draft_vocab_size is not None and not (
             isinstance(self.draft_vocab_size, int) and 0 <= self.draft_vocab_size <= self.target_vocab_size
         ):
@@ -147,8 +156,9 @@ class DraftConfig:
         if not isinstance(data, dict):
             raise DraftError(f"{source}: expected a JSON object of draft config fields")
         names = {f.name for f in dataclasses.fields(cls)}
-        # Drafts exported before shapes were searched have no decode: they get the defaults.
-        missing = sorted(names - set(data) - {"decode"})
+        # Drafts exported before shapes (or image inputs) were searched have no decode (or
+        # image_input): they get the defaults.
+        missing = sorted(names - set(data) - {"decode", "image_input"})
         unknown = sorted(set(data) - names)
         if missing:
             raise DraftError(f"{source}: missing key(s) {missing}; re-export the draft "

@@ -30,7 +30,7 @@ from specdec.stats import DecodeStats, Stopwatch
 from specdec.tree import DraftTree, build_tree
 from specdec.verify import NodeLogits, TokenSampler, accept
 from specdec.vision import select_kept_positions
-from targets import PreparedInputs, crop_cache, select_cache
+from targets import MERGED_INPUT_TAP, PreparedInputs, crop_cache, select_cache
 
 
 @dataclass
@@ -62,25 +62,36 @@ class Generation:
 class _PendingSlots:
     """Slots the target verified that the draft has not been fed yet, oldest first; the last is
     the root's. Per chunk (the prefill, a step): tokens [n], the target's taps {layer: [1, n, H]}
-    at the slots' parents, rotary positions [n] (the prefill's skip the dropped image positions)."""
+    at the slots' parents, rotary positions [n] (the prefill's skip the dropped image positions),
+    and, for a draft with image_input 'features', the prefill's merged input embeddings at the
+    slots' tokens [1, n, H] (None for a step's chunk: it holds no image)."""
 
     tokens: list[torch.Tensor] = field(default_factory=list)
     hidden: list[dict[int, torch.Tensor]] = field(default_factory=list)
     positions: list[torch.Tensor] = field(default_factory=list)
+    merged: list[torch.Tensor | None] = field(default_factory=list)
 
     def add(self, tokens: torch.Tensor, hidden: dict[int, torch.Tensor],
-            positions: torch.Tensor) -> None:
+            positions: torch.Tensor, merged: torch.Tensor | None = None) -> None:
         self.tokens.append(tokens)
         self.hidden.append(hidden)
         self.positions.append(positions)
+        self.merged.append(merged)
 
-    def take(self) -> tuple[torch.Tensor, dict[int, torch.Tensor], torch.Tensor]:
-        """All waiting slots joined (tokens [N], taps [1, N, H], positions [N]); none wait after."""
+    def take(self, embed: Any) -> tuple[torch.Tensor, dict[int, torch.Tensor], torch.Tensor,
+                                         torch.Tensor | None]:
+        """All waiting slots joined (tokens [N], taps [1, N, H], positions [N], merged input
+        embeddings [1, N, H] or None); none wait after. A chunk without merged embeddings gets
+        `embed` of its tokens (the target's input there too) when another chunk has some."""
         tokens, positions = torch.cat(self.tokens), torch.cat(self.positions)
         hidden = {tap: torch.cat([chunk[tap] for chunk in self.hidden], dim=1)
                   for tap in self.hidden[0]}
-        self.tokens, self.hidden, self.positions = [], [], []
-        return tokens, hidden, positions
+        merged = None
+        if any(chunk is not None for chunk in self.merged):
+            merged = torch.cat([embed(ids[None]) if chunk is None else chunk
+                                for ids, chunk in zip(self.tokens, self.merged)], dim=1)
+        self.tokens, self.hidden, self.positions, self.merged = [], [], [], []
+        return tokens, hidden, positions, merged
 
     def __bool__(self) -> bool:
         return bool(self.tokens)
@@ -137,7 +148,7 @@ class SpeculativeDecoder:
             with clock.measure(stats, "time_target"):
                 out = target.forward(
                     prepared.input_ids, positions=_positions(0, prefix_len, target.device),
-                    attention_mask=None, cache=cache, taps=self.taps,
+                    attention_mask=None, cache=cache, taps=self._prefill_taps(prepared),
                     model_kwargs=prepared.model_kwargs, logits="last",
                     image_scores=self._needs_image_scores(prepared))
             emitted.append(sampler.pick(out.logits[0, -1]))
@@ -202,6 +213,17 @@ class SpeculativeDecoder:
         return out, NodeLogits(out.last_hidden[0], target.lm_head, tree.best_path())
 
     # -- the draft's side ----------------------------------------------------------------------
+    def _reads_image_features(self, prepared: Any) -> bool:
+        return (self.draft is not None and self.draft.config.image_input == "features"
+                and bool(prepared.image_mask.any()))
+
+    def _prefill_taps(self, prepared: Any) -> tuple[int, ...]:
+        """The draft's taps, and tap 0 (the target's merged input embeddings: what its first
+        layer receives, image features included) for a draft that reads image features."""
+        if self._reads_image_features(prepared) and MERGED_INPUT_TAP not in self.taps:
+            return (*self.taps, MERGED_INPUT_TAP)
+        return self.taps
+
     def _needs_image_scores(self, prepared: Any) -> bool:
         return (self.draft is not None and self.draft.config.vision_keep_ratio < 1.0
                 and bool(prepared.image_mask.any()))
@@ -212,13 +234,18 @@ class SpeculativeDecoder:
         tokens = torch.cat((ids[1:], torch.tensor([root], device=ids.device)))
         positions = torch.arange(1, ids.shape[0] + 1, device=ids.device)
         hidden = {tap: out.hidden[tap] for tap in self.taps}
+        merged = None
+        if self._reads_image_features(prepared):  # slot j holds token j + 1: its input there
+            root_embed = self.target.embed_tokens(tokens[-1:][None])
+            merged = torch.cat((out.hidden[MERGED_INPUT_TAP][:, 1:], root_embed), dim=1)
         if out.image_scores is not None:
             keep = select_kept_positions(prepared.image_mask[0], out.image_scores[0],
                                          self.draft.config.vision_keep_ratio)
             keep[-1] = True  # the root's slot gives the first draft prediction
             tokens, positions = tokens[keep], positions[keep]
             hidden = {tap: states[:, keep] for tap, states in hidden.items()}
-        state.pending.add(tokens, hidden, positions)
+            merged = None if merged is None else merged[:, keep]
+        state.pending.add(tokens, hidden, positions, merged)
 
     def _draft_tree(self, state: _DraftState, root: int, prefix_len: int) -> DraftTree:
         shape, before = self.config.shape, state.cache.length
@@ -248,9 +275,9 @@ class SpeculativeDecoder:
 
     def _draft_catch_up(self, state: _DraftState) -> None:
         """Feed every waiting slot in one forward."""
-        tokens, hidden, positions = state.pending.take()
+        tokens, hidden, positions, merged = state.pending.take(self.target.embed_tokens)
         result = self.draft(tokens[None], self.draft.fuse(hidden), positions[None], state.cache,
-                            logits="last")
+                            logits="last", merged_embeds=merged)
         state.hidden, state.logits = result.hidden[0, -1], result.logits[0, -1]
         state.peak_length = max(state.peak_length, state.cache.length)
 

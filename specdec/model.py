@@ -15,6 +15,12 @@ the slot after j is (x_{j+2}, h_j). For `cross_attention`, slot j's memory entry
 attends to the memory entries of the slots it sees (itself and earlier): token x_{j+1} sees target
 features up to its predecessor's, g_0 .. g_j.
 
+Image positions (DraftConfig.image_input): a slot's token embedding is the target's
+`embed_tokens` of it, so at an image position every draft reads the placeholder token's embedding
+(`placeholder`). A `features` draft reads there the target's merged input embedding instead (its
+tap 0: the image features the target's first layer receives), which the decoder takes from the
+target's prefill and training from the feature cache; it enters the same input path (embed_proj).
+
 The concat interaction is EAGLE-3's layer (vLLM and SGLang `llama_eagle3.py`), so a concat draft
 with one layer is an EAGLE-3 draft tensor for tensor (nas.export.eagle3 writes that layout):
     g = sum_i W_i h_i                       one projection per raw tap: an fc over their concat
@@ -364,10 +370,19 @@ class DraftModel(nn.Module):
         """Fused features [B, T, D] from the target's taps (None for interaction 'none')."""
         return None if self.fusion is None else self.fusion(hidden)
 
-    def embed_input(self, token_ids: torch.Tensor, features: torch.Tensor | None) -> torch.Tensor:
+    def embed_input(self, token_ids: torch.Tensor, features: torch.Tensor | None,
+                    merged_embeds: torch.Tensor | None = None) -> torch.Tensor:
         """The first layer's input x [B, T, D]: the token embedding, plus the features for `add`.
-        (concat joins them inside its first layer, cross_attention in every layer.)"""
+        (concat joins them inside its first layer, cross_attention in every layer.)
+
+        merged_embeds [B, T, H]: the target's input embeddings at the slots' tokens, image
+        features merged in (its tap 0). With image_input 'features' they replace the placeholder
+        token's embedding at image positions and go through the same input path (embed_proj);
+        only image positions are read, so text positions are the token embeddings either way."""
         x = self.target.embed_tokens(token_ids)
+        if merged_embeds is not None and self.config.image_input == "features":
+            images = self.target.image_mask(token_ids)[..., None]
+            x = torch.where(images, merged_embeds.to(x.dtype), x)
         if self.embed_proj is not None:
             x = self.embed_proj(x)
         if self.config.interaction == "add":
@@ -377,15 +392,17 @@ class DraftModel(nn.Module):
     def forward(self, token_ids: torch.Tensor, features: torch.Tensor | None,
                 positions: torch.Tensor, cache: DraftCache | None = None,
                 attention_mask: torch.Tensor | None = None,
-                logits: str | torch.Tensor = "all") -> DraftOutput:
+                logits: str | torch.Tensor = "all",
+                merged_embeds: torch.Tensor | None = None) -> DraftOutput:
         """Run slots: token_ids [B, T] (target ids), features [B, T, D] (see the module docstring),
         positions [B, T]; attention_mask bool [B, T, cache.length + T] (True = may attend), None =
         causal; logits 'all' | 'last' | 'none' | a bool [B, T] mask of the slots wanted (logits
-        [N, V'] of those N: training skips the prompt's, a vocabulary wide head's main cost).
-        New keys/values are appended to `cache`."""
+        [N, V'] of those N: training skips the prompt's, a vocabulary wide head's main cost);
+        merged_embeds: see `embed_input` (slots holding image tokens need them for image_input
+        'features'). New keys/values are appended to `cache`."""
         if self.fusion is not None and features is None:
             raise DraftError(f"draft interaction '{self.config.interaction}' needs features")
-        x = self.embed_input(token_ids, features)
+        x = self.embed_input(token_ids, features, merged_embeds)
         mask = attention_mask if attention_mask is not None else self._causal_mask(x, cache)
         for i, layer in enumerate(self.layers):
             self_kv = cache.self_attn[i] if cache is not None else None

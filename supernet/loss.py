@@ -74,6 +74,7 @@ def unrolled_loss(draft: SuperDraft, batch: TargetBatch, cfg: LossConfig,
     tokens = batch.input_ids[:, 1:]
     positions = torch.arange(1, slots + 1, device=tokens.device).expand_as(tokens)
     features = draft.fuse({tap: h[:, :slots] for tap, h in batch.hidden.items()})
+    merged_embeds = slot_image_embeds(batch)
     # Slot j predicts x_{j+2}: it counts when that token is part of the response.
     predicts = torch.zeros_like(batch.valid[:, 1:])
     predicts[:, :-1] = batch.response[:, 2:]
@@ -104,7 +105,7 @@ def unrolled_loss(draft: SuperDraft, batch: TargetBatch, cfg: LossConfig,
         for k in range(steps):
             step_features = features if k == 0 else shift_right(previous)
             out = draft(tokens, step_features, positions, cache, unroll_mask(kept, k),
-                        logits=predicts)
+                        logits=predicts, merged_embeds=merged_embeds)
             previous = out.hidden
             counted = predicts.clone()
             counted[:, k:] &= predicts[:, : slots - k]
@@ -133,6 +134,12 @@ def unrolled_loss(draft: SuperDraft, batch: TargetBatch, cfg: LossConfig,
     loss = total / weights
     metrics["loss"] = float(loss.detach())
     return SubnetLoss(loss, metrics, kept_logits if keep_logits else None)
+
+
+def slot_image_embeds(batch: TargetBatch) -> torch.Tensor | None:
+    """[B, L - 1, H]: the merged image embeddings of the slots' tokens (slot j holds x_{j+1}), for
+    drafts with image_input 'features' (every unrolled step reads the same tokens)."""
+    return None if batch.image_embeds is None else batch.image_embeds[:, 1:]
 
 
 def keep_mask(batch: TargetBatch, ratio: float) -> torch.Tensor:

@@ -243,12 +243,14 @@ class SuperDraft(nn.Module):
     def forward(self, token_ids: torch.Tensor, features: torch.Tensor | None,
                 positions: torch.Tensor, cache: DraftCache | None = None,
                 attention_mask: torch.Tensor | None = None,
-                logits: str | torch.Tensor = "all") -> DraftOutput:
+                logits: str | torch.Tensor = "all",
+                merged_embeds: torch.Tensor | None = None) -> DraftOutput:
         """DraftModel.forward of the active subnet (same arguments, same result)."""
         arch = self._active()
         return functional_call(
             self.skeleton(arch), self.subnet_weights(arch), (token_ids, features, positions),
-            {"cache": cache, "attention_mask": attention_mask, "logits": logits}, strict=True)
+            {"cache": cache, "attention_mask": attention_mask, "logits": logits,
+             "merged_embeds": merged_embeds}, strict=True)
 
     def final_norm(self, hidden: torch.Tensor) -> torch.Tensor:
         """The active subnet's final norm (what its head reads) applied to `hidden`."""

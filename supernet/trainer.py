@@ -27,7 +27,7 @@ from supernet.checkpoint import SupernetMeta, latest_checkpoint, load_checkpoint
 from supernet.corpus import CorpusItem, response_tokens
 from supernet.distributed import World, average_gradients, average_metrics, close, shard
 from supernet.errors import SupernetError
-from supernet.features import FeatureSource
+from supernet.features import FeatureSource, reads_image_features
 from supernet.loss import KL_VOCABULARIES, LossConfig
 from supernet.sandwich import SandwichConfig, sandwich_archs, sandwich_backward
 from supernet.superdraft import SuperDraft
@@ -98,7 +98,8 @@ class SupernetRecipe:
         if intermediate_tap is not None:
             taps.add(intermediate_tap)
         wants_scores = target.is_vlm and min(space.vision_keep_ratio) < 1.0
-        self.features = FeatureSource(target, sorted(taps), wants_scores, features_dir)
+        self.features = FeatureSource(target, sorted(taps), wants_scores, features_dir,
+                                      image_embeds=reads_image_features(target, space))
         params = list(self.superdraft.parameters())
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95),
                                            weight_decay=cfg.weight_decay)

@@ -3,9 +3,10 @@
 from targets.cache import TargetCache, crop_cache, select_cache
 from targets.errors import TargetError
 from targets.loading import load_target
-from targets.target import PreparedInputs, Target, TargetOutput
+from targets.target import MERGED_INPUT_TAP, PreparedInputs, Target, TargetOutput
 
 __all__ = [
+    "MERGED_INPUT_TAP",
     "PreparedInputs",
     "Target",
     "TargetCache",

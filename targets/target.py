@@ -42,6 +42,13 @@ _SET_BY_ADAPTER = frozenset(
 )
 
 
+# The tap whose hidden state is the input of the first decoder layer: the token embeddings with
+# the image features merged in at image positions, as each family merges them (vision tower ->
+# projector; Gemma3's scaled embeddings, Idefics3's and Qwen's merged patches). A prefill with
+# this tap hands a draft the image as the target reads it, without a second vision pass.
+MERGED_INPUT_TAP = 0
+
+
 @dataclass
 class PreparedInputs:
     input_ids: torch.Tensor  # LongTensor [1, T]

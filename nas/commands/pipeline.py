@@ -1,10 +1,11 @@
 """The whole job on one target: build it, train the supernet, profile, search, export, train the
-eagle and dream baselines, bench them all; a summary table at the end.
+eagle, dream and specllava baselines, bench them all; a summary table at the end.
 
 Each stage is a draftnas command run in this process (the target loads once), in its own directory
-<run_dir>/01-target ... 08-bench (`stages`). A stage whose directory holds result.json is done and
+<run_dir>/01-target ... 09-bench (`stages`). A stage whose directory holds result.json is done and
 skipped: `draftnas pipeline run_dir=<an earlier run>` resumes a killed pipeline. The benched drafts
-are copied to <run_dir>/drafts/{searched,eagle,dream}; summary.md and result.json hold the table.
+are copied to <run_dir>/drafts/{searched,eagle,dream,specllava}; summary.md and result.json hold the
+table.
 
 Its keys (data, budget, device, dtype, quantize, tables_dir, shapes_build, overrides) are
 documented in conf/pipeline.yaml; the pipeline sets target, paths and results between stages.
@@ -25,7 +26,9 @@ from nas.user_errors import UserError
 from supernet.trainer import TrainConfig
 from userdata import DataConfig, UserData
 
-DRAFTS = {"searched": "05-export", "eagle": "06-train-eagle", "dream": "07-train-dream"}
+DRAFTS = {"searched": "05-export", "eagle": "06-train-eagle", "dream": "07-train-dream",
+          "specllava": "08-train-specllava"}
+BENCH = "09-bench"
 
 
 @dataclass(kw_only=True)
@@ -64,7 +67,7 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     UserData(cfg.data, ctx.spec(cfg.target))  # checked before the stages, not at the bench
     run_dir, progress, plan = Path(cfg.run_dir), Progress("pipeline"), stages(cfg, ctx)
     results, seconds = run_stages(plan, run_dir, ctx, progress.say)
-    bench, names = results["08-bench"], [stage.name for stage in plan]
+    bench, names = results[BENCH], [stage.name for stage in plan]
     print(summarise(run_dir, f"draftnas pipeline: {cfg.target}, budget {cfg.budget_name}",
                     bench, f"{cfg.device} {cfg.dtype} quantize={bench.quantize}", seconds,
                     names))
@@ -121,7 +124,8 @@ def stages(cfg: Config, ctx: RunContext) -> list[Stage]:
         Stage("05-export", "export", lambda _: replace(on_target("export"), search=search_dir)),
         Stage("06-train-eagle", "train", train("eagle")),
         Stage("07-train-dream", "train", train("dream")),
-        Stage("08-bench", "bench", bench),
+        Stage("08-train-specllava", "train", train("specllava")),
+        Stage(BENCH, "bench", bench),
     ]
 
 

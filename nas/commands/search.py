@@ -55,6 +55,7 @@ from specdec.shape import DecodeShape
 from supernet import load_supernet
 from supernet.checkpoint import check_meta
 from supernet.corpus import CorpusItem, cached_corpus
+from supernet.features import reads_image_features
 from targets import Target
 from userdata import DataConfig, UserData
 
@@ -247,7 +248,8 @@ def build_evaluator(spec: EvaluatorSpec) -> tuple[SubnetEvaluator, Setup]:
                            shorten="fewer validation_prompts= or max_new_tokens=")
     taps = sorted({tap for taps in superdraft.space.injected_layers for tap in taps})
     validation = ValidationSet.build(target, corpus, taps,
-                                     min(superdraft.space.vision_keep_ratio) < 1.0)
+                                     min(superdraft.space.vision_keep_ratio) < 1.0,
+                                     reads_image_features(target, superdraft.space))
     context = spec.objective.context or sum(validation.lengths) / len(validation.lengths)
     evaluator = SubnetEvaluator(superdraft, AcceptanceEstimator(validation), predictor,
                                 Objective(spec.objective), context)

@@ -73,6 +73,9 @@ def eagle3_mismatches(cfg: DraftConfig, target: Any) -> list[str]:
     if cfg.vision_keep_ratio < 1.0:
         problems.append(f"vision_keep_ratio {cfg.vision_keep_ratio} (vLLM and SGLang keep every "
                         "image position)")
+    if cfg.image_input == "features":
+        problems.append("image_input 'features' (vLLM's and SGLang's EAGLE-3 draft embeds the "
+                        "image placeholder tokens and ignores the image features)")
     if cfg.hidden_size != cfg.target_hidden_size:
         problems.append(f"hidden_size {cfg.hidden_size} != the target's {cfg.target_hidden_size} "
                         "(the engines share the target's embeddings)")

@@ -39,7 +39,8 @@ def refine(superdraft: SuperDraft, arch: DraftArch, corpus: list[CorpusItem],
     if intermediate_tap is not None:
         taps.add(intermediate_tap)
     wants_scores = bool(target.is_vlm) and arch.vision_keep_ratio < 1.0
-    features = FeatureSource(target, sorted(taps), wants_scores)
+    features = FeatureSource(target, sorted(taps), wants_scores, image_embeds=bool(
+        target.is_vlm) and arch.image_input == "features")
     params = [param for param in superdraft.parameters() if param.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95), weight_decay=0.0)
     order = random.Random(cfg.seed)

@@ -112,7 +112,8 @@ def trial_row(search_dir: Path, trial: int) -> tuple[Candidate, dict[str, float]
         raise ExportError(f"{path}: missing, so trial={trial} cannot be looked up; leave trial "
                           "unset to export the best trial")
     frame = pd.read_csv(path, dtype={"injected_layers": str})  # "2" must not become 2.0
-    optional = {DECODE}  # trials.csv of searches from before shapes were searched
+    # trials.csv of searches from before shapes (or image inputs) were searched
+    optional = {DECODE, "image_input"}
     missing = [name for name in ("trial", *DIMENSIONS, *PREDICTED)
                if name not in frame.columns and name not in optional]
     if missing:

@@ -103,6 +103,10 @@ class TransformersMethod:
         return MethodRun(tokens, log.stats(ids.shape[1], len(tokens), seconds))
 
 
+# What a draft row of a VLM says its draft reads at image positions (DraftConfig.image_input).
+READS_AT_IMAGES = {"placeholder": "image placeholders", "features": "image features"}
+
+
 def vanilla_method(target: Any) -> DecoderMethod:
     return DecoderMethod("vanilla", "vanilla", SpeculativeDecoder(target, None))
 
@@ -112,11 +116,14 @@ def draft_method(target: Any, directory: str | Path, keys: ShapeKeys, adaptive: 
     """Our decoder with the checkpoint in `directory` (a DraftError if it is not for `target`),
     decoding with its recommended shape under the shape `keys` given (specdec.recommended); the
     row's name (`name`, else the directory's: `draft_names`) says the shape and where it came
-    from."""
+    from, and on a VLM what the draft reads at image positions (`[image features]` or
+    `[image placeholders]`: DraftConfig.image_input)."""
     draft = DraftModel.from_pretrained(directory, target)
     config, source = shaped_config(draft.config.decode, keys, adaptive=adaptive)
     every_step = "" if config.adaptive else ", every step"
     name = name or draft_names([directory])[0]
+    if target.is_vlm:
+        name += f" [{READS_AT_IMAGES[draft.config.image_input]}]"
     label = f"draft:{name} ({config.shape.label}, {source}{every_step})"
     return DecoderMethod(label, "draft", SpeculativeDecoder(target, draft, config))
 

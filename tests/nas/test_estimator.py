@@ -2,6 +2,7 @@
 
 import random
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,10 @@ from supernet import SuperDraft, extract
 from supernet.corpus import build_corpus, response_tokens
 from supernet.features import FeatureSource
 from supernet.loss import LossConfig, unrolled_loss
+from targets.tiny import tiny_inputs, tiny_target
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "supernet"))
-from deep_targets import deep_tiny_llama
+from deep_targets import Ranked, deep_tiny_llama
 
 # Every interaction, two depths and head counts, full and reduced vocabularies.
 SPACE = """\
@@ -152,3 +154,41 @@ def test_estimate_shapes_and_bounds(trained):
     tree = AcceptanceEstimator(validation_set).estimate(draft, DecodeShape(K, 4, 20))
     assert tree.chain_tau == pytest.approx(estimate.tau)
     assert estimate.tau <= tree.tau <= K + 1
+
+
+def test_chain_tau_agrees_with_the_decoder_when_the_draft_reads_image_features(tmp_path):
+    """On a VLM, tokens-only drafts trained briefly with and without the target's image
+    features: the estimator (training's slot alignment of the merged embeddings) measures what
+    the decoder (the prefill's) measures."""
+    torch.set_num_threads(1)
+    target = tiny_target("llava_clip", seed=0)
+    space = load_space("dream_s").resolve(TargetDims.of(target), Ranked((1,)))
+    space = replace(space, interaction=("none",), num_layers=(1,), num_heads=(4,),
+                    intermediate_size=(64,), vision_keep_ratio=(1.0,), draft_vocab_size=(None,))
+    prompts = [tiny_inputs(target, n_text=4 + i % 3, seed=i) for i in range(12)]
+    corpus = build_corpus(target, prompts, 16, tmp_path / "corpus")
+    train, validation = corpus[:8], corpus[8:]
+    superdraft = SuperDraft(space, target)
+    batch = FeatureSource(target, [], False, image_embeds=True).batch(list(enumerate(train)))
+    optimizer = torch.optim.AdamW(superdraft.parameters(), lr=3e-3)
+    for _ in range(30):
+        optimizer.zero_grad()
+        for arch in space:
+            unrolled_loss(superdraft.activate(arch), batch, LossConfig()).loss.backward()
+        optimizer.step()
+    superdraft.eval()
+    estimator = AcceptanceEstimator(ValidationSet.build(target, validation, [], False, True))
+    assert {arch.image_input for arch in space} == {"placeholder", "features"}
+    for arch in space:
+        estimate = estimator.estimate(superdraft.activate(arch), DecodeShape.chain(K))
+        decoder = SpeculativeDecoder(target, extract(superdraft, arch).eval(),
+                                     DecodeConfig(DecodeShape.chain(K), adaptive=False))
+        steps = tokens = 0
+        for item in validation:
+            prompt = target.prepare(inputs={"input_ids": item.input_ids[None, : item.prompt_len],
+                                            **item.model_kwargs})
+            generation = decoder.generate(inputs=prompt, max_new_tokens=len(item.response))
+            assert generation.token_ids == item.response.tolist()
+            steps, tokens = steps + generation.stats.steps, tokens + generation.stats.step_tokens
+        assert estimate.tau == pytest.approx(tokens / steps, rel=1e-6), arch
+        assert estimate.tau > 1.5, arch  # the drafts accept: the comparison means something

@@ -6,6 +6,7 @@ a draft that does not fit is refused with one line naming why."""
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -225,6 +226,9 @@ def test_eagle3_mismatches_name_each_difference(target, deep_target):
     (only,) = eagle3_mismatches(draft_config(deep_target, too_many), deep_target)
     assert "4 injected layers" in only
     assert eagle3_mismatches(draft_config(deep_target, EAGLE_LIKE), deep_target) == []
+    reads_images = replace(EAGLE_LIKE, image_input="features")
+    (only,) = eagle3_mismatches(draft_config(deep_target, reads_images), deep_target)
+    assert "image_input 'features'" in only and "ignores the image features" in only
 
 
 def perturbed_draft(target: Target, arch: DraftArch) -> DraftModel:

@@ -30,7 +30,7 @@ from userdata import DataConfig, UserData
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "own_data" / "prompts.jsonl"
 STAGES = ["01-target", "02-train", "03-profile", "04-search", "05-export", "06-train-eagle",
-          "07-train-dream", "08-bench"]
+          "07-train-dream", "08-train-specllava", "09-bench"]
 # Characters that break an override parsed unquoted (issue 15): a run directory may hold them all.
 ODD = "my runs,1 =[x] (y) #{z} ~"
 # The smallest run that still touches every stage (the profile measures one short context).
@@ -89,21 +89,24 @@ def test_runs_every_stage_and_summarises_the_bench(pipeline_run, capsys):
     result = json.loads((run_dir / "result.json").read_text())["result"]
     assert list(result["stages"]) == STAGES
     methods = [row["method"] for row in result["summary"]]
-    assert methods[0] == "vanilla" and len(methods) == 6
-    for name in ("searched", "eagle", "dream"):
+    assert methods[0] == "vanilla" and len(methods) == 7
+    for name in ("searched", "eagle", "dream", "specllava"):
         assert any(f"draft:{name}" in method for method in methods), methods
+    # On a VLM each draft row says what the draft reads at image positions.
+    assert any("draft:specllava [image features]" in method for method in methods), methods
+    assert any("draft:eagle [image placeholders]" in method for method in methods), methods
     # No table of this target ships, so the pipeline profiled into tables_dir.
     table = Path(result["latency_table"])
     # its overrides.profile are quicker than a full profile: a table only smoke runs reuse
     assert table.parent == run_dir.parent / "tables" and table.name.endswith("-smoke.json")
     # No threads= for the bench above: it times with the table's (1, not its default 2).
-    bench = json.loads((run_dir / "08-bench" / "result.json").read_text())["result"]
+    bench = json.loads((run_dir / "09-bench" / "result.json").read_text())["result"]
     assert bench["threads"] == json.loads(table.read_text())["device"]["threads"]
     summary = (run_dir / "summary.md").read_text()
     assert ("| method | tokens/s | speedup | speedup after prefill | tau | equals vanilla |"
             in summary)
     assert all(method in summary for method in methods)
-    assert "![bench](08-bench/bench.png)" in summary and (run_dir / "08-bench/bench.png").is_file()
+    assert "![bench](09-bench/bench.png)" in summary and (run_dir / "09-bench/bench.png").is_file()
 
 
 def test_each_stage_reads_its_own_split_of_the_data(pipeline_run):
@@ -111,13 +114,13 @@ def test_each_stage_reads_its_own_split_of_the_data(pipeline_run):
     test split; the result files say which rows, and no row is in two of them."""
     run_dir, _, _ = pipeline_run
     used = {stage: json.loads((run_dir / stage / "result.json").read_text())["result"]["data"]
-            for stage in ("02-train", "04-search", "08-bench")}
+            for stage in ("02-train", "04-search", "09-bench")}
     splits = UserData(DataConfig(source=str(EXAMPLE)), "my target").splits.records
     rows = {split: {record.row for record in records} for split, records in splits.items()}
-    for stage, split in (("02-train", "train"), ("04-search", "validation"), ("08-bench", "test")):
+    for stage, split in (("02-train", "train"), ("04-search", "validation"), ("09-bench", "test")):
         assert used[stage]["source"] == str(EXAMPLE)
         assert set(used[stage]["splits"][split]["rows"]) <= rows[split], stage
-    bench = used["08-bench"]["splits"]
+    bench = used["09-bench"]["splits"]
     assert bench["test"]["rows"] == [record.row for record in splits["test"]][:1]  # n_prompts=1
     assert not rows["train"] & rows["validation"] and not rows["test"] & (rows["train"] |
                                                                            rows["validation"])
@@ -179,7 +182,7 @@ def test_a_matching_table_is_used_instead_of_profiling(pipeline_run, capsys):
 def finished(tmp_path) -> dict:
     """What the stages before the search, export and bench return, as far as those read it."""
     drafts = {}
-    for stage in ("05-export", "06-train-eagle", "07-train-dream"):
+    for stage in ("05-export", "06-train-eagle", "07-train-dream", "08-train-specllava"):
         (tmp_path / stage / "draft").mkdir(parents=True)
         (tmp_path / stage / "draft" / "config.json").write_text("{}")
         drafts[stage] = SimpleNamespace(draft=str(tmp_path / stage / "draft"))
@@ -213,7 +216,7 @@ def test_every_stage_config_is_its_commands_own_as_the_pipeline_builds_it(
         assert getattr(config, "quantize", None) == (
             None if stage.command in ("train", "export") else "auto")
     for name, space in (("02-train", "dream_s"), ("06-train-eagle", "eagle"),
-                        ("07-train-dream", "dream")):
+                        ("07-train-dream", "dream"), ("08-train-specllava", "specllava")):
         train = configs[name]
         assert (train.search_space, train.resume, train.budget_name) == (space, True, budget)
         assert (train.train, train.prompts, train.max_new_tokens) == \
@@ -227,8 +230,9 @@ def test_every_stage_config_is_its_commands_own_as_the_pipeline_builds_it(
     assert (search.n_trials, search.seed) == (trials, 7)
     export = configs["05-export"]
     assert export.search == run_dir / "04-search" and export.refine == (budget == "long")
-    bench = configs["08-bench"]
-    assert bench.drafts == [run_dir / "drafts" / name for name in ("searched", "eagle", "dream")]
+    bench = configs["09-bench"]
+    assert bench.drafts == [run_dir / "drafts" / name
+                            for name in ("searched", "eagle", "dream", "specllava")]
     assert all((draft / "config.json").is_file() for draft in bench.drafts)
     assert bench.threads == 1  # the table's
 

@@ -30,7 +30,7 @@ class Calibration:
     [(SizedTarget(256, 4, 4, 300), (3, 2)),
      (SizedTarget(576, 30, 9, 49152, is_vlm=False), (12, 7, 20))],
 )
-@pytest.mark.parametrize("name", ["dream_s", "eagle", "dream"])
+@pytest.mark.parametrize("name", ["dream_s", "eagle", "dream", "specllava"])
 def test_every_point_makes_a_draft_config(name, target, candidates):
     space = load_space(name).resolve(TargetDims.of(target), Calibration(candidates))
     for arch in space:

@@ -26,23 +26,37 @@ def resolved(name: str, dims: TargetDims):
     return load_space(name).resolve(dims, CALIBRATIONS[dims])
 
 
-@pytest.mark.parametrize("name", ["dream_s", "eagle", "dream"])
-def test_a_text_targets_drafts_keep_every_position(name):
-    """Image positions to keep mean nothing without images: a text target's space searches no
-    keep ratio, and its dream point keeps every position (what an EAGLE-3 export requires)."""
+@pytest.mark.parametrize("name", ["dream_s", "eagle", "dream", "specllava"])
+def test_a_text_targets_drafts_keep_every_position_and_read_tokens(name):
+    """Image positions to keep, and image features to read there, mean nothing without images:
+    a text target's space searches neither, and its dream point keeps every position and reads
+    tokens (what an EAGLE-3 export requires)."""
     assert resolved(name, SMOLLM2).vision_keep_ratio == (1.0,)
+    assert resolved(name, SMOLLM2).image_input == ("placeholder",)
     assert len(resolved(name, SHAPES).vision_keep_ratio) == (4 if name == "dream_s" else 1)
     with_images = TargetDims(hidden_size=576, num_layers=30, num_heads=9, vocab_size=49152)
-    four_ratios = load_space("dream_s").resolve(with_images, CALIBRATIONS[SMOLLM2])
-    assert four_ratios.size() == 4 * resolved("dream_s", SMOLLM2).size()
+    with_image_choices = load_space("dream_s").resolve(with_images, CALIBRATIONS[SMOLLM2])
+    # four keep ratios x two image inputs
+    assert with_image_choices.size() == 4 * 2 * resolved("dream_s", SMOLLM2).size()
 
 
-def test_available_spaces_are_the_three_named_ones():
-    assert available_spaces() == ["dream", "dream_s", "eagle"]
+def test_what_the_named_spaces_read_at_image_positions():
+    """dream_s searches both; DREAM's draft runs on the target's merged inputs_embeds; EAGLE-3's
+    (vLLM, SGLang) embeds the placeholder tokens."""
+    assert resolved("dream_s", SHAPES).image_input == ("placeholder", "features")
+    assert resolved("dream", SHAPES).image_input == ("features",)
+    assert resolved("eagle", SHAPES).image_input == ("placeholder",)
+    assert resolved("specllava", SHAPES).image_input == ("features",)
+    assert resolved("dream_s", SHAPES).largest().image_input == "features"
+    assert resolved("dream_s", SHAPES).smallest().image_input == "placeholder"
+
+
+def test_available_spaces_are_the_four_named_ones():
+    assert available_spaces() == ["dream", "dream_s", "eagle", "specllava"]
 
 
 @pytest.mark.parametrize("dims", [SHAPES, SMOLLM2])
-@pytest.mark.parametrize("name", ["dream_s", "eagle", "dream"])
+@pytest.mark.parametrize("name", ["dream_s", "eagle", "dream", "specllava"])
 def test_every_point_respects_the_target(name, dims):
     space = resolved(name, dims)
     for arch in space:
@@ -81,7 +95,7 @@ def test_dream_s_collapses_coinciding_choices_on_shapes():
 @pytest.mark.parametrize("dims", [SHAPES, SMOLLM2])
 def test_fixed_points_are_single_points_of_dream_s(dims):
     full = resolved("dream_s", dims)
-    for name in ("eagle", "dream"):
+    for name in ("eagle", "dream", "specllava"):
         point = resolved(name, dims)
         assert point.size() == 1
         assert point.largest() == point.smallest()
@@ -95,6 +109,10 @@ def test_fixed_points_match_design():
     assert dream.interaction == "cross_attention"
     assert dream.injected_layers == (12, 30)  # the lowest-entropy candidate and the top
     assert resolved("dream", SHAPES).largest().vision_keep_ratio == 0.75  # of a VLM's images
+    # Spec-LLaVA: a small draft LM that sees the image through the target's features
+    specllava = resolved("specllava", SHAPES).largest()
+    assert (specllava.interaction, specllava.injected_layers) == ("none", ())
+    assert specllava.image_input == "features"
 
 
 def test_entropy_spaces_need_a_calibration():

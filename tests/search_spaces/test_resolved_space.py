@@ -92,10 +92,10 @@ def test_validate_names_the_bad_key(space):
 
 
 def test_decode_rejects_bad_genes(space):
-    with pytest.raises(SpaceError, match="2 entries; space 'dream_s' needs 7"):
+    with pytest.raises(SpaceError, match="2 entries; space 'dream_s' needs 8"):
         space.decode((0, 0))
     with pytest.raises(SpaceError, match=r"gene num_layers=3 is out of range; use an int in 0..2"):
-        space.decode((0, 0, 3, 0, 0, 0, 0))
+        space.decode((0, 0, 3, 0, 0, 0, 0, 0))
 
 
 def test_json_round_trip(space):
@@ -128,3 +128,13 @@ def test_point_is_the_space_of_one_arch(space):
     arch = space.sample(random.Random(5))
     point = space.point(arch)
     assert point.size() == 1 and point.largest() == arch and point.name == "dream_s-point"
+
+
+def test_spaces_and_archs_saved_before_image_inputs_read_as_placeholder(space):
+    """Supernet checkpoints, best.json and trials written before the image_input dimension."""
+    data = space.to_dict()
+    del data["image_input"]
+    assert ResolvedSpace.from_dict(data).image_input == ("placeholder",)
+    arch = space.largest().to_dict()
+    del arch["image_input"]
+    assert DraftArch.from_dict(arch).image_input == "placeholder"

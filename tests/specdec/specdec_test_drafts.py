@@ -21,8 +21,9 @@ class OracleDraft(DraftModel):
     wrong_every: int = 5
 
     def forward(self, token_ids, features, positions, cache=None, attention_mask=None,
-                logits="all") -> DraftOutput:
-        out = super().forward(token_ids, features, positions, cache, attention_mask, logits)
+                logits="all", merged_embeds=None) -> DraftOutput:
+        out = super().forward(token_ids, features, positions, cache, attention_mask, logits,
+                              merged_embeds)
         if out.logits is None:
             return out
         # The slot at position p holds token p and predicts token p + 1.
@@ -59,8 +60,9 @@ class MimicDraft(DraftModel):
         return MimicCache(self)
 
     def forward(self, token_ids, features, positions, cache=None, attention_mask=None,
-                logits="all") -> DraftOutput:
-        own = super().forward(token_ids, features, positions, cache, attention_mask, "none")
+                logits="all", merged_embeds=None) -> DraftOutput:
+        own = super().forward(token_ids, features, positions, cache, attention_mask, "none",
+                              merged_embeds)
         mask = None
         if attention_mask is not None:
             visible = torch.cat((torch.ones_like(attention_mask[..., :1]), attention_mask), -1)

@@ -3,7 +3,9 @@ and in every other runtime (targets.runtime: the same runtime's own greedy decod
 
 Per family, 20 prompts cycle through the four interactions, chain and tree mode, random and
 oracle drafts (specdec_test_drafts.py: long accepted paths, non-contiguous cache selection),
-EOS midway, max_new_tokens = 1, a reduced draft vocabulary and (VLMs) vision keep ratio 0.5.
+EOS midway, max_new_tokens = 1, a reduced draft vocabulary and (VLMs) vision keep ratio 0.5 and
+the target's image features as the draft's input at image positions (cases 4-7 and 12-15: every
+interaction, chain and tree).
 """
 
 import pytest
@@ -45,6 +47,8 @@ def case_draft(target, case: int, reference: list[int]) -> DraftModel:
         choices["injected_layers"] = [target.num_layers] if case % 2 else [1, target.num_layers]
     if target.is_vlm and case % 2:
         choices["vision_keep_ratio"] = 0.5
+    if target.is_vlm and case % 8 >= 4:
+        choices["image_input"] = "features"
     token_ids = None
     if not oracle and case % 6 == 5:
         choices["draft_vocab_size"] = target.vocab_size // 2

@@ -74,5 +74,6 @@ def test_bench_rows_name_each_drafts_shape(llava_dir, chain_draft):
     method = draft_method(target, chain_draft, ShapeKeys(), adaptive=False)
     assert method.decoder.config.shape == DecodeShape(2, 1, 3)
     assert "(chain 2, recommended, every step)" in method.name
+    assert "[image placeholders]" in method.name  # what the draft reads at image positions
     method = draft_method(target, chain_draft, ShapeKeys(k=3), adaptive=True)
     assert "(chain 3, recommended + command line)" in method.name

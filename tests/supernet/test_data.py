@@ -158,8 +158,8 @@ def test_disk_features_of_other_taps_are_never_read_for_these(vlm, tmp_path):
     online = FeatureSource(vlm, [1, 2], image_scores=True).batch(indexed)
     computed = []
     compute = wider._compute
-    wider._compute = lambda item, taps, scores: computed.append((tuple(taps), scores)) or \
-        compute(item, taps, scores)
+    wider._compute = lambda item, taps, scores, images: computed.append((tuple(taps), scores)) \
+        or compute(item, taps, scores, images)
     for batch in (wider.batch(indexed), wider.batch(indexed)):
         assert all(torch.equal(batch.hidden[t], online.hidden[t]) for t in (1, 2))
         assert torch.equal(batch.image_scores, online.image_scores)
@@ -185,3 +185,41 @@ def test_a_cached_corpus_holding_a_pickle_payload_is_refused_in_one_line(vlm, tm
         build_corpus(vlm, prompts(vlm), 6, tmp_path)
     assert str(cached) in str(error.value) and "\n" not in str(error.value)
     assert not (tmp_path / "MARKER").exists()
+
+
+def test_merged_image_embeddings_are_a_file_of_their_own(vlm, tmp_path):
+    """Drafts with image_input 'features' read the target's merged input embeddings at image
+    positions: one more file per item, added beside an existing cache whose files stay as
+    they are, equal to what the target's first layer receives there."""
+    corpus = build_corpus(vlm, prompts(vlm), 6, tmp_path / "corpus")
+    indexed = list(enumerate(corpus))
+    features = tmp_path / "features"
+    FeatureSource(vlm, [2], image_scores=False, cache_dir=features).batch(indexed)
+    before = {path: path.stat().st_mtime_ns for path in features.rglob("*.safetensors")}
+    reading = FeatureSource(vlm, [2], image_scores=False, cache_dir=features, image_embeds=True)
+    computed = []
+    compute = reading._compute
+    reading._compute = lambda item, taps, scores, images: computed.append((tuple(taps), images)) \
+        or compute(item, taps, scores, images)
+    written, read = reading.batch(indexed), reading.batch(indexed)
+    assert computed == [((), True)] * len(corpus)  # the images alone, once
+    after = set(features.rglob("*.safetensors"))
+    assert {path.name for path in after - set(before)} == {"images.safetensors"}
+    assert len(after) == len(before) + len(corpus)
+    assert all(path.stat().st_mtime_ns == stamp for path, stamp in before.items())
+    online = FeatureSource(vlm, [2], image_scores=False, image_embeds=True).batch(indexed)
+    placeholder = vlm.embed_tokens(torch.tensor([vlm.image_token_id]))[0]
+    for batch in (written, read):
+        assert torch.equal(batch.image_embeds, online.image_embeds)
+        assert torch.equal(batch.hidden[2], online.hidden[2])
+    for row, item in enumerate(corpus):
+        ids = item.input_ids[None]
+        first_layer_input = vlm.forward(ids, cache=vlm.new_cache(), taps=(0,),
+                                        model_kwargs=item.model_kwargs, logits="none").hidden[0]
+        images = online.image_mask[row, : ids.shape[1]]
+        got = online.image_embeds[row, : ids.shape[1]]
+        assert images.any()
+        torch.testing.assert_close(got[images], first_layer_input[0][images], rtol=0, atol=0)
+        assert not torch.allclose(got[images], placeholder.expand_as(got[images]))
+        assert not got[~images].any() and not online.image_embeds[row, ids.shape[1]:].any()
+    assert FeatureSource(vlm, [2], image_scores=False).batch(indexed).image_embeds is None

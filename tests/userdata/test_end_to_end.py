@@ -44,16 +44,16 @@ def test_a_text_model_and_a_saved_dataset_train_search_and_bench(tmp_path, monke
     assert main(["pipeline", f"target={target}", f"data={saved}", "data.responses=given",
                  f"run_dir={run_dir}", f"tables_dir={tmp_path / 'tables'}", *TINY]) == 0
     used = {stage: json.loads((run_dir / stage / "result.json").read_text())["result"]["data"]
-            for stage in ("02-train", "04-search", "08-bench")}
+            for stage in ("02-train", "04-search", "09-bench")}
     train = used["02-train"]["splits"]["train"]
     assert train["from"] == "train" and len(train["rows"]) == 6
     assert used["02-train"]["responses"] == "given"
     validation = used["04-search"]["splits"]["validation"]
     assert validation["from"] == "train" and not set(validation["rows"]) & set(train["rows"])
-    test = used["08-bench"]["splits"]["test"]
+    test = used["09-bench"]["splits"]["test"]
     assert test == {"from": "test", "rows": [0, 1]}
     summary = json.loads((run_dir / "result.json").read_text())["result"]["summary"]
-    assert summary[0]["method"] == "vanilla" and len(summary) == 6
+    assert summary[0]["method"] == "vanilla" and len(summary) == 7
     assert all(row["equals_vanilla"] for row in summary)
     # Trained on the dataset's own answers (cut to max_new_tokens): the corpus holds them.
     tokenizer = AutoTokenizer.from_pretrained(target, trust_remote_code=False)
