@@ -1,14 +1,11 @@
 """The whole job on one target: build it, train the supernet, profile, search, export, train the
-eagle, dream and specllava baselines, bench them all; a summary table at the end.
-
-Each stage is a draftnas command run in this process (the target loads once), in its own directory
-<run_dir>/01-target ... 09-bench (`stages`). A stage whose directory holds result.json is done and
-skipped: `draftnas pipeline run_dir=<an earlier run>` resumes a killed pipeline. The benched drafts
-are copied to <run_dir>/drafts/{searched,eagle,dream,specllava}; summary.md and result.json hold the
-table.
-
-Its keys (data, budget, device, dtype, quantize, tables_dir, shapes_build, overrides) are
-documented in conf/pipeline.yaml; the pipeline sets target, paths and results between stages.
+eagle, dream and specllava baselines, bench them all (`stages`: <run_dir>/01-target ... 09-bench,
+each a draftnas command in this process, the target loaded once). A stage whose directory holds
+result.json is skipped: `draftnas pipeline run_dir=<an earlier run>` resumes a killed pipeline.
+Benched drafts are copied to <run_dir>/drafts/<name>; summary.md and result.json hold the table.
+Keys: conf/pipeline.yaml (data, budget, device, dtype, quantize, tables_dir, shapes_build, and
+per-stage overrides, e.g. "overrides.search=['n_trials=10']"); the pipeline sets target, paths
+and results between stages.
 """
 
 import shutil
@@ -28,7 +25,6 @@ from userdata import DataConfig, UserData
 
 DRAFTS = {"searched": "05-export", "eagle": "06-train-eagle", "dream": "07-train-dream",
           "specllava": "08-train-specllava"}
-BENCH = "09-bench"
 
 
 @dataclass(kw_only=True)
@@ -67,7 +63,7 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     UserData(cfg.data, ctx.spec(cfg.target))  # checked before the stages, not at the bench
     run_dir, progress, plan = Path(cfg.run_dir), Progress("pipeline"), stages(cfg, ctx)
     results, seconds = run_stages(plan, run_dir, ctx, progress.say)
-    bench, names = results[BENCH], [stage.name for stage in plan]
+    bench, names = results[plan[-1].name], [stage.name for stage in plan]  # the bench
     print(summarise(run_dir, f"draftnas pipeline: {cfg.target}, budget {cfg.budget_name}",
                     bench, f"{cfg.device} {cfg.dtype} quantize={bench.quantize}", seconds,
                     names))
@@ -125,7 +121,7 @@ def stages(cfg: Config, ctx: RunContext) -> list[Stage]:
         Stage("06-train-eagle", "train", train("eagle")),
         Stage("07-train-dream", "train", train("dream")),
         Stage("08-train-specllava", "train", train("specllava")),
-        Stage(BENCH, "bench", bench),
+        Stage("09-bench", "bench", bench),
     ]
 
 
