@@ -46,7 +46,8 @@ def parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--target", default="shapes")
     parser.add_argument("--space", default="specllava",
-                        help="a one-point space of a tokens-only draft; image_input is varied")
+                        help="a one-point space (a name or a YAML file) of a tokens-only draft; "
+                             "image_input is varied")
     parser.add_argument("--budget", default="default")
     parser.add_argument("--train", action="append", default=[],
                         help="an override of both trainings, e.g. --train train.steps=100")
@@ -61,8 +62,9 @@ def parse() -> argparse.Namespace:
 
 def space_file(work: Path, space: str, image_input: str) -> Path:
     """The named space with `image_input` as its only choice, written under `work`."""
-    data = yaml.safe_load((SPACES_DIR / f"{space}.yaml").read_text())
-    data["name"] = f"{space}-{image_input}"
+    named = SPACES_DIR / f"{space}.yaml"
+    data = yaml.safe_load((named if named.is_file() else Path(space)).read_text())
+    data["name"] = f"{data['name']}-{image_input}"
     data["dimensions"]["image_input"] = [image_input]
     path = work / "spaces" / f"{data['name']}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
