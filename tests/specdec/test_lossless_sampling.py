@@ -67,8 +67,8 @@ def chi_square_p_value(counts: torch.Tensor, probs: torch.Tensor) -> float:
 
 
 # Observed (deterministic): chain p = 0.827 (3375 draft tokens accepted in 2000 generations),
-# tree p = 0.119 (4785 accepted; the same with the fp16 runtime). adaptive=False: every step drafts, whatever the timings
-# (test_adaptive_decoding.py samples with paused drafting).
+# tree p = 0.119 (4785 accepted; the same with the fp16 runtime). adaptive=False: every step
+# drafts, whatever the timings (test_adaptive_decoding.py samples with paused drafting).
 @pytest.mark.parametrize("quantize, shape, temperature, top_p", [
     ("none", DecodeShape.chain(3), 1.0, 1.0),
     *[(quantize, DecodeShape(depth=3, top_k=3, total_tokens=8), 0.7, 0.9) for quantize in QUANTIZE],
