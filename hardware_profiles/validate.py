@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from scipy.stats import kendalltau
 
+from hardware_profiles import figures
 from hardware_profiles.benches import generation_step_ms
 from hardware_profiles.predictor import LatencyPredictor
 from hardware_profiles.timing import TimingConfig, pinned_threads, time_call
@@ -167,11 +168,7 @@ def validate(target: Target, space: ResolvedSpace, shapes: tuple[DecodeShape, ..
 
 def plot(report: ValidationReport, path: str | Path, title: str) -> Path:
     """Predicted against measured, one panel per quantity, with the y = x line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = figures.pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     panels = (("draft cost per step", "draft", report.draft),
               ("decoding step (real generation)", "step", report.step))
@@ -186,8 +183,4 @@ def plot(report: ValidationReport, path: str | Path, title: str) -> Path:
         axis.set_title(f"{label}\nMAPE {stats.mape:.1f}%, Kendall tau {stats.kendall_tau:.2f}")
     figure.suptitle(title)
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return figures.save(figure, path)

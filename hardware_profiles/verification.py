@@ -5,6 +5,7 @@ profile prints both and plots the curve (`draftnas profile`, experiments/latency
 
 from pathlib import Path
 
+from hardware_profiles import figures
 from hardware_profiles.parts import part_key
 from hardware_profiles.table import LatencyTable
 
@@ -35,11 +36,7 @@ def summary_lines(table: LatencyTable) -> list[str]:
 
 def plot_curve(table: LatencyTable, path: str | Path, title: str) -> Path:
     """T(q)/T(1) against q, one line per context, with the flat ideal."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = figures.pyplot()
     figure, axis = plt.subplots(figsize=(6, 4))
     curve = table.verification_curve()
     for ctx, row in curve.items():
@@ -53,8 +50,4 @@ def plot_curve(table: LatencyTable, path: str | Path, title: str) -> Path:
     axis.set_title(title)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return figures.save(figure, path)
