@@ -1,7 +1,7 @@
 """The target's own greedy answers to prompts: what a draft learns to predict.
 
 A text model answers a batch of prompts in one `generate` call (left-padded): on a CPU a forward
-over 16 rows costs a few single-row forwards, so a corpus takes minutes instead of an hour. A
+over many rows costs a few single-row forwards, so a corpus takes minutes instead of hours. A
 vision-language model answers one prompt at a time through the speculative decoder without a
 draft (its prompts carry images of their own, which families batch in different ways).
 Both stop a row at its first EOS (kept) or after `max_new_tokens`.
@@ -15,9 +15,10 @@ import torch
 from specdec.decoder import SpeculativeDecoder
 from targets import PreparedInputs
 
-# Prompts per generate call of a text model: beyond this, rows that finished early wait for the
-# longest, and the batch's cost grows faster than what it answers.
-BATCH = 16
+# Prompts per generate call of a text model. Measured on smollm2 (2 threads, 32 new tokens): 0.48 /
+# 0.46 / 0.31 s a prompt at 16 / 32 / 64 rows; beyond that, rows that finished early wait longer for
+# the longest, and a batch's memory grows with it.
+BATCH = 64
 
 
 def answer_batches(target: Any) -> bool:

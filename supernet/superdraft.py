@@ -11,6 +11,7 @@ a subnet uses its interaction's tensors:
   with one per candidate tap,
 - for a reduced vocabulary of n tokens, the first n rows of a head whose rows are the target's
   tokens by frequency rank (re-ordered into ascending target ids, the DraftModel convention),
+  starting as the target's own head rows of those tokens,
 - whatever else its interaction's DraftModel has (concat's hidden_norm and 2D-wide layer-0
   q/k/v, the cross-attention blocks).
 Each interaction has its own fusion and layers: their inputs are distributed differently (raw
@@ -139,11 +140,27 @@ class SuperDraft(nn.Module):
         self.weights = nn.ParameterDict({name.replace(".", "/"): param
                                          for name, param in keep.items()})
         self.to(device=target.device, dtype=target.dtype)
+        if shape.reduced_vocab:
+            self._head_from_target(target)
         self.kl_vocabulary = None if kl_vocabulary is None else torch.tensor(
             sorted(set(kl_vocabulary)), dtype=torch.long, device=target.device)
         self._skeletons: OrderedDict[DraftArch, DraftModel] = OrderedDict()
         self._vocab_maps: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self.active: DraftArch | None = None
+
+    def _head_from_target(self, target: Any) -> None:
+        """Start the reduced head as the target's own head rows of its tokens. The draft's
+        normed output learns to be the target's last hidden state (supernet.loss), which the
+        target's head reads, so these rows are already the right head and training spends its steps
+        on the draft's body (a random head must first learn what the target's took its whole
+        training to learn, from the few thousand answers a CPU budget affords)."""
+        head = self.shared("lm_head.weight")
+        weight = target.model.get_output_embeddings().weight
+        if weight.shape[1] != head.shape[1]:  # drafts are as wide as the target: never, today
+            return
+        rows = torch.tensor(self.vocab_ranking, device=weight.device)
+        with torch.no_grad():
+            head.copy_(weight[rows].to(head))
 
     # -- the shared tensors --------------------------------------------------------------------
     def shared(self, name: str) -> nn.Parameter:

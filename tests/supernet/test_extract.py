@@ -62,3 +62,16 @@ def test_extracted_draft_round_trips_through_a_checkpoint(deep_target, dream_s, 
 def test_space_of_another_target_is_refused(deep_target, dream_s):
     with pytest.raises(ValueError, match="resolve it against this target"):
         SuperDraft(dream_s, deep_tiny_llama(layers=4))
+
+
+def test_a_reduced_head_starts_as_the_targets_rows_of_its_tokens(deep_target, dream_s):
+    ranking = list(range(127, -1, -1))
+    superdraft = SuperDraft(dream_s, deep_target, vocab_ranking=ranking)
+    arch = next(arch for arch in (dream_s.sample(random.Random(seed)) for seed in range(100))
+                if arch.draft_vocab_size)
+    draft = extract(superdraft, arch)
+    target_ids = torch.arange(arch.draft_vocab_size) + draft.d2t  # the draft's rows, in order
+    assert sorted(target_ids.tolist()) == sorted(ranking[: arch.draft_vocab_size])
+    torch.testing.assert_close(draft.lm_head.weight,
+                               deep_target.model.get_output_embeddings().weight[target_ids],
+                               rtol=0, atol=0)
