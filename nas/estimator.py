@@ -33,7 +33,7 @@ import torch
 
 from specdec.shape import DecodeShape
 from supernet.corpus import CorpusItem
-from supernet.features import FeatureSource, TargetBatch
+from supernet.features import FeatureSource, TargetBatch, reads_image_features
 from supernet.loss import keep_mask, shift_right, slot_image_embeds, unroll_mask
 
 
@@ -56,6 +56,14 @@ class ValidationSet:
         batch = source.batch(list(enumerate(corpus)))
         return cls(batch, [item.prompt_len for item in corpus],
                    [len(item.input_ids) for item in corpus])
+
+    @classmethod
+    def for_space(cls, target: Any, corpus: Sequence[CorpusItem],
+                  space: Any) -> "ValidationSet":
+        """The features every draft of `space` (a ResolvedSpace) reads."""
+        taps = sorted({tap for taps in space.injected_layers for tap in taps})
+        return cls.build(target, corpus, taps, min(space.vision_keep_ratio) < 1.0,
+                         reads_image_features(target, space))
 
 
 @dataclass

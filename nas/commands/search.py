@@ -55,7 +55,6 @@ from specdec.shape import DecodeShape
 from supernet import load_supernet
 from supernet.checkpoint import check_meta
 from supernet.corpus import CorpusItem, cached_corpus
-from supernet.features import reads_image_features
 from targets import Target
 from userdata import DataConfig, UserData
 
@@ -246,10 +245,7 @@ def build_evaluator(spec: EvaluatorSpec) -> tuple[SubnetEvaluator, Setup]:
     prompts = data.take(target, "validation", spec.validation_prompts, spec.max_new_tokens)
     corpus = cached_corpus(target, prompts.inputs, spec.max_new_tokens, spec.ctx.home,
                            shorten="fewer validation_prompts= or max_new_tokens=")
-    taps = sorted({tap for taps in superdraft.space.injected_layers for tap in taps})
-    validation = ValidationSet.build(target, corpus, taps,
-                                     min(superdraft.space.vision_keep_ratio) < 1.0,
-                                     reads_image_features(target, superdraft.space))
+    validation = ValidationSet.for_space(target, corpus, superdraft.space)
     context = spec.objective.context or sum(validation.lengths) / len(validation.lengths)
     evaluator = SubnetEvaluator(superdraft, AcceptanceEstimator(validation), predictor,
                                 Objective(spec.objective), context)

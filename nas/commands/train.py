@@ -18,6 +18,8 @@ keys:
   calibration     a calibration.json to use instead of calibrating (null: the run's own)
   prompts         training prompts (the first of the data's train split)
   max_new_tokens  length of the target's responses that the draft learns from
+  validation_prompts  held-out prompts (the data's validation split) on which the trained draft's
+                  tau is estimated at the end (0: none); the same answers `draftnas search` uses
   features        disk (computed once per item and tap, cached under $DRAFTNAS_HOME, shared by
                   every run on the corpus) | online (a target forward per batch)
   resume          continue from the newest checkpoint in run_dir
@@ -34,14 +36,16 @@ import torch
 from nas.calibration import FILE_NAME as CALIBRATION_FILE
 from nas.calibration import Calibration, calibrate
 from nas.commands import CommandConfig
+from nas.estimator import AcceptanceEstimator, ValidationSet
 from nas.run_context import RunContext, TargetConfig
 from nas.user_errors import UserError
 from search_spaces import ResolvedSpace, TargetDims, load_space
 from specdec.shape import DecodeShape
-from supernet.checkpoint import SupernetMeta, save_supernet
+from supernet.checkpoint import SupernetMeta, load_supernet, save_supernet
 from supernet.corpus import cached_corpus, corpus_key, vocabulary_ranking
 from supernet.distributed import World, barrier, init_world
 from supernet.extract import extract
+from supernet.superdraft import SuperDraft
 from supernet.trainer import SupernetRecipe, TrainConfig
 from targets import Target
 from userdata import DataConfig, UserData
@@ -57,6 +61,7 @@ class Config(CommandConfig, TargetConfig):
     calibration_prompts: int
     prompts: int
     max_new_tokens: int
+    validation_prompts: int
     features: str
     resume: bool
     threads: int
@@ -81,6 +86,9 @@ class Result:
     peak_memory_mb: float
     final_metrics: dict[str, float]
     data: dict[str, Any]  # the rows it trained and calibrated on (userdata.UserData.report)
+    # Estimated greedy tau on held-out prompts of the space's largest and smallest drafts (its
+    # draft, for a one-point space): what the training batches' top-1 overstates once a draft overfits.
+    held_out: dict[str, Any] | None = None
     # What the main process saved (None in the others).
     supernet: str | None = None
     checkpoints: str | None = None
@@ -91,9 +99,10 @@ class Result:
 def run(cfg: Config, ctx: RunContext) -> Result:
     if cfg.features not in FEATURES:
         raise UserError(f"features: '{cfg.features}'; use one of {', '.join(FEATURES)}")
-    if cfg.prompts < 1 or cfg.max_new_tokens < 1:
-        raise UserError(f"prompts={cfg.prompts}, max_new_tokens={cfg.max_new_tokens}: "
-                        "use positive numbers")
+    if cfg.prompts < 1 or cfg.max_new_tokens < 1 or cfg.validation_prompts < 0:
+        raise UserError(f"prompts={cfg.prompts}, max_new_tokens={cfg.max_new_tokens}, "
+                        f"validation_prompts={cfg.validation_prompts}: use positive numbers "
+                        "(validation_prompts may be 0)")
     space = load_space(cfg.search_space)  # a bad space or data fails before the target loads
     data = UserData(cfg.data, ctx.spec(cfg.target))
     if cfg.threads < 0:
@@ -124,12 +133,41 @@ def run(cfg: Config, ctx: RunContext) -> Result:
                      cfg.resume)
         summary = recipe.train()
         outputs = save_outputs(recipe, resolved, space.decode, intermediate_tap, run_dir, world)
+        held_out = None
+        if cfg.validation_prompts and world.is_main:
+            # The saved supernet, as search reads it: training's heads compute the corpus's
+            # tokens only (train.loss.kl_vocabulary), a decoding draft proposes from all.
+            saved, _ = load_supernet(outputs["supernet"], target)
+            held_out = held_out_tau(cfg, ctx, target, data, saved, space.decode)
     finally:
         recipe.cleanup()
     return Result(target=target.spec, target_fingerprint=target.fingerprint,
                   search_space=resolved.name, space_size=resolved.size(),
                   budget=cfg.budget_name, processes=world.size, corpus_sequences=len(corpus),
-                  data=data.report(), **summary, **outputs)
+                  data=data.report(), held_out=held_out, **summary, **outputs)
+
+
+def held_out_tau(cfg: Config, ctx: RunContext, target: Target, data: UserData,
+                 superdraft: SuperDraft, shapes: tuple[DecodeShape, ...]) -> dict[str, Any]:
+    """Greedy tau of the largest and smallest drafts on held-out prompts (nas.estimator: exact
+    for a chain), decoding as the space's one shape or, for a space of several, a chain of 3."""
+    prompts = data.take(target, "validation", cfg.validation_prompts, cfg.max_new_tokens)
+    corpus = cached_corpus(target, prompts.inputs, cfg.max_new_tokens, ctx.home,
+                           shorten="fewer validation_prompts= or max_new_tokens=")
+    space = superdraft.space
+    estimator = AcceptanceEstimator(ValidationSet.for_space(target, corpus, space))
+    shape = shapes[0] if len(shapes) == 1 else DecodeShape.chain(3)
+    superdraft.eval()
+    drafts = ({"draft": space.largest()} if space.size() == 1 else
+              {"largest": space.largest(), "smallest": space.smallest()})
+    report: dict[str, Any] = {"prompts": len(corpus), "decode": shape.label}
+    for name, arch in drafts.items():
+        estimate = estimator.estimate(superdraft.activate(arch), shape)
+        report[name] = {"tau": round(estimate.tau, 4), "exact": estimate.exact,
+                        "acceptance_by_depth": [round(a, 4) for a in estimate.acceptance_by_depth]}
+        print(f"held-out ({len(corpus)} validation prompts, {shape.label}): {name} draft "
+              f"tau {estimate.tau:.2f}")
+    return report
 
 
 def calibration_for(cfg: Config, target: Target, data: UserData, run_dir: Path,

@@ -2,6 +2,7 @@
 one-line exits for a resume of another space and an injected layer outside the target."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -10,11 +11,13 @@ import torch
 from hostile_files import pickle_payload
 
 from nas.cli import main
+from nas.estimator import AcceptanceEstimator, ValidationSet
 from specdec import DecodeConfig, DecodeShape, DraftModel, SpeculativeDecoder
 from supernet.checkpoint import load_supernet
+from supernet.corpus import build_corpus
 from targets import load_target
 from targets.embedded.shapes import ensure_built
-from userdata import prompt_set
+from userdata import DataConfig, UserData, prompt_set
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +40,7 @@ def eagle_run(home, tmp_path_factory) -> Path:
         patch.setenv("DRAFTNAS_HOME", str(home))
         patch.setenv("DRAFTNAS_SHAPES_BUDGET", "test")
         assert main(["train", "target=shapes", "search_space=eagle", "budget=smoke",
-                     f"run_dir={run_dir}"]) == 0
+                     "validation_prompts=3", f"run_dir={run_dir}"]) == 0
     return run_dir
 
 
@@ -59,6 +62,23 @@ def test_one_point_space_writes_supernet_and_a_draft_the_decoder_runs(eagle_run,
     drafted = SpeculativeDecoder(target, draft, config).generate(prompt=text, images=[image],
                                                                  max_new_tokens=12)
     assert drafted.token_ids == plain.token_ids
+
+
+def test_held_out_tau_is_the_saved_drafts_on_the_validation_prompts(eagle_run, shapes_env):
+    result = json.loads((eagle_run / "result.json").read_text())["result"]
+    held_out = result["held_out"]
+    assert held_out["prompts"] == 3 and held_out["decode"] == "tree 6/4/32"
+    target = load_target("shapes")
+    data = UserData(DataConfig(source="shapes"), "shapes")
+    prompts = data.take(target, "validation", 3, 24)  # the smoke budget's answer length
+    corpus = build_corpus(target, prompts.inputs, 24, Path(os.environ["DRAFTNAS_HOME"]) / "corpus")
+    estimator = AcceptanceEstimator(ValidationSet.build(target, corpus, [target.num_layers],
+                                                        False))
+    draft = DraftModel.from_pretrained(eagle_run / "draft", target).eval()
+    expected = estimator.estimate(draft, DecodeShape.parse("tree 6/4/32"))
+    assert held_out["draft"]["tau"] == round(expected.tau, 4)
+    assert held_out["draft"]["acceptance_by_depth"] == [
+        round(a, 4) for a in expected.acceptance_by_depth]
 
 
 def test_resume_with_another_space_exits_2_with_one_line(eagle_run, shapes_env, tmp_path, capsys):
