@@ -78,15 +78,21 @@ class Stage:
     name: str  # its directory in the run directory
     command: str
     config: Callable[[dict[str, Any]], CommandConfig]  # from the earlier stages' results
+    # Whether the target needs it, from the earlier stages' results (False: not run, no result).
+    needed: Callable[[dict[str, Any]], bool] = lambda _: True
 
 
 def run_stages(stages: list[Stage], run_dir: Path, ctx: RunContext,
                say: Callable[[str], None]) -> tuple[dict[str, Any], float]:
     """Execute each stage in `run_dir/<name>`, skipping one an earlier run finished (it holds
-    result.json). The stages' results by name, and the seconds they took, over every run."""
+    result.json) and one the target does not need. The results of the stages that ran, by name,
+    and the seconds they took, over every run."""
     results: dict[str, Any] = {}
     seconds = 0.0
     for stage in stages:
+        if not stage.needed(results):
+            say(f"{stage.name}: not needed for this target, skipped")
+            continue
         stage_dir = run_dir / stage.name
         done = (stage_dir / RESULT_FILE).is_file()
         say(f"{stage.name}: " + ("done before, skipped" if done else f"draftnas {stage.command}"))

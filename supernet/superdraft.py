@@ -140,22 +140,23 @@ class SuperDraft(nn.Module):
         self.weights = nn.ParameterDict({name.replace(".", "/"): param
                                          for name, param in keep.items()})
         self.to(device=target.device, dtype=target.dtype)
-        if shape.reduced_vocab:
-            self._head_from_target(target)
         self.kl_vocabulary = None if kl_vocabulary is None else torch.tensor(
             sorted(set(kl_vocabulary)), dtype=torch.long, device=target.device)
         self._skeletons: OrderedDict[DraftArch, DraftModel] = OrderedDict()
         self._vocab_maps: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self.active: DraftArch | None = None
 
-    def _head_from_target(self, target: Any) -> None:
-        """Start the reduced head as the target's own head rows of its tokens. The draft's
+    def start_head_from_target(self) -> None:
+        """Start a reduced head as the target's own head rows of its tokens (training does,
+        before its first step; the target's weights as stored, no serving runtime). The draft's
         normed output learns to be the target's last hidden state (supernet.loss), which the
         target's head reads, so these rows are already the right head and training spends its steps
         on the draft's body (a random head must first learn what the target's took its whole
         training to learn, from the few thousand answers a CPU budget affords)."""
+        if not self.shape.reduced_vocab:
+            return
         head = self.shared("lm_head.weight")
-        weight = target.model.get_output_embeddings().weight
+        weight = self.target.model.get_output_embeddings().weight
         if weight.shape[1] != head.shape[1]:  # drafts are as wide as the target: never, today
             return
         rows = torch.tensor(self.vocab_ranking, device=weight.device)

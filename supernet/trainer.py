@@ -93,6 +93,7 @@ class SupernetRecipe:
         self.intermediate_tap = intermediate_tap
         kl_vocabulary = torch.unique(response_tokens(corpus)).tolist() if restricted else None
         self.superdraft = SuperDraft(space, target, vocab_ranking, kl_vocabulary).train()
+        self.superdraft.start_head_from_target()  # a checkpoint, if resumed, replaces it
         self.meta = SupernetMeta.of(self.superdraft, intermediate_tap)
         taps = {tap for taps in space.injected_layers for tap in taps}
         if intermediate_tap is not None:

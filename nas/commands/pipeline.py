@@ -1,6 +1,6 @@
 """The whole job on one target: build it, train the supernet, profile, search, export, train the
-eagle, dream and specllava baselines, bench them all (`stages`: <run_dir>/01-target ... 09-bench,
-each a draftnas command in this process, the target loaded once). A stage whose directory holds
+eagle, dream and (for a VLM) specllava baselines, bench them all (`stages`: <run_dir>/01-target ...
+09-bench, each a draftnas command in this process, the target loaded once). A stage whose directory holds
 result.json is skipped: `draftnas pipeline run_dir=<an earlier run>` resumes a killed pipeline.
 Benched drafts are copied to <run_dir>/drafts/<name>; summary.md and result.json hold the table.
 Keys: conf/pipeline.yaml (data, budget, device, dtype, quantize, tables_dir, shapes_build, and
@@ -63,7 +63,7 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     UserData(cfg.data, ctx.spec(cfg.target))  # checked before the stages, not at the bench
     run_dir, progress, plan = Path(cfg.run_dir), Progress("pipeline"), stages(cfg, ctx)
     results, seconds = run_stages(plan, run_dir, ctx, progress.say)
-    bench, names = results[plan[-1].name], [stage.name for stage in plan]  # the bench
+    bench, names = results[plan[-1].name], list(results)  # the bench; the stages that ran
     print(summarise(run_dir, f"draftnas pipeline: {cfg.target}, budget {cfg.budget_name}",
                     bench, f"{cfg.device} {cfg.dtype} quantize={bench.quantize}", seconds,
                     names))
@@ -71,7 +71,8 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     return Result(target=bench.target, budget=cfg.budget_name,
                   latency_table=results["03-profile"].table,
                   stages={name: str(run_dir / name) for name in names},
-                  drafts={name: str(run_dir / "drafts" / name) for name in DRAFTS},
+                  drafts={name: str(run_dir / "drafts" / name)
+                          for name, stage in DRAFTS.items() if stage in results},
                   summary=summary_rows(bench.rows), summary_md=str(run_dir / "summary.md"),
                   total_seconds=round(seconds, 1))
 
@@ -120,7 +121,10 @@ def stages(cfg: Config, ctx: RunContext) -> list[Stage]:
         Stage("05-export", "export", lambda _: replace(on_target("export"), search=search_dir)),
         Stage("06-train-eagle", "train", train("eagle")),
         Stage("07-train-dream", "train", train("dream")),
-        Stage("08-train-specllava", "train", train("specllava")),
+        # specllava's point is what a tokens-only draft reads at image positions: on a text
+        # target it would be one more tokens-only draft, minutes of training for no question.
+        Stage("08-train-specllava", "train", train("specllava"),
+              needed=lambda done: done["01-target"].is_vlm),
         Stage("09-bench", "bench", bench),
     ]
 
@@ -129,4 +133,4 @@ def copy_drafts(run_dir: Path, done: dict[str, Any]) -> list[Path]:
     """Bench names a draft by its directory, and every stage writes `draft/`: copies under
     distinct names keep the rows apart (and leave the pipeline's drafts in one place)."""
     return [Path(shutil.copytree(done[stage].draft, run_dir / "drafts" / name, dirs_exist_ok=True))
-            for name, stage in DRAFTS.items()]
+            for name, stage in DRAFTS.items() if stage in done]

@@ -67,6 +67,7 @@ def test_space_of_another_target_is_refused(deep_target, dream_s):
 def test_a_reduced_head_starts_as_the_targets_rows_of_its_tokens(deep_target, dream_s):
     ranking = list(range(127, -1, -1))
     superdraft = SuperDraft(dream_s, deep_target, vocab_ranking=ranking)
+    superdraft.start_head_from_target()
     arch = next(arch for arch in (dream_s.sample(random.Random(seed)) for seed in range(100))
                 if arch.draft_vocab_size)
     draft = extract(superdraft, arch)

@@ -53,7 +53,10 @@ def test_a_text_model_and_a_saved_dataset_train_search_and_bench(tmp_path, monke
     test = used["09-bench"]["splits"]["test"]
     assert test == {"from": "test", "rows": [0, 1]}
     summary = json.loads((run_dir / "result.json").read_text())["result"]["summary"]
-    assert summary[0]["method"] == "vanilla" and len(summary) == 7
+    # No specllava draft for a text model (its question is what a draft reads at image positions).
+    assert summary[0]["method"] == "vanilla" and len(summary) == 6
+    assert not (run_dir / "08-train-specllava").exists()
+    assert "specllava" not in json.loads((run_dir / "result.json").read_text())["result"]["drafts"]
     assert all(row["equals_vanilla"] for row in summary)
     # Trained on the dataset's own answers (cut to max_new_tokens): the corpus holds them.
     tokenizer = AutoTokenizer.from_pretrained(target, trust_remote_code=False)
