@@ -9,6 +9,7 @@ from hostile_files import pickle_payload
 from tiny_text_dir import save_tiny_text_model
 
 from specdec import SpeculativeDecoder
+from supernet import answers as answers_module
 from supernet import corpus as corpus_module
 from supernet.corpus import build_corpus
 from supernet.errors import SupernetError
@@ -47,13 +48,14 @@ def test_corpus_is_greedy_output_and_decoded_once_per_target(vlm, tmp_path, monk
 
 
 def test_a_text_target_answers_in_batches_what_it_answers_alone(tmp_path, monkeypatch):
+    monkeypatch.setattr(answers_module, "BATCH", 8)
     target = tiny_target("llama", seed=0)
     asked = [tiny_inputs(target, n_text=3 + i % 7, seed=i) for i in range(20)]
     calls = []
     generate = target.model.generate
     monkeypatch.setattr(target.model, "generate", lambda **kw: calls.append(1) or generate(**kw))
     corpus = build_corpus(target, asked, 8, tmp_path)
-    assert len(calls) == 2  # 20 prompts in batches of 16: two generate calls
+    assert len(calls) == 3  # 20 prompts in batches of 8: three generate calls
     for item, prompt in zip(corpus, asked, strict=True):
         alone = SpeculativeDecoder(target).generate(inputs=prompt, max_new_tokens=8).token_ids
         assert item.response.tolist() == alone
