@@ -3,6 +3,7 @@ costs `cost` seconds and emits what the scenario's draft gets accepted, plus the
 
 import itertools
 import math
+import random
 from collections.abc import Callable
 
 from specdec.adaptive import AdaptiveDrafting
@@ -43,6 +44,19 @@ def test_a_good_draft_drafts_every_step_but_the_plain_timing_refreshes():
     assert plain[0] == 4, "one plain step to time it, after the first step that accepted nothing"
     # Afterwards only the refresh: one plain step per 32 drafted ones.
     assert len(plain) == 1 + (200 - 5) // 33
+
+
+def test_a_draft_that_pays_on_average_keeps_drafting_through_runs_of_rejections():
+    # smollm2's searched chain-3 draft: 1 token 46% of drafted steps (first draft rejected), 2 / 3 / 4
+    # tokens 26 / 10 / 18%: 2.0 a step at 1.4 plain steps' cost, 1.43x plain decoding. Runs of
+    # 1-token steps are common; the policy must average over them, not pause at each.
+    rng = random.Random(0)
+    emitted = [rng.choices([1, 2, 3, 4], [0.46, 0.26, 0.10, 0.18])[0] for _ in range(2000)]
+    drafted = run(2000, cost=1.4, tokens=lambda step: emitted[step])
+    assert sum(drafted) >= 0.92 * len(drafted)
+    tokens = sum(emitted[step] if was_drafted else 1 for step, was_drafted in enumerate(drafted))
+    seconds = sum(1.4 if was_drafted else 1.0 for was_drafted in drafted)
+    assert tokens / seconds >= 0.985 * sum(emitted) / (1.4 * len(emitted))
 
 
 def test_a_draft_slower_than_its_gain_is_paused_however_much_it_accepts():
