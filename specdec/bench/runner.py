@@ -1,10 +1,15 @@
-"""Run every method on the same prompts: fixed threads, warm-up, then timed passes per method.
+"""Run every method on the same prompts: fixed threads, warm-up, then timed rounds.
 
-Within a round, methods run one after another over all prompts (not interleaved), so that each
-gets its own peak-RSS window. The warm-up runs each method once on the first prompt, untimed:
-first calls pay for lazy initialisation (allocator growth, kernel selection) that later calls do
-not. With `repeats` > 1 every method is timed in each of that many rounds and keeps its round of
-median total time: on a shared machine a neighbour's burst then spoils one round, not the row.
+Within a round the methods take turns prompt by prompt (vanilla, then each method, on prompt 1;
+then on prompt 2; ...). This machine's speed drifts by 10% and more within minutes: run one
+method after another over all prompts and a 16-prompt smollm2 bench gives vanilla the first two
+minutes and the last method the last two, so a drift lands on one method's row alone (the same
+draft measured 1.18x there and 1.33x with turns, the same afternoon). With turns a slow spell
+hits every method alike. Each run gets its own peak-RSS window; a method's peak is the highest
+of its runs. The warm-up runs each method once on the first prompt, untimed: first calls pay for
+lazy initialisation (allocator growth, kernel selection) that later calls do not. With `repeats`
+> 1 every method is timed in each of that many rounds and keeps its round of median total time:
+on a shared machine a neighbour's burst then spoils one round, not the row.
 """
 
 from collections.abc import Sequence
@@ -14,8 +19,8 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from specdec.bench.memory import read_peak_rss, reset_peak_rss
-from specdec.bench.methods import Method, Sampling
+from specdec.bench.memory import PeakRss, read_peak_rss, reset_peak_rss
+from specdec.bench.methods import Method, MethodRun, Sampling
 from specdec.bench.summary import MethodResult, summarize
 from targets import PreparedInputs
 
@@ -48,9 +53,9 @@ def run_bench(methods: Sequence[Method], prompts: Sequence[PreparedInputs],
         with tqdm(total=settings.repeats * len(methods) * len(prompts), desc="bench",
                   unit="prompt", disable=not settings.progress) as bar:
             for _ in range(settings.repeats):
-                for method, done in zip(methods, rounds, strict=True):
-                    bar.set_postfix_str(method.name)
-                    done.append(timed_pass(method, prompts, settings.sampling, bar))
+                results = timed_round(methods, prompts, settings.sampling, bar)
+                for done, result in zip(rounds, results, strict=True):
+                    done.append(result)
     finally:
         torch.set_num_threads(threads)
     return summarize([median_round(done) for done in rounds],
@@ -66,12 +71,19 @@ def median_round(done: list[MethodResult]) -> MethodResult:
     return replace(chosen, peak_rss=peak)
 
 
-def timed_pass(method: Method, prompts: Sequence[PreparedInputs], sampling: Sampling,
-               bar: tqdm) -> MethodResult:
-    since_reset = reset_peak_rss()
-    runs = []
+def timed_round(methods: Sequence[Method], prompts: Sequence[PreparedInputs], sampling: Sampling,
+                bar: tqdm) -> list[MethodResult]:
+    """One MethodResult per method, the methods taking turns on each prompt."""
+    runs: list[list[MethodRun]] = [[] for _ in methods]
+    peaks: list[list[PeakRss]] = [[] for _ in methods]
     for index, prompt in enumerate(prompts):
         # One seed per prompt, the same for every method: sampled runs stay comparable.
-        runs.append(method.run(prompt, replace(sampling, seed=sampling.seed + index)))
-        bar.update()
-    return MethodResult(method.name, method.kind, runs, read_peak_rss(since_reset))
+        seeded = replace(sampling, seed=sampling.seed + index)
+        for method, done, peak in zip(methods, runs, peaks, strict=True):
+            bar.set_postfix_str(method.name)
+            since_reset = reset_peak_rss()
+            done.append(method.run(prompt, seeded))
+            peak.append(read_peak_rss(since_reset))
+            bar.update()
+    return [MethodResult(method.name, method.kind, done, max(peak, key=lambda rss: rss.mib))
+            for method, done, peak in zip(methods, runs, peaks, strict=True)]

@@ -29,7 +29,7 @@ from specdec.bench.report import write_report
 from specdec.bench.runner import BenchSettings, median_round, run_bench
 from specdec.bench.summary import MethodResult, PeakRss, summarize
 from specdec.recommended import ShapeKeys
-from targets import load_target
+from targets import PreparedInputs, load_target
 from targets.tiny import tiny_inputs, tiny_target
 
 TINY_ASSISTANT = ["assistant.steps=3", "assistant.train_prompts=2", "assistant.response_tokens=4",
@@ -100,6 +100,42 @@ def test_repeated_rounds_keep_the_median_time_and_the_highest_peak():
               for total, mib in ((0.9, 100.0), (3.0, 300.0), (0.8, 200.0))]
     chosen = median_round(rounds)
     assert chosen.runs[0].stats.time_total == 0.9 and chosen.peak_rss.mib == 300.0
+
+
+class LoggedMethod:
+    """A method that records which prompt (its first token id) and seed each call got, and
+    holds `mib` MiB of fresh memory during its runs of prompt `grows_on`."""
+
+    def __init__(self, name: str, log: list, grows_on: int = -1, mib: int = 0):
+        self.name, self.log, self.grows_on, self.mib = name, log, grows_on, mib
+        self.kind = "vanilla" if name == "vanilla" else "draft"
+
+    def run(self, prompt, sampling: Sampling) -> MethodRun:
+        first = int(prompt.input_ids[0, 0])
+        self.log.append((self.name, first, sampling.seed))
+        if first == self.grows_on:
+            held = torch.ones(self.mib * 2**18)  # float32: 4 bytes an entry
+            held.add_(1)
+        return run_of(3, 2, 2, target=0.02, draft=0.0, prefill=0.01, total=0.03)
+
+
+def test_methods_take_turns_prompt_by_prompt_with_one_seed_per_prompt():
+    """A drift of the machine's speed must hit every method alike, and each method keeps the
+    highest peak memory of its own runs."""
+    log: list = []
+    methods = [LoggedMethod("vanilla", log), LoggedMethod("a", log, grows_on=12, mib=256),
+               LoggedMethod("b", log)]
+    prompts = [PreparedInputs(torch.tensor([[first, 1, 2]]), {}, torch.zeros(1, 3, dtype=torch.bool))
+               for first in (11, 12, 13)]
+    settings = BenchSettings(Sampling(3, seed=5), threads=1, warmup=False, progress=False,
+                             repeats=2)
+    rows = run_bench(methods, prompts, settings)
+    turns = [(name, first, seed) for first, seed in ((11, 5), (12, 6), (13, 7))
+             for name in ("vanilla", "a", "b")]
+    assert log == turns * 2
+    peaks = {row["method"]: row["peak_rss_mib"] for row in rows}
+    if rows[0]["peak_rss_since_reset"]:
+        assert peaks["a"] >= peaks["b"] + 200
 
 
 def test_sampled_runs_are_not_compared_with_vanilla():
