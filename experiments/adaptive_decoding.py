@@ -94,27 +94,38 @@ def main() -> None:
     prompts = [target.prepare(prompt=text, images=[image] if image is not None else None)
                for text, image in prompt_set(args.target, "test", args.prompts)]
     sampling = Sampling(args.new_tokens)
-    vanilla = SpeculativeDecoder(target, None)
-    references = [vanilla.generate(inputs=p, max_new_tokens=args.new_tokens).token_ids
-                  for p in prompts]
+    references = greedy_references(target, prompts, args.new_tokens)
     trained = DraftModel.from_pretrained(args.trained, target)
     candidates = methods(target, trained, never_matching_draft(target, trained.config, references))
-    for method in candidates:  # warm-up
-        method.run(prompts[0], sampling)
-    load_before = os.getloadavg()
-    rounds: dict[str, list[Round]] = {method.name: [] for method in candidates}
-    for _ in range(args.repeats):
-        for name, timed in timed_round(candidates, prompts, sampling).items():
-            rounds[name].append(timed)
-    load_after = os.getloadavg()
+    rounds, (load_before, load_after) = timed_rounds(candidates, prompts, sampling, args.repeats)
     rows = summarize(candidates, rounds, references)
     result = {"target": target.spec, "prompts": len(prompts), "new_tokens": args.new_tokens,
               "threads": args.threads, "repeats": args.repeats, "trained_draft": args.trained,
               "torch": torch.__version__, "cpu_count": os.cpu_count(),
-              "load_average_1m": {"before": load_before[0], "after": load_after[0]}, "rows": rows}
+              "load_average_1m": {"before": load_before, "after": load_after}, "rows": rows}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(rows))
-    print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}")
+    print(f"load average (1 min) before {load_before:.2f}, after {load_after:.2f}")
+
+
+def greedy_references(target, prompts, new_tokens: int) -> list[list[int]]:
+    """Vanilla's greedy output per prompt: what every method must reproduce."""
+    vanilla = SpeculativeDecoder(target, None)
+    return [vanilla.generate(inputs=p, max_new_tokens=new_tokens).token_ids for p in prompts]
+
+
+def timed_rounds(candidates: list[DecoderMethod], prompts, sampling: Sampling, repeats: int
+                 ) -> tuple[dict[str, list[Round]], tuple[float, float]]:
+    """A warm-up run of every method, then `repeats` rounds; and the 1-minute load average
+    before and after them."""
+    for method in candidates:
+        method.run(prompts[0], sampling)
+    load_before = os.getloadavg()[0]
+    rounds: dict[str, list[Round]] = {method.name: [] for method in candidates}
+    for _ in range(repeats):
+        for name, timed in timed_round(candidates, prompts, sampling).items():
+            rounds[name].append(timed)
+    return rounds, (load_before, os.getloadavg()[0])
 
 
 def summarize(candidates, rounds: dict[str, list[Round]], references) -> list[dict]:

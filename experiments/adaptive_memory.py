@@ -11,11 +11,15 @@ experiments/adaptive_decoding.py, whose timing and table this reuses.
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import torch
-from adaptive_decoding import markdown, summarize, timed_round  # experiments/, beside this script
+from adaptive_decoding import (  # experiments/, beside this script
+    greedy_references,
+    markdown,
+    summarize,
+    timed_rounds,
+)
 
 from specdec import DraftModel, SpeculativeDecoder
 from specdec.adaptive import AdaptiveDrafting, AlwaysDraft
@@ -54,26 +58,17 @@ def main() -> None:
     prompts = [target.prepare(prompt=text, images=[image] if image is not None else None)
                for text, image in prompt_set(args.target, "test", args.prompts)]
     sampling = Sampling(args.new_tokens)
-    vanilla = SpeculativeDecoder(target, None)
-    references = [vanilla.generate(inputs=p, max_new_tokens=args.new_tokens).token_ids
-                  for p in prompts]
+    references = greedy_references(target, prompts, args.new_tokens)
     candidates = methods(target, DraftModel.from_pretrained(args.trained, target))
-    for method in candidates:  # warm-up
-        method.run(prompts[0], sampling)
-    load_before = os.getloadavg()
-    rounds = {method.name: [] for method in candidates}
-    for _ in range(args.repeats):
-        for name, timed in timed_round(candidates, prompts, sampling).items():
-            rounds[name].append(timed)
-    load_after = os.getloadavg()
+    rounds, (load_before, load_after) = timed_rounds(candidates, prompts, sampling, args.repeats)
     rows = summarize(candidates, rounds, references)
     result = {"target": target.spec, "quantize": args.quantize, "prompts": len(prompts),
               "new_tokens": args.new_tokens, "threads": args.threads, "repeats": args.repeats,
               "trained_draft": args.trained, "torch": torch.__version__,
-              "load_average_1m": {"before": load_before[0], "after": load_after[0]}, "rows": rows}
+              "load_average_1m": {"before": load_before, "after": load_after}, "rows": rows}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(rows))
-    print(f"load average (1 min) before {load_before[0]:.2f}, after {load_after[0]:.2f}")
+    print(f"load average (1 min) before {load_before:.2f}, after {load_after:.2f}")
 
 
 if __name__ == "__main__":
