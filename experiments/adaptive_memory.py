@@ -38,7 +38,8 @@ def methods(target, draft: DraftModel) -> list[DecoderMethod]:
     for name, policy in ((f"adaptive, shipped memory ({config.shape.label})", AdaptiveDrafting()),
                          ("adaptive, previous memory", AdaptiveDrafting(**PREVIOUS)),
                          ("every step", AlwaysDraft())):
-        found.append(DecoderMethod(name, "draft", SpeculativeDecoder(target, draft, config, policy)))
+        decoder = SpeculativeDecoder(target, draft, config, policy)
+        found.append(DecoderMethod(name, "draft", decoder))
     return found
 
 

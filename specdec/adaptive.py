@@ -30,8 +30,8 @@ such a run as "drafting loses" and paused a draft that pays; 0.95 (about 20 step
 out (smollm2's searched draft, 16 test prompts: 1.25x vanilla with 0.8, 1.35x with 0.95, 1.32x
 drafting every step, experiments/adaptive_memory.md). A plain step always emits one token and
 only its time varies, and plain steps are rare while drafting pays, so the plain rate keeps a
-short memory: a refresh replaces a stale timing instead of averaging with it. A rate with no new step keeps
-its value (its mean does not decay, only its weight).
+short memory: a refresh replaces a stale timing instead of averaging with it. A rate with no new
+step keeps its value (its mean does not decay, only its weight).
 
 Lossless sampling: a step's decision uses only earlier steps (their seconds and emitted counts),
 never that step's own random draws, so which steps draft is independent of how the current

@@ -6,10 +6,10 @@ method after another over all prompts and a 16-prompt smollm2 bench gives vanill
 minutes and the last method the last two, so a drift lands on one method's row alone (the same
 draft measured 1.18x so and 1.31x with turns, one run each, the same afternoon). With turns a
 slow spell hits every method alike. Each run gets its own peak-RSS window; a method's peak is
-the highest of its runs. The warm-up runs each method once on the first prompt, untimed: first calls pay for
-lazy initialisation (allocator growth, kernel selection) that later calls do not. With `repeats`
-> 1 every method is timed in each of that many rounds and keeps its round of median total time:
-on a shared machine a neighbour's burst then spoils one round, not the row.
+the highest of its runs. The warm-up runs each method once on the first prompt, untimed: first
+calls pay for lazy initialisation (allocator growth, kernel selection) that later calls do not.
+With `repeats` > 1 every method is timed in each of that many rounds and keeps its round of
+median total time: on a shared machine a neighbour's burst then spoils one round, not the row.
 """
 
 from collections.abc import Sequence

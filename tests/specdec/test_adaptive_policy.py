@@ -47,9 +47,9 @@ def test_a_good_draft_drafts_every_step_but_the_plain_timing_refreshes():
 
 
 def test_a_draft_that_pays_on_average_keeps_drafting_through_runs_of_rejections():
-    # smollm2's searched chain-3 draft: 1 token 46% of drafted steps (first draft rejected), 2 / 3 / 4
-    # tokens 26 / 10 / 18%: 2.0 a step at 1.4 plain steps' cost, 1.43x plain decoding. Runs of
-    # 1-token steps are common; the policy must average over them, not pause at each.
+    # smollm2's searched chain-3 draft: 1 token on 46% of drafted steps (first draft rejected),
+    # 2 / 3 / 4 tokens on 26 / 10 / 18%: 2.0 a step at 1.4 plain steps' cost, 1.43x plain
+    # decoding. Runs of 1-token steps are common; the policy must average over them, not pause.
     rng = random.Random(0)
     emitted = [rng.choices([1, 2, 3, 4], [0.46, 0.26, 0.10, 0.18])[0] for _ in range(2000)]
     drafted = run(2000, cost=1.4, tokens=lambda step: emitted[step])

@@ -125,7 +125,8 @@ def test_methods_take_turns_prompt_by_prompt_with_one_seed_per_prompt():
     log: list = []
     methods = [LoggedMethod("vanilla", log), LoggedMethod("a", log, grows_on=12, mib=256),
                LoggedMethod("b", log)]
-    prompts = [PreparedInputs(torch.tensor([[first, 1, 2]]), {}, torch.zeros(1, 3, dtype=torch.bool))
+    no_images = torch.zeros(1, 3, dtype=torch.bool)
+    prompts = [PreparedInputs(torch.tensor([[first, 1, 2]]), {}, no_images)
                for first in (11, 12, 13)]
     settings = BenchSettings(Sampling(3, seed=5), threads=1, warmup=False, progress=False,
                              repeats=2)
