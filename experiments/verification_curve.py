@@ -2,14 +2,16 @@
 
 For each runtime (`none`: the weights as loaded, fp32; `fp16`: draftnas's CPU default; `int8`:
 PyTorch's dynamic quantization, measured as a candidate and rejected as not lossless, see
-runtime_consistency.py), the target's causal forward over q new tokens after a KV cache of `ctx`
+runtime_consistency.py; `fp16-hf`: fp16 with transformers' own sdpa, which copies the grouped
+key/value heads for every masked call, what draftnas served before targets/attention.py), the
+target's causal forward over q new tokens after a KV cache of `ctx`
 tokens, logits for every new token (what a verification computes). Runtimes are interleaved
 round by round, so the machine's drift spreads over all of them alike; each figure is the
 median over rounds of the mean of `--calls` calls. A latency table records the same curve per
 context (`draftnas profile`), from fewer samples taken between its other parts.
 
     OMP_WAIT_POLICY=PASSIVE python experiments/verification_curve.py --contexts 128 512 \
-        --rounds 7 --out experiments/verification_curve.json
+        --rounds 7 --runtimes none fp16 fp16-hf int8 --out experiments/verification_curve.json
 """
 
 import argparse
@@ -23,10 +25,14 @@ import torch
 from targets import crop_cache, load_target
 
 QUERIES = (1, 2, 3, 4, 6, 8, 16, 32)
-RUNTIMES = ("none", "fp16", "int8")
+RUNTIMES = ("none", "fp16", "fp16-hf", "int8")
 
 
 def runtime_target(name: str, runtime: str):
+    if runtime == "fp16-hf":
+        target = load_target(name, quantize="fp16")
+        target.model.set_attn_implementation("sdpa")
+        return target
     if runtime != "int8":
         return load_target(name, quantize=runtime)
     target = load_target(name)
@@ -55,11 +61,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES))
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    targets = {runtime: runtime_target(args.target, runtime) for runtime in RUNTIMES}
-    samples = {(runtime, ctx, q): [] for runtime in RUNTIMES for ctx in args.contexts
+    targets = {runtime: runtime_target(args.target, runtime) for runtime in args.runtimes}
+    samples = {(runtime, ctx, q): [] for runtime in args.runtimes for ctx in args.contexts
                for q in QUERIES}
     with torch.inference_mode():
         caches = {}
@@ -76,7 +83,7 @@ def main() -> None:
                         forward_ms(target, caches[runtime, ctx], ctx, q, args.calls))
         print(f"round {round_ + 1}/{args.rounds}", flush=True)
     rows = []
-    for runtime in RUNTIMES:
+    for runtime in args.runtimes:
         for ctx in args.contexts:
             one = statistics.median(samples[runtime, ctx, 1])
             ms = {q: statistics.median(samples[runtime, ctx, q]) for q in QUERIES}

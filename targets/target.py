@@ -22,6 +22,7 @@ from typing import Literal
 import torch
 from transformers import PreTrainedModel
 
+from targets.attention import use_cpu_sdpa
 from targets.cache import TargetCache
 from targets.entropy import (
     attention_entropy_of,
@@ -104,6 +105,7 @@ class Target:
         self.device = parameter.device
         self.dtype = parameter.dtype
         check_runtime(quantize, self.device, self.dtype)
+        use_cpu_sdpa(model)
         self.num_parameters = sum(p.numel() for p in model.parameters())  # as stored
         self.quantize = quantize
         if quantize != "none":

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from targets.attention import CPU_SDPA
 from targets.tiny import TINY_FAMILIES, tiny_inputs, tiny_target
 
 
@@ -33,10 +34,10 @@ def test_attention_entropy_per_layer(tiny):
     # Each query attends to at most T keys: 0 < H <= log T (the first query's H is 0).
     longest = prepared.input_ids.shape[1]
     assert (entropy > 0).all() and (entropy <= math.log(longest)).all()
-    assert target.model.config._attn_implementation == "sdpa"
+    assert target.model.config._attn_implementation == CPU_SDPA
 
 
-def test_image_scores_come_from_eager_and_leave_sdpa(tiny):
+def test_image_scores_come_from_eager_and_leave_the_cpu_kernel(tiny):
     target, prepared = tiny
     cache = target.new_cache()
     scored = target.forward(
@@ -47,7 +48,7 @@ def test_image_scores_come_from_eager_and_leave_sdpa(tiny):
     assert (scored.image_scores >= 0).all()
     # At prefill every query's weights sum to 1, so their mean over queries does too.
     torch.testing.assert_close(scored.image_scores.sum(), torch.tensor(1.0))
-    assert target.model.config._attn_implementation == "sdpa"
+    assert target.model.config._attn_implementation == CPU_SDPA
 
     plain = target.forward(
         prepared.input_ids,
