@@ -38,17 +38,24 @@ class DecodeConfig:
     """shape: what a step drafts, a chain or an EAGLE-2 dynamic tree (specdec.shape).
     eos_token_ids None = the target's. adaptive: skip drafting while it measures slower than
     plain steps and probe it again with exponential back-off (see specdec.adaptive); False drafts
-    every step, which is what measuring a draft's tau needs."""
+    every step, which is what measuring a draft's tau needs. stop_below: a step's tree stops
+    growing once its best frontier node's cumulative draft probability is below it
+    (specdec.tree.build_tree); 0 drafts the whole shape, which is what a latency table and a
+    shape's measured tau assume."""
 
     shape: DecodeShape = DEFAULT_SHAPE
     eos_token_ids: list[int] | None = None
     adaptive: bool = True
+    stop_below: float = 0.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.shape, DecodeShape):
             raise DraftError(f"decode shape {self.shape!r}: use a DecodeShape, e.g. "
                              "DecodeShape.chain(4) or DecodeShape(depth=6, top_k=4, "
                              "total_tokens=32)")
+        if not (isinstance(self.stop_below, int | float) and 0 <= self.stop_below < 1):
+            raise DraftError(f"stop_below = {self.stop_below!r}: use a probability in [0, 1) "
+                             "(0 drafts the whole shape)")
 
 
 @dataclass
@@ -251,7 +258,7 @@ class SpeculativeDecoder:
         shape, before = self.config.shape, state.cache.length
         tree = build_tree(self.draft, state.cache, torch.tensor(root, device=state.logits.device),
                           state.hidden, state.logits, prefix_len, shape.depth, shape.top_k,
-                          shape.total_tokens)
+                          shape.total_tokens, self.config.stop_below)
         state.peak_length = max(state.peak_length, state.cache.length)
         state.cache.crop(before)  # the tree's slots carry stand-in features: recompute them
         return tree

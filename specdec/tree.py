@@ -6,6 +6,7 @@ is verified at position prefix_len + d and sees the prefix plus its ancestors (`
 A chain of k tokens is the tree with top_k = 1, depth = k, total_tokens = k + 1.
 """
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -70,12 +71,18 @@ class DraftTree:
 @torch.no_grad()
 def build_tree(draft: DraftModel, cache: DraftCache, root: torch.Tensor, root_hidden: torch.Tensor,
                root_logits: torch.Tensor, root_position: int, depth: int, top_k: int,
-               total_tokens: int) -> DraftTree:
+               total_tokens: int, stop_below: float = 0.0) -> DraftTree:
     """Grow the tree from the root's draft output; returns at most `total_tokens` nodes.
 
     root: the root's target id (0-d); root_hidden [D] and root_logits [V'] are the draft's output
     at the root's slot. The frontier nodes of depths 1 .. depth-1 are run through the draft and
     appended to `cache`; the caller crops it back afterwards.
+
+    stop_below: the tree stops growing once even its best frontier node's cumulative draft
+    probability is below it (0: always `depth` levels). That node stays in the tree, but its
+    children would be accepted less often than that, and drafting them costs a draft forward
+    and verifying them target rows: on a CPU, where both are dear, a draft that is unsure stops
+    early (experiments/early_stop.md).
     """
     device = root_logits.device
     prefix_len = cache.length
@@ -90,6 +97,8 @@ def build_tree(draft: DraftModel, cache: DraftCache, root: torch.Tensor, root_hi
     parent_rows = torch.zeros(top_k, 0, dtype=torch.bool, device=device)
     n_candidates = top_k
     for step in range(1, depth):
+        if stop_below > 0 and float(scores.max()) < math.log(stop_below):
+            break
         rows = torch.cat((parent_rows, torch.eye(top_k, dtype=torch.bool, device=device)), dim=1)
         mask = torch.cat((torch.ones(top_k, prefix_len, dtype=torch.bool, device=device), rows), 1)
         tokens = draft.to_target_ids(ids)

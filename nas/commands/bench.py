@@ -21,6 +21,8 @@ keys:
                   null: each draft's recommended shape (else tree 6/4/32), given keys on top
   adaptive        true: skip drafting while it measures slower than plain steps (probing it
                   again with back-off); false: draft every step
+  stop_below      a step's tree stops growing once its best frontier node's cumulative draft
+                  probability is below it; 0: always the whole shape
   baselines       any of assisted, prompt_lookup (vanilla always runs: speedups are over it)
   assistant_tokens, prompt_lookup_tokens   candidates per step of the transformers baselines
   assistant.*     the distilled assistant LM (layers, width, training steps...), cached per target
@@ -58,6 +60,7 @@ BASELINES = ("assisted", "prompt_lookup")
 @dataclass(kw_only=True)
 class Config(CommandConfig, ServeConfig, ShapeKeys):
     adaptive: bool
+    stop_below: float
     drafts: list[Path]
     n_prompts: int
     max_new_tokens: int
@@ -98,7 +101,7 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     # before the assistant trains.
     prompts = data.take(target, "test", cfg.n_prompts, cfg.max_new_tokens).inputs
     methods: list[Method] = [vanilla_method(target)]
-    drafts = [draft_method(target, str(directory), cfg, cfg.adaptive, name)
+    drafts = [draft_method(target, str(directory), cfg, cfg.adaptive, cfg.stop_below, name)
               for directory, name in zip(cfg.drafts, draft_names(cfg.drafts), strict=True)]
     if "assisted" in cfg.baselines:
         train = data.take(target, "train", cfg.assistant.train_prompts,

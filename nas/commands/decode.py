@@ -16,6 +16,8 @@ keys:
                   (all five null: the draft's recommended shape, else the defaults tree 6/4/32;
                   any given key goes on top of it: specdec.recommended)
   adaptive        true: plain steps while drafting measures slower (probed again later)
+  stop_below      a step's tree stops growing once its best frontier node's cumulative draft
+                  probability is below it; 0: always the whole shape
   max_new_tokens, temperature (0 = greedy), top_p, seed
   device, dtype   where and in which precision to load the target (the draft follows)
 """
@@ -39,6 +41,7 @@ FORMATS = ("text", "json")
 @dataclass(kw_only=True)
 class Config(CommandConfig, ServeConfig, ShapeKeys):
     adaptive: bool
+    stop_below: float
     draft: str
     prompt: str | None
     image: Path | None
@@ -73,7 +76,8 @@ def run(cfg: Config, ctx: RunContext) -> Result:
         raise UserError(f"image: target '{target.spec}' is text-only; drop image= or pick a VLM")
     draft = None if cfg.draft.lower() == "none" else DraftModel.from_pretrained(cfg.draft, target)
     settings, shape_source = shaped_config(draft.config.decode if draft is not None else None,
-                                           cfg, adaptive=cfg.adaptive)
+                                           cfg, adaptive=cfg.adaptive,
+                                           stop_below=cfg.stop_below)
     generation = SpeculativeDecoder(target, draft, settings).generate(
         prompt=cfg.prompt, images=[image] if image is not None else None,
         max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p,

@@ -112,19 +112,21 @@ def vanilla_method(target: Any) -> DecoderMethod:
 
 
 def draft_method(target: Any, directory: str | Path, keys: ShapeKeys, adaptive: bool,
-                 name: str | None = None) -> DecoderMethod:
+                 stop_below: float = 0.0, name: str | None = None) -> DecoderMethod:
     """Our decoder with the checkpoint in `directory` (a DraftError if it is not for `target`),
     decoding with its recommended shape under the shape `keys` given (specdec.recommended); the
-    row's name (`name`, else the directory's: `draft_names`) says the shape and where it came
-    from, and on a VLM what the draft reads at image positions (`[image features]` or
-    `[image placeholders]`: DraftConfig.image_input)."""
+    row's name (`name`, else the directory's: `draft_names`) says the shape (and its early stop,
+    `stop_below`: DecodeConfig) and where it came from, and on a VLM what the draft reads at
+    image positions (`[image features]` or `[image placeholders]`: DraftConfig.image_input)."""
     draft = DraftModel.from_pretrained(directory, target)
-    config, source = shaped_config(draft.config.decode, keys, adaptive=adaptive)
+    config, source = shaped_config(draft.config.decode, keys, adaptive=adaptive,
+                                   stop_below=stop_below)
     every_step = "" if config.adaptive else ", every step"
+    stop = f" stopping below {stop_below:g}" if stop_below > 0 else ""
     name = name or draft_names([directory])[0]
     if target.is_vlm:
         name += f" [{READS_AT_IMAGES[draft.config.image_input]}]"
-    label = f"draft:{name} ({config.shape.label}, {source}{every_step})"
+    label = f"draft:{name} ({config.shape.label}{stop}, {source}{every_step})"
     return DecoderMethod(label, "draft", SpeculativeDecoder(target, draft, config))
 
 

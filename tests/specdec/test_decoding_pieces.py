@@ -4,13 +4,16 @@ acceptance rules, decode settings."""
 import pytest
 import torch
 
-from specdec.decoder import _truncate
+from specdec.config import DraftConfig
+from specdec.decoder import DecodeConfig, _truncate
 from specdec.errors import DraftError
+from specdec.model import DraftModel
 from specdec.recommended import ShapeKeys
-from specdec.tree import DraftTree
+from specdec.tree import DraftTree, build_tree
 from specdec.verify import TokenSampler, accept
 from specdec.vision import select_kept_positions
 from specdec.vocab import most_frequent_tokens, vocab_maps
+from targets.tiny import tiny_target
 
 
 def test_vision_keeps_text_and_best_scored_fraction_of_images():
@@ -109,3 +112,32 @@ def test_bad_shape_keys_are_refused_in_one_line(settings, field):
     with pytest.raises(DraftError) as error:
         ShapeKeys(**settings).on(None)
     assert field in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("top_k", [1, 2])
+def test_a_tree_stops_growing_below_stop_below(top_k):
+    """The tree grows while its best frontier node's cumulative draft probability is at least
+    stop_below: that node is kept, its children are not drafted (no draft forward for them)."""
+    target = tiny_target("llama", seed=0)
+    draft = DraftModel.random(DraftConfig.for_target(target, interaction="none"), target, seed=1)
+    root_logits = torch.randn(target.vocab_size, generator=torch.Generator().manual_seed(2))
+    root_logits[7] = 8.0  # a confident first level (probability near 0.9), a random draft after
+
+    def grow(stop_below: float) -> tuple[DraftTree, int]:
+        cache = draft.new_cache()
+        tree = build_tree(draft, cache, torch.tensor(3), torch.zeros(target.hidden_size),
+                          root_logits, 0, depth=4, top_k=top_k,
+                          total_tokens=1 + top_k + 3 * top_k ** 2,  # every candidate
+                          stop_below=stop_below)
+        return tree, cache.length
+
+    whole, whole_slots = grow(0.0)
+    assert int(whole.depths.max()) == 4 and whole_slots == 3 * top_k
+    best = {d: float(whole.scores[whole.depths == d].max().exp()) for d in (1, 2)}
+    assert best[1] > 0.5 > best[2]  # so the threshold below falls between levels 1 and 2
+    cut, cut_slots = grow((best[1] * best[2]) ** 0.5)
+    assert int(cut.depths.max()) == 2 and cut_slots == top_k  # level 2 kept, never expanded
+    assert cut.size == 1 + top_k + top_k ** 2  # the root and every candidate of levels 1 and 2
+    assert torch.equal(cut.tokens[cut.depths == 1], whole.tokens[whole.depths == 1])
+    with pytest.raises(DraftError, match="stop_below"):
+        DecodeConfig(stop_below=1.0)

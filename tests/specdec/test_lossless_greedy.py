@@ -3,9 +3,9 @@ and in every other runtime (targets.runtime: the same runtime's own greedy decod
 
 Per family, 20 prompts cycle through the four interactions, chain and tree mode, random and
 oracle drafts (specdec_test_drafts.py: long accepted paths, non-contiguous cache selection),
-EOS midway, max_new_tokens = 1, a reduced draft vocabulary and (VLMs) vision keep ratio 0.5 and
-the target's image features as the draft's input at image positions (cases 4-7 and 12-15: every
-interaction, chain and tree).
+EOS midway, max_new_tokens = 1, trees stopped early (stop_below), a reduced draft vocabulary
+and (VLMs) vision keep ratio 0.5 and the target's image features as the draft's input at image
+positions (cases 4-7 and 12-15: every interaction, chain and tree).
 """
 
 import pytest
@@ -81,9 +81,11 @@ def test_greedy_decoding_is_lossless(family, quantize):
             expected = until(reference, eos[0])
         shape = TREE if (case // 4) % 2 == 0 else CHAIN
         # adaptive=False: every step drafts, so the oracle's long paths are what gets counted
-        # (test_adaptive_decoding.py covers decoding with paused drafting).
-        decoder = SpeculativeDecoder(target, draft, DecodeConfig(shape, eos_token_ids=eos,
-                                                                 adaptive=False))
+        # (test_adaptive_decoding.py covers decoding with paused drafting). Every third case
+        # stops its trees early (a random draft's after one level, an oracle's never).
+        stop_below = 0.3 if case % 3 == 1 else 0.0
+        decoder = SpeculativeDecoder(target, draft, DecodeConfig(
+            shape, eos_token_ids=eos, adaptive=False, stop_below=stop_below))
         generation = decoder.generate(inputs=prepared, max_new_tokens=budget)
         assert generation.token_ids == expected, (family, case, shape, draft.config.interaction)
         accepted += sum(generation.stats.accepted_at_depth)

@@ -77,3 +77,6 @@ def test_bench_rows_name_each_drafts_shape(llava_dir, chain_draft):
     assert "[image placeholders]" in method.name  # what the draft reads at image positions
     method = draft_method(target, chain_draft, ShapeKeys(k=3), adaptive=True)
     assert "(chain 3, recommended + command line)" in method.name
+    method = draft_method(target, chain_draft, ShapeKeys(), adaptive=True, stop_below=0.2)
+    assert method.decoder.config.stop_below == 0.2
+    assert "(chain 2 stopping below 0.2, recommended)" in method.name
