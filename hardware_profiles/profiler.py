@@ -17,13 +17,22 @@ from hardware_profiles.device import device_of
 from hardware_profiles.memory import MemoryFacts, read_bandwidth_gbs, step_weight_bytes
 from hardware_profiles.parts import WARM_PARTS, ProfileGrid, parse_key, required_keys
 from hardware_profiles.table import LatencyTable, TableError, load_table
-from hardware_profiles.timing import TimingConfig, pinned_threads, summarize, time_call
+from hardware_profiles.timing import (
+    TimingConfig,
+    pinned_threads,
+    summarize,
+    time_call,
+    time_samples,
+)
 from search_spaces import ResolvedSpace
 from specdec.shape import DEFAULT_SHAPE, DecodeShape
 from targets import Target
 
-# Passes of plain-step samples, spread over a profile (see `profile`).
+# Passes of plain-step and verification samples, spread over a profile (see `profile`).
 PLAIN_PASSES = 5
+# Parts sampled in those passes: T_target(1) and the target's verifications, whose ratio is the
+# verification curve every predicted step rests on.
+SPREAD_PARTS = ("plain", "target")
 # New tokens of the verification curve (LatencyTable.verification_curve), timed at every context.
 CURVE_QUERIES = (1, 2, 3, 4, 6, 8, 16, 32)
 
@@ -143,12 +152,16 @@ def asdict_or_self(value: object) -> object:
     return asdict(value) if hasattr(value, "__dataclass_fields__") else value
 
 
-def part_timing(part: str, timing: TimingConfig) -> TimingConfig:
-    """How a part is timed: `parts.WARM_PARTS` without the flush; the target's forward with ten
-    warm-up calls (a small target's, a millisecond on a CPU, takes that many to settle) and three
-    times the samples."""
+def part_timing(part: str, timing: TimingConfig, first_pass: bool = True) -> TimingConfig:
+    """How a part is timed: `parts.WARM_PARTS` without the flush; the target's forward, sampled in
+    PLAIN_PASSES passes, with three times the samples in all, a pass's share each, and ten warm-up
+    calls in its first pass (a small target's, a millisecond on a CPU, takes that many to settle;
+    later passes two)."""
     if part == "target":
-        return replace(timing, warmup=max(timing.warmup, 10), repeats=3 * timing.repeats)
+        return replace(timing, warmup=max(timing.warmup, 10) if first_pass else 2,
+                       repeats=-(-3 * timing.repeats // PLAIN_PASSES),
+                       min_repeats=min(timing.min_repeats, 2),
+                       budget_s=3 * timing.budget_s / PLAIN_PASSES)
     if part in WARM_PARTS:
         return replace(timing, flush_mb=0)
     return timing
@@ -159,10 +172,13 @@ def profile(target: Target, space: ResolvedSpace, shapes: tuple[DecodeShape, ...
             path: str | Path,
             settings: ProfileSettings, fresh: bool = False) -> ProfileReport:
     """Time every part the space needs. Plain decoding steps (`plain`, T_target(1): the
-    numerator of every predicted speedup, one entry per context) are sampled in PLAIN_PASSES
-    passes spread over the whole profile rather than in one go: a shared machine drifts by 10%
-    and more over tens of seconds, and a T_target(1) caught in one fast or slow moment moved
-    every predicted speedup with it, while the many parts of a step average such moments out."""
+    numerator of every predicted speedup, one entry per context) and the target's verifications
+    (`target`) are sampled in PLAIN_PASSES passes spread over the whole profile rather than in one
+    go: a shared machine drifts by 10% and more over tens of seconds, and a T_target(1) caught in
+    one fast or slow moment moved every predicted speedup with it, while the many parts of a step
+    average such moments out. Verifications timed one after another at single moments made a
+    noisy curve (T(2)/T(1) from 0.78 to 1.23 over one table's contexts) that picked decoding
+    shapes by their noise. Either entry is the median of all its passes' samples."""
     path = Path(path)
     started = time.perf_counter()
     with pinned_threads(settings.threads):
@@ -171,22 +187,32 @@ def profile(target: Target, space: ResolvedSpace, shapes: tuple[DecodeShape, ...
             table = resume_or_start(path, table)
         keys = required_keys(space, shapes, table.grid, table.target["image_tokens"])
         todo = [key for key in keys if key not in table.entries]
-        plain = [key for key in todo if parse_key(key)[0] == "plain"]
-        parts = [key for key in todo if key not in plain]
+        spread = [key for key in todo if parse_key(key)[0] in SPREAD_PARTS]
+        plain = [key for key in spread if parse_key(key)[0] == "plain"]
+        # A pass reuses each context's cache for all its verifications.
+        verifications = sorted((key for key in spread if key not in plain),
+                               key=lambda key: parse_key(key)[1]["ctx"])
+        parts = [key for key in todo if key not in spread]
         benches = PartBenches(target, table.target["image_tokens"])
-        samples: dict[str, list[float]] = {key: [] for key in plain}
+        samples: dict[str, list[float]] = {key: [] for key in spread}
         # A pass first, one last, and the others between equal runs of the remaining parts.
-        runs = PLAIN_PASSES - 1 if plain else 1
+        runs = PLAIN_PASSES - 1 if spread else 1
         size = -(-len(parts) // runs)
         chunks = [parts[i * size:(i + 1) * size] for i in range(runs)] + [[]]
         last_save = time.perf_counter()
         table.complete = False
         with tqdm(total=len(todo), desc=f"profile {path.stem}", unit="part",
                   disable=not settings.progress) as bar:
-            for chunk in chunks:
+            for index, chunk in enumerate(chunks):
                 for key in plain:
                     samples[key] += benches.plain_samples(parse_key(key)[1]["ctx"],
                                                           settings.timing, PLAIN_PASSES)
+                for key in verifications:
+                    part, fields = parse_key(key)
+                    benches.release(fields["ctx"])
+                    call, reset = benches.prepare(key)
+                    timing = part_timing(part, settings.timing, first_pass=index == 0)
+                    samples[key] += time_samples(call, timing, target.device, reset)
                 for key in chunk:  # in key order: a context's caches are reused
                     part, fields = parse_key(key)
                     benches.release(fields.get("ctx"))
@@ -197,7 +223,7 @@ def profile(target: Target, space: ResolvedSpace, shapes: tuple[DecodeShape, ...
                     if time.perf_counter() - last_save > settings.save_every_s:
                         table.save(path)
                         last_save = time.perf_counter()
-            for key in plain:
+            for key in spread:
                 table.entries[key] = summarize(samples[key])
                 bar.update()
         if table.memory is None:

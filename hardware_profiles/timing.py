@@ -55,6 +55,12 @@ def time_call(fn: Callable[[], object], cfg: TimingConfig, device: torch.device,
               reset: Callable[[], object] | None = None) -> Timing:
     """Median time of `fn()`; `reset()` (untimed) runs after every call to restore its inputs
     (for example, crop a cache that the call grew)."""
+    return summarize(time_samples(fn, cfg, device, reset))
+
+
+def time_samples(fn: Callable[[], object], cfg: TimingConfig, device: torch.device,
+                 reset: Callable[[], object] | None = None) -> list[float]:
+    """Milliseconds of each timed call of `fn()` (see `time_call`)."""
     cuda = torch.device(device).type == "cuda"
     clock = CLOCKS[cfg.clock]
     samples: list[float] = []
@@ -83,7 +89,7 @@ def time_call(fn: Callable[[], object], cfg: TimingConfig, device: torch.device,
             evict_caches(cfg.flush_mb)
         if index >= cfg.warmup:
             samples.append(elapsed)
-    return summarize(samples)
+    return samples
 
 
 # numpy, not torch: a torch buffer made under inference_mode could not be updated outside it.

@@ -107,10 +107,10 @@ def test_validation_measures_random_drafts_and_plots(vlm, tmp_path):
 def test_the_drafts_parts_and_verifications_are_timed_after_a_cache_flush(vlm, tmp_path,
                                                                           monkeypatch):
     """A verification runs after the draft's tree, as do the draft's own parts (flushed); the
-    target's other parts are warm. Target forwards get 3x the samples. Plain decoding is sampled
-    by whole generations (PartBenches.plain_samples) in passes spread over the whole profile:
-    its entry is the median of every pass's samples."""
-    flushes, repeats, order = {}, {}, []
+    target's other parts are warm. Plain decoding (PartBenches.plain_samples, whole generations)
+    and the target's verifications are sampled in passes spread over the whole profile, a
+    verification with 3x the samples in all: each entry is the median of every pass's samples."""
+    flushes, repeats, order, verified = {}, {}, [], {}
 
     def record(call, timing, device, reset=None):
         flushes[len(flushes)] = timing.flush_mb
@@ -118,15 +118,20 @@ def test_the_drafts_parts_and_verifications_are_timed_after_a_cache_flush(vlm, t
         order.append("part")
         return Timing(1.0, 0.0, 1)
 
+    def verify(call, timing, device, reset=None):
+        verified.setdefault(len(order), []).append(timing)
+        return [float(len(order))] * timing.repeats  # later passes: slower
+
     def plain_samples(self, ctx, timing, passes):
         assert timing == settings.timing and passes == profiler_module.PLAIN_PASSES
         order.append(ctx)
         return [float(len(order)), float(len(order))]  # later passes: slower
 
     monkeypatch.setattr(profiler_module, "time_call", record)
+    monkeypatch.setattr(profiler_module, "time_samples", verify)
     monkeypatch.setattr(profiler_module.PartBenches, "plain_samples", plain_samples)
     settings = fast_settings()
-    settings.timing = TimingConfig(0, 1, flush_mb=8)
+    settings.timing = TimingConfig(0, 5, flush_mb=8)
     space = small_space(TargetDims.of(vlm))
     report = profile(vlm, space, SHAPES, tmp_path / "t.json", settings)
     keys = required_keys(space, SHAPES, report.table.grid, image_tokens_of(vlm))
@@ -138,12 +143,21 @@ def test_the_drafts_parts_and_verifications_are_timed_after_a_cache_flush(vlm, t
     middle = passes[len(passes) // 2]  # both contexts' median sample: the middle pass's
     assert report.table.entries["plain/ctx=16"].ms == middle + 1
     assert report.table.entries["plain/ctx=40"].ms == middle + 2
-    for index, key in enumerate(key for key in keys if not key.startswith("plain/")):
+    # every verification in every pass, right after its plain steps: 3 x 5 samples in 5 passes
+    targets = [key for key in keys if key.startswith("target/")]
+    assert sorted(verified) == [i + 2 for i in passes]
+    assert all(len(timings) == len(targets) for timings in verified.values())
+    first, *later = (verified[i + 2] for i in passes)
+    assert all(t.repeats == 3 and t.flush_mb == 8 for pass_ in verified.values() for t in pass_)
+    assert all(t.warmup == 10 for t in first) and all(t.warmup == 2 for p in later for t in p)
+    assert all(report.table.entries[key].ms == middle + 2 for key in targets)
+    for index, key in enumerate(key for key in keys if key.split("/")[0] not in ("plain",
+                                                                                  "target")):
         part = key.split("/")[0]
         warm = part in ("step_overhead", "prefill")
         assert (part in WARM_PARTS) == warm
         assert flushes[index] == (0 if warm else 8), key
-        assert repeats[index] == (3 if part == "target" else 1), key
+        assert repeats[index] == 5, key
 
 
 @pytest.mark.parametrize("clock", ["wall", "cpu"])
