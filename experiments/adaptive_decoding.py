@@ -80,28 +80,50 @@ def timed_round(candidates: list[DecoderMethod], prompts, sampling: Sampling) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="shapes")
-    parser.add_argument("--trained", required=True, help="a trained draft checkpoint directory")
-    parser.add_argument("--prompts", type=int, default=8)
-    parser.add_argument("--new-tokens", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, required=True)
+    parser = turn_arguments(__doc__, target="shapes", prompts=8, new_tokens=64, repeats=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     target = load_target(args.target)
-    prompts = [target.prepare(prompt=text, images=[image] if image is not None else None)
-               for text, image in prompt_set(args.target, "test", args.prompts)]
-    sampling = Sampling(args.new_tokens)
+    prompts = test_prompts(target, args.target, args.prompts)
     references = greedy_references(target, prompts, args.new_tokens)
     trained = DraftModel.from_pretrained(args.trained, target)
     candidates = methods(target, trained, never_matching_draft(target, trained.config, references))
-    rounds, (load_before, load_after) = timed_rounds(candidates, prompts, sampling, args.repeats)
+    compare(target, prompts, candidates, references, args, trained_draft=args.trained,
+            cpu_count=os.cpu_count())
+
+
+def turn_arguments(doc: str, target: str, prompts: int, new_tokens: int, repeats: int
+                   ) -> argparse.ArgumentParser:
+    """The arguments every comparison of methods taking turns takes (this script's and the
+    scripts that reuse its timing): defaults as given."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--target", default=target)
+    parser.add_argument("--trained", required=True, help="a trained draft checkpoint directory")
+    parser.add_argument("--prompts", type=int, default=prompts)
+    parser.add_argument("--new-tokens", type=int, default=new_tokens)
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, required=True)
+    return parser
+
+
+def test_prompts(target, name: str, count: int, offset: int = 0) -> list:
+    """The embedded set's test prompts offset .. offset + count, prepared for `target`."""
+    pairs = prompt_set(name, "test", offset + count)[offset:]
+    return [target.prepare(prompt=text, images=[image] if image is not None else None)
+            for text, image in pairs]
+
+
+def compare(target, prompts, candidates: list[DecoderMethod], references: list[list[int]],
+            args: argparse.Namespace, **record) -> None:
+    """Time `candidates` taking turns (`timed_rounds`), then print their table and write it to
+    args.out as JSON with the run's settings and `record`."""
+    rounds, (load_before, load_after) = timed_rounds(candidates, prompts,
+                                                     Sampling(args.new_tokens), args.repeats)
     rows = summarize(candidates, rounds, references)
     result = {"target": target.spec, "prompts": len(prompts), "new_tokens": args.new_tokens,
-              "threads": args.threads, "repeats": args.repeats, "trained_draft": args.trained,
-              "torch": torch.__version__, "cpu_count": os.cpu_count(),
+              "threads": args.threads, "repeats": args.repeats, **record,
+              "torch": torch.__version__,
               "load_average_1m": {"before": load_before, "after": load_after}, "rows": rows}
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(markdown(rows))

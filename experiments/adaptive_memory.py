@@ -9,24 +9,20 @@ experiments/adaptive_decoding.py, whose timing and table this reuses.
         --out experiments/adaptive_memory.json
 """
 
-import argparse
-import json
-from pathlib import Path
 
 import torch
 from adaptive_decoding import (  # experiments/, beside this script
+    compare,
     greedy_references,
-    markdown,
-    summarize,
-    timed_rounds,
+    test_prompts,
+    turn_arguments,
 )
 
 from specdec import DraftModel, SpeculativeDecoder
 from specdec.adaptive import AdaptiveDrafting, AlwaysDraft
-from specdec.bench.methods import DecoderMethod, Sampling
+from specdec.bench.methods import DecoderMethod
 from specdec.recommended import ShapeKeys, shaped_config
 from targets import load_target
-from userdata import prompt_set
 
 # The policy before its drafted steps got a longer memory than its plain steps (specdec.adaptive).
 PREVIOUS = {"decay": 0.8, "plain_decay": 0.8}
@@ -44,32 +40,16 @@ def methods(target, draft: DraftModel) -> list[DecoderMethod]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="smollm2")
+    parser = turn_arguments(__doc__, target="smollm2", prompts=16, new_tokens=128, repeats=1)
     parser.add_argument("--quantize", default="fp16", help="the target's runtime: none | fp16")
-    parser.add_argument("--trained", required=True, help="a trained draft checkpoint directory")
-    parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     target = load_target(args.target, quantize=args.quantize)
-    prompts = [target.prepare(prompt=text, images=[image] if image is not None else None)
-               for text, image in prompt_set(args.target, "test", args.prompts)]
-    sampling = Sampling(args.new_tokens)
+    prompts = test_prompts(target, args.target, args.prompts)
     references = greedy_references(target, prompts, args.new_tokens)
     candidates = methods(target, DraftModel.from_pretrained(args.trained, target))
-    rounds, (load_before, load_after) = timed_rounds(candidates, prompts, sampling, args.repeats)
-    rows = summarize(candidates, rounds, references)
-    result = {"target": target.spec, "quantize": args.quantize, "prompts": len(prompts),
-              "new_tokens": args.new_tokens, "threads": args.threads, "repeats": args.repeats,
-              "trained_draft": args.trained, "torch": torch.__version__,
-              "load_average_1m": {"before": load_before, "after": load_after}, "rows": rows}
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(markdown(rows))
-    print(f"load average (1 min) before {load_before:.2f}, after {load_after:.2f}")
+    compare(target, prompts, candidates, references, args, quantize=args.quantize,
+            trained_draft=args.trained)
 
 
 if __name__ == "__main__":

@@ -11,23 +11,19 @@ and table this reuses (cost / vanilla is over the first row's vanilla, on our ke
         --out experiments/cpu_attention.json
 """
 
-import argparse
-import json
-from pathlib import Path
 
 import torch
 from adaptive_decoding import (  # experiments/, beside this script
+    compare,
     greedy_references,
-    markdown,
-    summarize,
-    timed_rounds,
+    test_prompts,
+    turn_arguments,
 )
 
 from specdec import DraftModel, SpeculativeDecoder
-from specdec.bench.methods import DecoderMethod, Sampling
+from specdec.bench.methods import DecoderMethod
 from specdec.recommended import ShapeKeys, shaped_config
 from targets import load_target
-from userdata import prompt_set
 
 STOP_BELOW = 0.2  # conf/bench.yaml's and conf/decode.yaml's default
 
@@ -45,35 +41,17 @@ def methods(targets: dict, trained: str) -> list[DecoderMethod]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--target", default="smollm2")
-    parser.add_argument("--trained", required=True, help="a trained draft checkpoint directory")
-    parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument("--new-tokens", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
+    args = turn_arguments(__doc__, target="smollm2", prompts=16, new_tokens=128,
+                          repeats=1).parse_args()
     torch.set_num_threads(args.threads)
     ours = load_target(args.target, quantize="fp16")
     theirs = load_target(args.target, quantize="fp16")
     theirs.model.set_attn_implementation("sdpa")
-    targets = {"ours": ours, "transformers' sdpa": theirs}
-    prompts = [ours.prepare(prompt=text, images=[image] if image is not None else None)
-               for text, image in prompt_set(args.target, "test", args.prompts)]
-    sampling = Sampling(args.new_tokens)
+    prompts = test_prompts(ours, args.target, args.prompts)
     references = greedy_references(ours, prompts, args.new_tokens)
-    candidates = methods(targets, args.trained)
-    rounds, (load_before, load_after) = timed_rounds(candidates, prompts, sampling, args.repeats)
-    rows = summarize(candidates, rounds, references)
-    result = {"target": ours.spec, "quantize": "fp16", "prompts": len(prompts),
-              "new_tokens": args.new_tokens, "threads": args.threads, "repeats": args.repeats,
-              "trained_draft": args.trained, "stop_below": STOP_BELOW,
-              "torch": torch.__version__,
-              "load_average_1m": {"before": load_before, "after": load_after}, "rows": rows}
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(markdown(rows))
-    print(f"load average (1 min) before {load_before:.2f}, after {load_after:.2f}")
+    candidates = methods({"ours": ours, "transformers' sdpa": theirs}, args.trained)
+    compare(ours, prompts, candidates, references, args, quantize="fp16",
+            trained_draft=args.trained, stop_below=STOP_BELOW)
 
 
 if __name__ == "__main__":
