@@ -7,6 +7,7 @@ import transformers.integrations.sdpa_attention as hf_sdpa
 
 from targets import crop_cache
 from targets.attention import CPU_SDPA
+from targets.families.masks import additive
 from targets.tiny import TINY_FAMILIES, tiny_inputs, tiny_target
 
 
@@ -19,7 +20,7 @@ def verify_chain_and_tree(target, prepared) -> list[torch.Tensor]:
     crop_cache(cache, prefix)
     allowed = torch.ones(4, prefix + 4, dtype=torch.bool)
     allowed[:, prefix:] = torch.tensor([[1, 0, 0, 0], [1, 1, 0, 0], [1, 0, 1, 0], [1, 1, 0, 1]])
-    mask = torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)
+    mask = additive(allowed, target.dtype)
     tree = target.forward(torch.tensor([[5, 6, 9, 7]]),
                           positions=torch.tensor([[prefix, prefix + 1, prefix + 1, prefix + 2]]),
                           attention_mask=mask[None, None], cache=cache)
