@@ -11,7 +11,7 @@ nccl on GPU); train.batch_size is the global batch and must split over the proce
 
 keys:
   target          shapes | smollm2 | a Hugging Face model id | a local model directory
-  search_space    a named space (dream_s, eagle, dream) or a space YAML file
+  search_space    a named space (dream_s, dream_s_cpu, eagle, dream) or a space YAML file
   budget          smoke | default | long: steps, batch, prompts, unroll (conf/budget/)
   data            the prompts: data=<source> (null: the embedded target's own set), data.* keys
                   (userdata.DataConfig); training and calibration read its train split

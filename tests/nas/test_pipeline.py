@@ -128,6 +128,7 @@ def test_each_stage_reads_its_own_split_of_the_data(pipeline_run):
 
 def test_a_target_of_your_own_without_data_fails_at_the_start(tmp_path, capsys):
     target = save_tiny_llava(tmp_path / "target")
+    capsys.readouterr()  # saving may draw transformers' progress bar (when run alone)
     assert main(["pipeline", f"target={target}", f"run_dir={tmp_path / 'run'}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "data=" in err and "no prompt set of its own" in err
@@ -186,8 +187,9 @@ def finished(tmp_path) -> dict:
         (tmp_path / stage / "draft").mkdir(parents=True)
         (tmp_path / stage / "draft" / "config.json").write_text("{}")
         drafts[stage] = SimpleNamespace(draft=str(tmp_path / stage / "draft"))
-    # A shipped table, measured with 1 CPU thread.
-    return {"03-profile": SimpleNamespace(table=str(SHIPPED_DIR / "cpu-shapes.json")), **drafts}
+    # A shipped table, measured with 1 CPU thread; shapes' vocabulary.
+    return {"01-target": SimpleNamespace(vocab_size=300),
+            "03-profile": SimpleNamespace(table=str(SHIPPED_DIR / "cpu-shapes.json")), **drafts}
 
 
 @pytest.mark.parametrize("budget, environment, build, trials", [
@@ -235,6 +237,23 @@ def test_every_stage_config_is_its_commands_own_as_the_pipeline_builds_it(
                             for name in ("searched", "eagle", "dream", "specllava")]
     assert all((draft / "config.json").is_file() for draft in bench.drafts)
     assert bench.threads == 1  # the table's
+
+
+@pytest.mark.parametrize("device, vocab_size, chosen", [
+    ("cpu", 300, "dream_s"), ("cpu", 32767, "dream_s"), ("cpu", 32768, "dream_s_cpu"),
+    ("cpu", 49152, "dream_s_cpu"), ("cuda", 49152, "dream_s"), ("cuda:1", 151936, "dream_s")])
+def test_auto_trains_the_part_of_dream_s_the_device_serves(tmp_path, finished, device,
+                                                          vocab_size, chosen):
+    """search_space=auto: dream_s_cpu on a CPU with a large vocabulary, dream_s elsewhere; the
+    user's space as given, and the fixed baselines' spaces whatever it is."""
+    done = {**finished, "01-target": SimpleNamespace(vocab_size=vocab_size)}
+    ctx = RunContext(tmp_path / "home", TableStore(tmp_path / "tables"), None)
+    for space, expected in (("auto", chosen), ("my space.yaml", "my space.yaml")):
+        cfg = replace(command_config("pipeline", [f"device={device}", f"search_space={space}"]),
+                      run_dir=tmp_path / "run")
+        configs = {stage.name: stage.config(done) for stage in stages(cfg, ctx)}
+        assert configs["02-train"].search_space == expected
+        assert configs["06-train-eagle"].search_space == "eagle"
 
 
 def test_on_a_gpu_the_profile_times_as_the_gpu_hardware_group_says(tmp_path):

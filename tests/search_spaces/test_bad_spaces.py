@@ -68,7 +68,7 @@ def test_unknown_top_level_key(tmp_path):
 
 
 def test_unknown_name_lists_the_named_spaces():
-    with pytest.raises(SpaceError, match=r"'dreams'.*dream, dream_s, eagle"):
+    with pytest.raises(SpaceError, match=r"'dreams'.*dream, dream_s, dream_s_cpu, eagle"):
         load_space("dreams")
 
 

@@ -51,8 +51,21 @@ def test_what_the_named_spaces_read_at_image_positions():
     assert resolved("dream_s", SHAPES).smallest().image_input == "placeholder"
 
 
-def test_available_spaces_are_the_four_named_ones():
-    assert available_spaces() == ["dream", "dream_s", "eagle", "specllava"]
+def test_available_spaces_are_the_five_named_ones():
+    assert available_spaces() == ["dream", "dream_s", "dream_s_cpu", "eagle", "specllava"]
+
+
+@pytest.mark.parametrize("dims", [SHAPES, SMOLLM2])
+def test_every_dream_s_cpu_point_is_a_dream_s_point_a_cpu_can_serve(dims):
+    """Its description promises that a table profiled for dream_s prices it: every value of every
+    dimension is one dream_s holds too; and that it leaves out what a CPU cannot serve."""
+    cpu, full = resolved("dream_s_cpu", dims), resolved("dream_s", dims)
+    for dimension, values in cpu.choices().items():
+        assert set(values) <= set(full.values(dimension)), dimension
+    assert max(cpu.num_layers) == 2 and set(cpu.interaction) == {"none", "concat"}
+    assert cpu.draft_vocab_size == (dims.vocab_size // 4,)
+    assert max(shape.total_tokens for shape in load_space("dream_s_cpu").decode) <= 8
+    assert set(load_space("dream_s_cpu").decode) <= set(load_space("dream_s").decode)
 
 
 @pytest.mark.parametrize("dims", [SHAPES, SMOLLM2])
