@@ -14,8 +14,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from hardware_profiles.table import load_table
-from nas.commands import CommandConfig, command_config
+from nas.commands import CommandConfig, command_config, data_shorthand
 from nas.pipeline_report import Progress, summarise, summary_rows
 from nas.run_context import RunContext, ServeConfig
 from nas.run_dir import Stage, run_stages
@@ -100,10 +102,12 @@ def stages(cfg: Config, ctx: RunContext) -> list[Stage]:
         return replace(config, data=cfg.data) if hasattr(config, "data") else config
 
     def train(space: Callable[[dict[str, Any]], str]) -> Callable[[dict[str, Any]], CommandConfig]:
-        return lambda done: replace(
+        # The budget's keys (the pipeline's own, as the user set them), then the user's
+        # overrides.train again: "train.steps=40" there wins over the budget's 240.
+        return lambda done: with_keys(replace(
             on_target("train"), search_space=space(done), resume=True, budget_name=cfg.budget_name,
             calibration_prompts=cfg.calibration_prompts, prompts=cfg.prompts,
-            max_new_tokens=cfg.max_new_tokens, train=cfg.train)
+            max_new_tokens=cfg.max_new_tokens, train=cfg.train), cfg.overrides.get("train", []))
 
     def search(done: dict[str, Any]) -> CommandConfig:
         base = on_target("search")
@@ -134,6 +138,14 @@ def stages(cfg: Config, ctx: RunContext) -> list[Stage]:
               needed=lambda done: done["01-target"].is_vlm),
         Stage("09-bench", "bench", bench),
     ]
+
+
+def with_keys(config: CommandConfig, overrides: list[str]) -> CommandConfig:
+    """`config` with `key=value` overrides set on it (checked against its schema)."""
+    if not overrides:
+        return config
+    keys = OmegaConf.from_dotlist([data_shorthand(override) for override in overrides])
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(config), keys))
 
 
 def space_for(search_space: str, device_kind: str, vocab_size: int) -> str:

@@ -256,6 +256,22 @@ def test_auto_trains_the_part_of_dream_s_the_device_serves(tmp_path, finished, d
         assert configs["06-train-eagle"].search_space == "eagle"
 
 
+def test_the_users_train_overrides_win_over_the_budgets_keys(tmp_path, finished):
+    """overrides.train=['train.steps=40'] trains 40 steps in every train stage (the budget's
+    train block used to replace it silently); the budget's other keys stay."""
+    cfg = replace(command_config("pipeline", [
+        "budget=default", "overrides.train=['train.steps=40','prompts=9','data=my.jsonl']"]),
+        run_dir=tmp_path / "run")
+    plan = stages(cfg, RunContext(tmp_path / "home", TableStore(tmp_path / "tables"), None))
+    for stage in plan:
+        if stage.command == "train":
+            train = stage.config(finished)
+            assert (train.train.steps, train.prompts, train.data.source) == (40, 9, "my.jsonl")
+            assert (train.train.batch_size, train.max_new_tokens) == (cfg.train.batch_size,
+                                                                      cfg.max_new_tokens)
+    assert cfg.train.steps == 240
+
+
 def test_on_a_gpu_the_profile_times_as_the_gpu_hardware_group_says(tmp_path):
     cfg = replace(command_config("pipeline", ["device=cuda", "dtype=bfloat16"]),
                   run_dir=tmp_path)
