@@ -152,8 +152,8 @@ def space_for(search_space: str, device_kind: str, vocab_size: int) -> str:
     """The supernet's space: the user's, or for `auto` the part of dream_s the device can serve
     (dream_s_cpu: one or two layers, a quarter of the vocabulary, chains and small trees) on a
     CPU with a large vocabulary, where dream_s's full heads, third layer and cross-attention
-    double the training time (19.9 s a step against 10.8 on smollm2) for drafts the search
-    would never pick."""
+    double the training time (19.9 s a step against 10.8 on smollm2) for drafts that cost such a
+    CPU the most per draft token (a full 49k head: about 9 ms)."""
     if search_space != "auto":
         return search_space
     return "dream_s_cpu" if device_kind == "cpu" and vocab_size >= LARGE_VOCABULARY else "dream_s"

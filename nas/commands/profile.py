@@ -15,8 +15,8 @@ plot in the run directory.
 keys:
   target            shapes | smollm2 | a Hugging Face model id | a local model directory
   device, dtype     where and in which precision the target runs (hardware=gpu: cuda, bfloat16)
-  search_space      a named space (dream_s, dream_s_cpu, eagle, dream) or a space YAML file; its `decode`
-                    shapes are the decoding shapes the table serves
+  search_space      a named space (dream_s, dream_s_cpu, eagle, dream) or a space YAML file;
+                    its `decode` shapes are the decoding shapes the table serves
   calibration       calibration.json for entropy:N layers; null: any ranking (only how many
                     layers a draft injects changes its latency, not which)
   hardware          cpu | gpu (conf/hardware/); its keys: name (the table's file name), threads
