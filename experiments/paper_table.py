@@ -37,6 +37,7 @@ from nas.candidates import Candidate
 from nas.commands import command_config
 from nas.run_context import RunContext, TargetConfig
 from nas.run_dir import execute
+from search_spaces import SpaceError
 from specdec.shape import DEFAULT_SHAPE, DecodeShape
 from supernet.checkpoint import load_supernet
 from supernet.extract import extract
@@ -90,6 +91,11 @@ def write_variants(run: Path, work: Path, ctx: RunContext) -> list[Path]:
     paths = []
     for name, candidate in variants(searched, eagle, superdraft.space, target.is_vlm).items():
         directory = work / "drafts" / name
+        try:
+            superdraft.space.validate(candidate.arch)
+        except SpaceError as error:  # e.g. eagle's full head in dream_s_cpu: no weights for it
+            print(f"{name}: not in the supernet's space, left out ({error})")
+            continue
         if not (directory / "config.json").is_file():
             with torch.no_grad():
                 draft = extract(superdraft, candidate.arch,
