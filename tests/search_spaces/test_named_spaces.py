@@ -26,6 +26,15 @@ def resolved(name: str, dims: TargetDims):
     return load_space(name).resolve(dims, CALIBRATIONS[dims])
 
 
+def assert_within_dream_s(name: str, dims: TargetDims) -> None:
+    """What a space built from dream_s's values promises (a table profiled for dream_s prices
+    it): every value of every dimension, and every decoding shape, is one dream_s holds too."""
+    space, full = resolved(name, dims), resolved("dream_s", dims)
+    for dimension, values in space.choices().items():
+        assert set(values) <= set(full.values(dimension)), dimension
+    assert set(load_space(name).decode) <= set(load_space("dream_s").decode)
+
+
 @pytest.mark.parametrize("name", ["dream_s", "eagle", "dream", "specllava"])
 def test_a_text_targets_drafts_keep_every_position_and_read_tokens(name):
     """Image positions to keep, and image features to read there, mean nothing without images:
@@ -57,15 +66,13 @@ def test_available_spaces_are_the_five_named_ones():
 
 @pytest.mark.parametrize("dims", [SHAPES, SMOLLM2])
 def test_every_dream_s_cpu_point_is_a_dream_s_point_a_cpu_can_serve(dims):
-    """Its description promises that a table profiled for dream_s prices it: every value of every
-    dimension is one dream_s holds too; and that it leaves out what a CPU cannot serve."""
-    cpu, full = resolved("dream_s_cpu", dims), resolved("dream_s", dims)
-    for dimension, values in cpu.choices().items():
-        assert set(values) <= set(full.values(dimension)), dimension
+    """Its description promises that a table profiled for dream_s prices it, and that it leaves
+    out what a CPU cannot serve."""
+    assert_within_dream_s("dream_s_cpu", dims)
+    cpu = resolved("dream_s_cpu", dims)
     assert max(cpu.num_layers) == 2 and set(cpu.interaction) == {"none", "concat"}
     assert cpu.draft_vocab_size == (dims.vocab_size // 4,)
     assert max(shape.total_tokens for shape in load_space("dream_s_cpu").decode) <= 8
-    assert set(load_space("dream_s_cpu").decode) <= set(load_space("dream_s").decode)
 
 
 @pytest.mark.parametrize("dims", [SHAPES, SMOLLM2])
