@@ -54,12 +54,12 @@ class TrainConfig:
     sandwich: SandwichConfig = field(default_factory=SandwichConfig)
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
+def lr_factor(step: int, steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
     """Linear warm-up over warmup_steps, then cosine from 1 to min_lr_ratio at the last step."""
-    if step < cfg.warmup_steps:
-        return (step + 1) / cfg.warmup_steps
-    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, steps - warmup_steps)
+    return min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class SupernetRecipe:
@@ -104,8 +104,8 @@ class SupernetRecipe:
         params = list(self.superdraft.parameters())
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.95),
                                            weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda step: lr_factor(step, cfg))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: lr_factor(
+            step, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio))
         checkpoint = latest_checkpoint(self.checkpoints) if resume else None
         if checkpoint is not None:
             state = load_checkpoint(checkpoint, self.superdraft, target.fingerprint)

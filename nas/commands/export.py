@@ -22,10 +22,14 @@ keys:
   data            the refinement's prompts: data=<source> (null: the embedded target's own set),
                   data.* keys (userdata.DataConfig); it reads the train split
   prompts         training prompts the refinement learns from (the first of that train split)
-  max_new_tokens  length of the target's responses in that corpus
+  max_new_tokens  length of the target's responses in that corpus (and the held-out ones)
+  validation_prompts  after a refinement, held-out prompts (the data's validation split) on which
+                  every decoding shape of the supernet is decoded with the refined draft and
+                  priced on the search's table: the fastest is recommended (nas/export/reshape.py);
+                  0: the search's shape
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +43,14 @@ from nas.export import (
     extract_selection,
     load_search_supernet,
     refine,
+    reshape,
     select_trial,
+    table_of,
     write_eagle3,
 )
 from nas.run_context import RunContext, TargetConfig
 from supernet import draft_config
-from supernet.corpus import cached_corpus
+from supernet.corpus import cached_corpus, corpus_key
 from userdata import DataConfig, UserData
 
 FORMATS = ("draftnas", "eagle3")
@@ -59,6 +65,7 @@ class Config(CommandConfig, TargetConfig):
     refine: bool
     refine_steps: int
     prompts: int
+    validation_prompts: int
     max_new_tokens: int
     threads: int
     refinement: RefineConfig = field(default_factory=RefineConfig)
@@ -89,6 +96,8 @@ def run(cfg: Config, ctx: RunContext) -> Result:
     spec = cfg.target or selection.target_spec
     # The refinement's data, checked before the target loads.
     data = UserData(cfg.data, ctx.spec(spec)) if cfg.refine else None
+    if cfg.refine and cfg.validation_prompts:
+        table_of(selection)  # the refined draft's shapes are priced on it: there, before training
     target = ctx.target(cfg, spec)
     if cfg.format == "eagle3":  # refuse before any work: the layout is decided by the arch
         check_eagle3(draft_config(target, selection.candidate.arch), target)
@@ -99,8 +108,23 @@ def run(cfg: Config, ctx: RunContext) -> Result:
         corpus = cached_corpus(target, prompts.inputs, cfg.max_new_tokens, ctx.home,
                                responses=prompts.responses,
                                shorten="fewer prompts= or max_new_tokens=")
+        # The features the supernet's training cached for this corpus (train's features=disk).
+        features = ctx.home / "features" / corpus_key(target, prompts.inputs, cfg.max_new_tokens,
+                                                      prompts.responses)
         refinement = refine(superdraft, selection.candidate.arch, corpus, meta.intermediate_tap,
-                            cfg.refine_steps, cfg.refinement)
+                            cfg.refine_steps, cfg.refinement, features)
+        if cfg.validation_prompts:
+            held_out = data.take(target, "validation", cfg.validation_prompts, cfg.max_new_tokens)
+            validation = cached_corpus(target, held_out.inputs, cfg.max_new_tokens, ctx.home,
+                                       shorten="fewer validation_prompts= or max_new_tokens=")
+            searched = selection.candidate.shape.label
+            selection, rows = reshape(selection, extract_selection(superdraft, selection),
+                                      meta.shapes, validation)
+            refinement["shapes"] = [asdict(row) for row in rows]
+            print(f"refined draft: decoding {selection.candidate.shape.label} (the search's "
+                  f"{searched}), tau {selection.predicted['tau']:.3f} measured on "
+                  f"{len(validation)} held-out prompts, predicted speedup "
+                  f"{selection.predicted['speedup']:.3f}", flush=True)
     draft = extract_selection(superdraft, selection, refinement)
     draft_dir = draft.save_pretrained(Path(cfg.run_dir) / "draft")
     eagle3_dir = None
@@ -120,9 +144,11 @@ def check_config(cfg: Config) -> None:
         raise ExportError("search: not given; use search=<the run directory of draftnas search>")
     if cfg.format not in FORMATS:
         raise ExportError(f"format: '{cfg.format}'; use one of {', '.join(FORMATS)}")
-    if cfg.refine and (cfg.refine_steps < 1 or cfg.prompts < 1 or cfg.max_new_tokens < 1):
+    if cfg.refine and (cfg.refine_steps < 1 or cfg.prompts < 1 or cfg.max_new_tokens < 1
+                       or cfg.validation_prompts < 0):
         raise ExportError(f"refine_steps={cfg.refine_steps}, prompts={cfg.prompts}, "
-                          f"max_new_tokens={cfg.max_new_tokens}: use positive numbers with "
-                          "refine=true")
+                          f"max_new_tokens={cfg.max_new_tokens}, validation_prompts="
+                          f"{cfg.validation_prompts}: use positive numbers with refine=true "
+                          "(validation_prompts may be 0)")
     if cfg.threads < 0:
         raise ExportError(f"threads: {cfg.threads}; use 0 (torch's default) or a positive number")

@@ -17,7 +17,7 @@ their drafts get the default shape.
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,8 @@ class Selection:
     target_fingerprint: str
     space: Any
     decode: dict[str, Any]  # how the arch's decoding shape was chosen
+    # The search's objective: kind, latency_budget_ms, context (searches before it: none).
+    objective: dict[str, Any] = field(default_factory=dict)
 
     def provenance(self) -> dict[str, Any]:
         return {"source": "draftnas export", "search": str(self.search_dir), "trial": self.trial,
@@ -72,7 +74,8 @@ def select_trial(search_dir: str | Path, trial: int | None = None) -> Selection:
                   "tau_source": "estimated", "predicted_speedup": predicted["speedup"]}
     return Selection(search_dir, int(number), candidate, predicted, best["hardware_table"],
                      Path(best["supernet"]), str(best["target"]["spec"]),
-                     str(best["target"]["fingerprint"]), best["space"], decode)
+                     str(best["target"]["fingerprint"]), best["space"], decode,
+                     best.get("objective") or {})
 
 
 def read_best(search_dir: Path) -> dict[str, Any]:

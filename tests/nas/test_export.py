@@ -14,11 +14,13 @@ import torch
 from eagle3_reference import eagle3_forward
 from safetensors.torch import load_file
 from tiny_llava_dir import save_tiny_llava
+from tiny_tables import write_table
 
 from nas.candidates import Candidate
 from nas.cli import main
 from nas.export import eagle3_mismatches, write_eagle3
 from nas.export.selection import select_trial
+from nas.measured_shapes import decoded_tau, prepared
 from nas.objectives import TrialResult
 from nas.reports import Provenance, trials_frame, write_best, write_csv
 from nas.searchers import TrialRecord
@@ -26,8 +28,10 @@ from search_spaces import DraftArch, ResolvedSpace, TargetDims, load_space
 from specdec import DecodeConfig, DraftModel, SpeculativeDecoder
 from specdec.shape import DEFAULT_SHAPE, DecodeShape
 from supernet import SuperDraft, SupernetMeta, draft_config, save_supernet
+from supernet.corpus import cached_corpus
 from targets import Target, load_target
 from targets.tiny import tiny_inputs, tiny_target
+from userdata import DataConfig, UserData
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "supernet"))
 from deep_targets import deep_tiny_llama
@@ -83,7 +87,8 @@ def resolved_space(target: Target, directory: Path, space_yaml: str) -> Resolved
 
 
 def trained_like_supernet(target: Target, directory: Path, seed: int,
-                          space_yaml: str = SPACE_YAML) -> Path:
+                          space_yaml: str = SPACE_YAML, shapes: tuple[DecodeShape, ...] = ()
+                          ) -> Path:
     """A supernet saved as `draftnas train` saves it, with perturbed weights (open gates too)."""
     superdraft = SuperDraft(resolved_space(target, directory, space_yaml), target,
                             vocab_ranking=list(range(target.vocab_size - 1, -1, -1)))
@@ -91,7 +96,8 @@ def trained_like_supernet(target: Target, directory: Path, seed: int,
     with torch.no_grad():
         for param in superdraft.parameters():
             param.add_(0.05 * torch.randn(param.shape, generator=generator))
-    return save_supernet(directory / "supernet", superdraft, SupernetMeta.of(superdraft, 1))
+    return save_supernet(directory / "supernet", superdraft,
+                         SupernetMeta.of(superdraft, 1, shapes))
 
 
 @pytest.fixture(scope="module")
@@ -106,10 +112,11 @@ def trial_result(arch: DraftArch, tau: float, latency_ms: float) -> TrialResult:
 
 
 def write_search(directory: Path, target: Target, supernet: Path, target_spec: str,
-                 best_arch: DraftArch = BEST) -> Path:
+                 best_arch: DraftArch = BEST,
+                 table: str = "hardware_profiles/tables/cpu.json") -> Path:
     """A search run directory as `draftnas search` writes it (nas.reports)."""
     directory.mkdir(parents=True, exist_ok=True)
-    provenance = Provenance(hardware_table="hardware_profiles/tables/cpu.json",
+    provenance = Provenance(hardware_table=table,
                             supernet=str(supernet), target_spec=target_spec,
                             target_fingerprint=target.fingerprint, space="tiny_export",
                             objective={"kind": "speedup"}, searcher="tpe", study_name="test")
@@ -187,18 +194,79 @@ def test_refined_draft_moves_off_the_supernet_and_stays_lossless(search, target,
                                                                  tmp_path):
     run = tmp_path / "export"
     assert export(f"search={search}", "trial=5", "refine=true", "data=shapes", "refine_steps=2",
-                  "prompts=2",
+                  "prompts=2", "validation_prompts=0",
                   "max_new_tokens=6", "refinement.lr=1e-2", "refinement.batch_size=2",
                   "refinement.loss.unroll_steps=2", f"run_dir={run}") == 0
     draft = DraftModel.from_pretrained(run / "draft", target)
     refinement = draft.config.provenance["refinement"]
     assert refinement["steps"] == 2 and refinement["sequences"] == 2
+    assert "shapes" not in refinement and draft.config.decode == DEFAULT_SHAPE  # the search's
     assert all(torch.isfinite(torch.tensor(refinement[key])) for key in ("first_loss",
                                                                          "last_loss"))
     changed = [name for name, tensor in supernet_slices(target, supernet, OTHER).items()
                if not torch.equal(draft.state_dict()[name], tensor)]
     assert "layers.0.self_attn.q_proj.weight" in changed and "lm_head.weight" in changed
     assert_lossless(target, draft, DecodeShape(depth=3, top_k=2, total_tokens=8))
+
+
+SHAPES = (DecodeShape.chain(1), DecodeShape.chain(2), DecodeShape(depth=3, top_k=2,
+                                                                    total_tokens=6))
+
+
+@pytest.fixture
+def priced_search(tmp_path, target, target_dir, monkeypatch) -> Path:
+    """A search whose supernet lists three decoding shapes and whose table prices them."""
+    monkeypatch.setenv("DRAFTNAS_HOME", str(tmp_path / "home"))
+    (tmp_path / "train").mkdir()
+    supernet = trained_like_supernet(target, tmp_path / "train", seed=0, shapes=SHAPES)
+    table = write_table(tmp_path / "table.json", target,
+                        resolved_space(target, tmp_path, SPACE_YAML), SHAPES)
+    return write_search(tmp_path / "search", target, supernet, str(target_dir), table=str(table))
+
+
+def test_a_refined_draft_recommends_the_shape_its_own_tau_makes_fastest(priced_search, target,
+                                                                        tmp_path):
+    """After refining, every shape of the supernet is decoded on held-out prompts with the refined
+    draft and priced on the search's table: the draft recommends the fastest, and its measured
+    tau and predicted speedup replace the search's (kept under decode.search)."""
+    run = tmp_path / "export"
+    assert export(f"search={priced_search}", "refine=true", "data=shapes", "refine_steps=2",
+                  "prompts=2", "validation_prompts=2", "max_new_tokens=6",
+                  "refinement.batch_size=2", "refinement.loss.unroll_steps=2",
+                  f"run_dir={run}") == 0
+    draft = DraftModel.from_pretrained(run / "draft", target)
+    provenance = draft.config.provenance
+    rows = provenance["refinement"]["shapes"]
+    assert [row["shape"] for row in rows] == [shape.label for shape in SHAPES]
+    best = max(rows, key=lambda row: row["speedup"])
+    assert draft.config.decode == DecodeShape.parse(best["shape"])
+    assert provenance["predicted"] == {key: best[key] for key in ("tau", "latency_ms", "speedup")}
+    assert provenance["decode"]["tau_source"] == "measured after refinement"
+    assert provenance["decode"]["search"]["shape"] == DEFAULT_SHAPE.label
+    assert len({row["speedup"] for row in rows}) == len(rows)  # the table tells them apart
+    # The recorded tau is the exported draft's own, decoding the held-out prompts.
+    data = UserData(DataConfig(source="shapes"), target.spec)
+    held_out = data.take(target, "validation", 2, 6)
+    corpus = cached_corpus(target, held_out.inputs, 6, tmp_path / "home")
+    tau = decoded_tau(target, draft, draft.config.decode,
+                      [prepared(target, item) for item in corpus])
+    assert round(tau, 4) == best["tau"] and tau >= 1.0
+    assert_lossless(target, draft, draft.config.decode)
+    result = json.loads((run / "result.json").read_text())["result"]
+    assert result["predicted"] == provenance["predicted"]
+    assert result["arch"]["decode"] == draft.config.decode.to_dict()
+
+
+def test_without_the_searchs_table_a_refinement_cannot_pick_a_shape_and_says_so(
+        search, tmp_path, capsys):
+    """The fixture's best.json names a table that is not there: one line, nothing written."""
+    run = tmp_path / "export"
+    assert export(f"search={search}", "refine=true", "data=shapes", "refine_steps=1",
+                  "prompts=2", "max_new_tokens=4", "refinement.batch_size=2",
+                  "refinement.loss.unroll_steps=2", f"run_dir={run}") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "latency table" in err[0] and "validation_prompts=0" in err[0]
+    assert not (run / "draft").exists()
 
 
 def test_eagle3_format_is_refused_in_one_line_before_anything_is_written(search, tmp_path,
