@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 
 from hardware_profiles.table import load_table
 from nas.commands import CommandConfig, command_config, data_shorthand
+from nas.export import RefineConfig
 from nas.pipeline_report import Progress, summarise, summary_rows
 from nas.run_context import RunContext, ServeConfig
 from nas.run_dir import Stage, run_stages
@@ -38,6 +39,10 @@ class Config(CommandConfig, ServeConfig):
     # The supernet's space: a named space or a YAML file; auto: `dream_s_cpu` on a CPU for a
     # target of LARGE_VOCABULARY tokens or more (space_for), else `dream_s`.
     search_space: str = "auto"
+    # Steps of the searched draft's training alone after the search (export's refinement at the
+    # budget's lr, batch and corpus; its decoding shape chosen again); None: twice the budget's
+    # train.steps on a CPU with a large vocabulary (winner_steps_for), else none; 0: none.
+    winner_steps: int | None = None
     shapes_build: dict[str, str] = field(default_factory=dict)
     budget_name: str  # this and the four below: the budget group's (conf/budget/)
     calibration_prompts: int
@@ -109,10 +114,27 @@ def stages(cfg: Config, ctx: RunContext) -> list[Stage]:
             calibration_prompts=cfg.calibration_prompts, prompts=cfg.prompts,
             max_new_tokens=cfg.max_new_tokens, train=cfg.train), cfg.overrides.get("train", []))
 
+    def supernet_space(done: dict[str, Any]) -> str:
+        return space_for(cfg.search_space, kind, done["01-target"].vocab_size)
+
     def search(done: dict[str, Any]) -> CommandConfig:
         base = on_target("search")
         table = replace(base.hardware, table=done["03-profile"].table)
         return replace(base, supernet=run_dir / "02-train", hardware=table)
+
+    def export(done: dict[str, Any]) -> CommandConfig:
+        config = replace(on_target("export"), search=search_dir)
+        # The supernet's training as the pipeline runs it: the winner trains on its corpus, with
+        # its threads, batch, lr schedule and loss (the user's overrides.train included).
+        trained = train(supernet_space)(done)
+        steps = winner_steps_for(cfg.winner_steps, trained.train.steps, kind,
+                                 done["01-target"].vocab_size)
+        if not steps:
+            return config
+        return with_keys(replace(
+            config, refine=True, refine_steps=steps, prompts=trained.prompts,
+            max_new_tokens=trained.max_new_tokens, threads=trained.threads, data=trained.data,
+            refinement=winner_refinement(trained.train)), cfg.overrides.get("export", []))
 
     def bench(done: dict[str, Any]) -> CommandConfig:
         # With the table's CPU threads, the bench's speedups answer the search's predictions.
@@ -124,12 +146,11 @@ def stages(cfg: Config, ctx: RunContext) -> list[Stage]:
     quick = cfg.stages[cfg.budget_name].get("profile") or cfg.overrides.get("profile")
     return [
         Stage("01-target", "target", lambda _: on_target("target")),
-        Stage("02-train", "train", train(
-            lambda done: space_for(cfg.search_space, kind, done["01-target"].vocab_size))),
+        Stage("02-train", "train", train(supernet_space)),
         Stage("03-profile", "profile", lambda _: replace(
             on_target("profile"), reuse=True, tag=cfg.budget_name if quick else None)),
         Stage("04-search", "search", search),
-        Stage("05-export", "export", lambda _: replace(on_target("export"), search=search_dir)),
+        Stage("05-export", "export", export),
         Stage("06-train-eagle", "train", train(lambda _: "eagle")),
         Stage("07-train-dream", "train", train(lambda _: "dream")),
         # specllava's point is what a tokens-only draft reads at image positions: on a text
@@ -156,7 +177,30 @@ def space_for(search_space: str, device_kind: str, vocab_size: int) -> str:
     CPU the most per draft token (a full 49k head: about 9 ms)."""
     if search_space != "auto":
         return search_space
-    return "dream_s_cpu" if device_kind == "cpu" and vocab_size >= LARGE_VOCABULARY else "dream_s"
+    return "dream_s_cpu" if large_vocabulary_cpu(device_kind, vocab_size) else "dream_s"
+
+
+def winner_steps_for(winner_steps: int | None, train_steps: int, device_kind: str,
+                     vocab_size: int) -> int:
+    """The searched draft's own training steps. By default on a CPU with a large vocabulary only:
+    there the supernet's budget is spread over up to seven subnets a step, and its winner (on
+    smollm2 after 120 steps: tau 1.27, chain 1, 1.09x) is far from what the same draft reaches
+    trained alone (1.5x after 960 steps, experiments/smollm2_training_data.md); a step of one
+    draft costs a fifth of a supernet step there."""
+    if winner_steps is not None:
+        return winner_steps
+    return 2 * train_steps if large_vocabulary_cpu(device_kind, vocab_size) else 0
+
+
+def winner_refinement(train: TrainConfig) -> RefineConfig:
+    """The winner trains as the supernet trained: the same batch, lr schedule and loss."""
+    return RefineConfig(batch_size=train.batch_size, lr=train.lr,
+                        warmup_steps=train.warmup_steps, min_lr_ratio=train.min_lr_ratio,
+                        grad_clip=train.grad_clip, seed=train.seed, loss=train.loss)
+
+
+def large_vocabulary_cpu(device_kind: str, vocab_size: int) -> bool:
+    return device_kind == "cpu" and vocab_size >= LARGE_VOCABULARY
 
 
 def copy_drafts(run_dir: Path, done: dict[str, Any]) -> list[Path]:

@@ -256,6 +256,38 @@ def test_auto_trains_the_part_of_dream_s_the_device_serves(tmp_path, finished, d
         assert configs["06-train-eagle"].search_space == "eagle"
 
 
+@pytest.mark.parametrize("device, vocab_size, overrides, steps", [
+    ("cpu", 49152, [], 480), ("cpu", 32768, ["overrides.train=['threads=2','prompts=9','train.steps=60']"], 120),
+    ("cpu", 49152, ["winner_steps=0"], 0), ("cpu", 300, [], 0), ("cuda", 49152, [], 0),
+    ("cpu", 300, ["winner_steps=7"], 7),
+    ("cpu", 49152, ["overrides.export=['refine_steps=5','refinement.lr=1e-4']"], 5)])
+def test_on_a_cpu_with_a_large_vocabulary_the_winner_trains_alone_after_the_search(
+        tmp_path, finished, device, vocab_size, overrides, steps):
+    """The export stage refines the searched draft for twice the supernet's steps there (none
+    elsewhere, winner_steps= sets it), as the supernet trained: its corpus, threads, batch, lr
+    schedule and loss; the user's overrides.export win."""
+    done = {**finished, "01-target": SimpleNamespace(vocab_size=vocab_size)}
+    cfg = replace(command_config("pipeline", [
+        "budget=default", f"device={device}", "overrides.train=['threads=2','prompts=9']",
+        *overrides]), run_dir=tmp_path / "run")
+    configs = {stage.name: stage.config(done)
+               for stage in stages(cfg, RunContext(tmp_path / "home",
+                                                   TableStore(tmp_path / "tables"), None))}
+    export = configs["05-export"]
+    assert export.refine == bool(steps) and (not steps or export.refine_steps == steps)
+    if not steps:
+        return
+    train = configs["02-train"]
+    assert (export.prompts, export.max_new_tokens, export.threads) == \
+        (train.prompts, train.max_new_tokens, train.threads) == (9, cfg.max_new_tokens, 2)
+    refinement = export.refinement
+    assert (refinement.batch_size, refinement.warmup_steps, refinement.min_lr_ratio,
+            refinement.loss) == (train.train.batch_size, train.train.warmup_steps,
+                                 train.train.min_lr_ratio, train.train.loss)
+    assert refinement.lr == (1e-4 if "refinement.lr=1e-4" in str(overrides) else train.train.lr)
+    assert export.validation_prompts > 0  # its shape is chosen again
+
+
 def test_the_users_train_overrides_win_over_the_budgets_keys(tmp_path, finished):
     """overrides.train=['train.steps=40'] trains 40 steps in every train stage (the budget's
     train block used to replace it silently); the budget's other keys stay."""
