@@ -18,7 +18,9 @@ keys:
   format          draftnas | eagle3
   refine          fine-tune the chosen subnet before extracting it
   refine_steps    optimizer steps of that fine-tune
-  refinement.*    batch_size, lr, grad_clip, seed, loss.* (as train.*)
+  refinement.*    batch_size, lr, warmup_steps, min_lr_ratio, grad_clip, seed, loss.* (as
+                  train.*), checkpoint_every (into <run_dir>/refine-checkpoints: rerun with the
+                  same run_dir to continue a killed refinement)
   data            the refinement's prompts: data=<source> (null: the embedded target's own set),
                   data.* keys (userdata.DataConfig); it reads the train split
   prompts         training prompts the refinement learns from (the first of that train split)
@@ -112,7 +114,8 @@ def run(cfg: Config, ctx: RunContext) -> Result:
         features = ctx.home / "features" / corpus_key(target, prompts.inputs, cfg.max_new_tokens,
                                                       prompts.responses)
         refinement = refine(superdraft, selection.candidate.arch, corpus, meta.intermediate_tap,
-                            cfg.refine_steps, cfg.refinement, features)
+                            cfg.refine_steps, cfg.refinement, features,
+                            Path(cfg.run_dir) / "refine-checkpoints")
         if cfg.validation_prompts:
             held_out = data.take(target, "validation", cfg.validation_prompts, cfg.max_new_tokens)
             validation = cached_corpus(target, held_out.inputs, cfg.max_new_tokens, ctx.home,
@@ -145,10 +148,11 @@ def check_config(cfg: Config) -> None:
     if cfg.format not in FORMATS:
         raise ExportError(f"format: '{cfg.format}'; use one of {', '.join(FORMATS)}")
     if cfg.refine and (cfg.refine_steps < 1 or cfg.prompts < 1 or cfg.max_new_tokens < 1
-                       or cfg.validation_prompts < 0):
+                       or cfg.validation_prompts < 0 or cfg.refinement.checkpoint_every < 0):
         raise ExportError(f"refine_steps={cfg.refine_steps}, prompts={cfg.prompts}, "
                           f"max_new_tokens={cfg.max_new_tokens}, validation_prompts="
-                          f"{cfg.validation_prompts}: use positive numbers with refine=true "
-                          "(validation_prompts may be 0)")
+                          f"{cfg.validation_prompts}, refinement.checkpoint_every="
+                          f"{cfg.refinement.checkpoint_every}: use positive numbers with "
+                          "refine=true (validation_prompts and checkpoint_every may be 0)")
     if cfg.threads < 0:
         raise ExportError(f"threads: {cfg.threads}; use 0 (torch's default) or a positive number")

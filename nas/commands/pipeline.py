@@ -196,7 +196,8 @@ def winner_refinement(train: TrainConfig) -> RefineConfig:
     """The winner trains as the supernet trained: the same batch, lr schedule and loss."""
     return RefineConfig(batch_size=train.batch_size, lr=train.lr,
                         warmup_steps=train.warmup_steps, min_lr_ratio=train.min_lr_ratio,
-                        grad_clip=train.grad_clip, seed=train.seed, loss=train.loss)
+                        grad_clip=train.grad_clip, seed=train.seed,
+                        checkpoint_every=train.checkpoint_every, loss=train.loss)
 
 
 def large_vocabulary_cpu(device_kind: str, vocab_size: int) -> bool:

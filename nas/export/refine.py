@@ -8,6 +8,11 @@ supernet's training filled when given its directory), so the refined draft learn
 training taught and `extract` then copies the refined slices. Only the arch's slices receive
 gradients; the rest of the supernet is left as it was. The learning rate warms up linearly, then
 follows a cosine to lr * min_lr_ratio (the defaults: a constant lr), as training's does.
+
+Given a directory, it checkpoints every `checkpoint_every` steps as training does
+(supernet.checkpoint: weights, optimizer, schedule, batch order, losses) and a rerun continues
+from the newest checkpoint of the same draft and settings: the pipeline's winner training runs
+for many minutes, and a killed export picks up where it stopped.
 """
 
 import random
@@ -19,7 +24,14 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from nas.export.errors import ExportError
 from search_spaces import DraftArch
+from supernet.checkpoint import (
+    SupernetMeta,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
 from supernet.corpus import CorpusItem
 from supernet.features import FeatureSource
 from supernet.loss import LossConfig
@@ -36,12 +48,13 @@ class RefineConfig:
     min_lr_ratio: float = 1.0
     grad_clip: float = 0.5
     seed: int = 0
+    checkpoint_every: int = 50
     loss: LossConfig = field(default_factory=LossConfig)
 
 
 def refine(superdraft: SuperDraft, arch: DraftArch, corpus: list[CorpusItem],
            intermediate_tap: int | None, steps: int, cfg: RefineConfig,
-           features_dir: Path | None = None) -> dict[str, Any]:
+           features_dir: Path | None = None, checkpoints: Path | None = None) -> dict[str, Any]:
     """Train `arch`'s slices of `superdraft` for `steps` steps; returns the first and last loss
     (each the mean of the first / last tenth of the steps: one batch's loss is noisy)."""
     target = superdraft.target
@@ -56,11 +69,25 @@ def refine(superdraft: SuperDraft, arch: DraftArch, corpus: list[CorpusItem],
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: lr_factor(step, steps, cfg.warmup_steps, cfg.min_lr_ratio))
     order = random.Random(cfg.seed)
-    losses = []
+    # What a checkpoint must have been made for to be continued.
+    run = {"arch": arch.to_dict(), "steps": steps, "config": repr(cfg), "sequences": len(corpus)}
+    losses: list[float] = []
+    resumed = checkpoints and latest_checkpoint(checkpoints)
+    if resumed:
+        state = load_checkpoint(resumed, superdraft, target.fingerprint)
+        if state.get("run") != run:
+            raise ExportError(f"{checkpoints} holds a refinement of another draft or with other "
+                              "settings; give a fresh run_dir, or delete that directory")
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        order.setstate(state["order"])
+        losses = list(state["losses"])
+    meta = SupernetMeta.of(superdraft, intermediate_tap)
     superdraft.train()
-    started = time.perf_counter()
+    started, first = time.perf_counter(), len(losses)
     try:
-        for _ in tqdm(range(steps), desc="refine", dynamic_ncols=True):
+        for step in tqdm(range(first, steps), initial=first, total=steps, desc="refine",
+                         dynamic_ncols=True):
             indices = order.sample(range(len(corpus)), min(cfg.batch_size, len(corpus)))
             batch = features.batch([(index, corpus[index]) for index in indices])
             optimizer.zero_grad(set_to_none=True)
@@ -70,10 +97,15 @@ def refine(superdraft: SuperDraft, arch: DraftArch, corpus: list[CorpusItem],
             optimizer.step()
             scheduler.step()
             losses.append(metrics["loss"])
+            if checkpoints and cfg.checkpoint_every and (step + 1) % cfg.checkpoint_every == 0:
+                save_checkpoint(checkpoints, step + 1, superdraft, meta, {
+                    "run": run, "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(), "order": order.getstate(),
+                    "losses": losses})
     finally:
         superdraft.eval()
     tenth = max(1, steps // 10)
     return {"steps": steps, "batch_size": cfg.batch_size, "lr": cfg.lr,
             "sequences": len(corpus), "first_loss": round(sum(losses[:tenth]) / tenth, 5),
-            "last_loss": round(sum(losses[-tenth:]) / tenth, 5),
+            "last_loss": round(sum(losses[-tenth:]) / tenth, 5), "resumed_from_step": first,
             "seconds": round(time.perf_counter() - started, 1)}

@@ -4,6 +4,7 @@ pairings exit 2 with one line. format=eagle3 on a deeper tiny Llama writes exact
 layout, and a reference EAGLE-3 forward over the written files computes what the draft computes;
 a draft that does not fit is refused with one line naming why."""
 
+import importlib
 import json
 import sys
 from dataclasses import replace
@@ -18,7 +19,7 @@ from tiny_tables import write_table
 
 from nas.candidates import Candidate
 from nas.cli import main
-from nas.export import eagle3_mismatches, write_eagle3
+from nas.export import ExportError, RefineConfig, eagle3_mismatches, write_eagle3
 from nas.export.selection import select_trial
 from nas.measured_shapes import decoded_tau, prepared
 from nas.objectives import TrialResult
@@ -29,6 +30,7 @@ from specdec import DecodeConfig, DraftModel, SpeculativeDecoder
 from specdec.shape import DEFAULT_SHAPE, DecodeShape
 from supernet import SuperDraft, SupernetMeta, draft_config, save_supernet
 from supernet.corpus import cached_corpus
+from supernet.loss import LossConfig
 from targets import Target, load_target
 from targets.tiny import tiny_inputs, tiny_target
 from userdata import DataConfig, UserData
@@ -209,6 +211,50 @@ def test_refined_draft_moves_off_the_supernet_and_stays_lossless(search, target,
     assert_lossless(target, draft, DecodeShape(depth=3, top_k=2, total_tokens=8))
 
 
+def test_a_killed_refinement_continues_where_it_stopped_and_ends_as_an_unbroken_one(
+        target, supernet, tmp_path, monkeypatch):
+    """Checkpoints every step; the run killed in its third step, rerun, trains steps 3 and 4
+    only and ends with the weights and losses of a run never interrupted."""
+    from supernet import load_supernet
+
+    # The module (the package exports its function under the same name).
+    refine_module = importlib.import_module("nas.export.refine")
+
+    monkeypatch.setenv("DRAFTNAS_HOME", str(tmp_path / "home"))
+    prompts = UserData(DataConfig(source="shapes"), target.spec).take(target, "train", 3, 6)
+    corpus = cached_corpus(target, prompts.inputs, 6, tmp_path / "home")
+    cfg = RefineConfig(batch_size=2, lr=1e-2, warmup_steps=1, min_lr_ratio=0.1,
+                       checkpoint_every=1, loss=LossConfig(unroll_steps=2))
+
+    def refined(checkpoints: Path) -> tuple[dict, dict]:
+        superdraft, _ = load_supernet(supernet, target)
+        report = refine_module.refine(superdraft, OTHER, corpus, 1, 4, cfg, None, checkpoints)
+        return report, superdraft.subnet_weights(OTHER)
+
+    unbroken, expected = refined(tmp_path / "unbroken")
+    backward, calls = refine_module.sandwich_backward, []
+
+    def killed_in_the_third_step(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return backward(*args, **kwargs)
+
+    monkeypatch.setattr(refine_module, "sandwich_backward", killed_in_the_third_step)
+    with pytest.raises(KeyboardInterrupt):
+        refined(tmp_path / "broken")
+    monkeypatch.setattr(refine_module, "sandwich_backward", backward)
+    resumed, weights = refined(tmp_path / "broken")
+    assert (unbroken["resumed_from_step"], resumed["resumed_from_step"]) == (0, 2)
+    assert (resumed["first_loss"], resumed["last_loss"]) == (unbroken["first_loss"],
+                                                            unbroken["last_loss"])
+    assert all(torch.equal(weights[name], expected[name]) for name in expected)
+    other = replace(cfg, lr=1e-3)
+    superdraft, _ = load_supernet(supernet, target)
+    with pytest.raises(ExportError, match="another draft or with other settings"):
+        refine_module.refine(superdraft, OTHER, corpus, 1, 4, other, None, tmp_path / "broken")
+
+
 SHAPES = (DecodeShape.chain(1), DecodeShape.chain(2), DecodeShape(depth=3, top_k=2,
                                                                     total_tokens=6))
 
@@ -255,6 +301,8 @@ def test_a_refined_draft_recommends_the_shape_its_own_tau_makes_fastest(priced_s
     result = json.loads((run / "result.json").read_text())["result"]
     assert result["predicted"] == provenance["predicted"]
     assert result["arch"]["decode"] == draft.config.decode.to_dict()
+    # It trained on features cached on disk, where the supernet's training keeps them.
+    assert any((tmp_path / "home" / "features").rglob("*.safetensors"))
 
 
 def test_without_the_searchs_table_a_refinement_cannot_pick_a_shape_and_says_so(

@@ -282,8 +282,9 @@ def test_on_a_cpu_with_a_large_vocabulary_the_winner_trains_alone_after_the_sear
         (train.prompts, train.max_new_tokens, train.threads) == (9, cfg.max_new_tokens, 2)
     refinement = export.refinement
     assert (refinement.batch_size, refinement.warmup_steps, refinement.min_lr_ratio,
-            refinement.loss) == (train.train.batch_size, train.train.warmup_steps,
-                                 train.train.min_lr_ratio, train.train.loss)
+            refinement.checkpoint_every, refinement.loss) == (
+        train.train.batch_size, train.train.warmup_steps, train.train.min_lr_ratio,
+        train.train.checkpoint_every, train.train.loss)
     assert refinement.lr == (1e-4 if "refinement.lr=1e-4" in str(overrides) else train.train.lr)
     assert export.validation_prompts > 0  # its shape is chosen again
 
