@@ -1,4 +1,5 @@
-"""The whole job on one target: build it, train the supernet, profile, search, export, train the
+"""The whole job on one target: build it, train the supernet, profile, search, export (on a CPU
+with a large vocabulary after training the searched draft alone: winner_steps), train the
 eagle, dream and (for a VLM) specllava baselines, bench them all (`stages`: <run_dir>/01-target ...
 09-bench, each a draftnas command in this process, the target loaded once). A stage whose directory holds
 result.json is skipped: `draftnas pipeline run_dir=<an earlier run>` resumes a killed pipeline.
