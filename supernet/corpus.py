@@ -66,6 +66,13 @@ def corpus_key(target: Any, prompts: Sequence[PreparedInputs], max_new_tokens: i
     return digest.hexdigest()[:20]
 
 
+def features_dir(home: Path, target: Any, prompts: Sequence[PreparedInputs],
+                 max_new_tokens: int, responses: Sequence[list[int]] | None = None) -> Path:
+    """Where the target's features of this corpus are cached (supernet.features): one directory
+    per corpus, shared by every run that trains on it (a supernet, its winner, eagle, dream)."""
+    return Path(home) / "features" / corpus_key(target, prompts, max_new_tokens, responses)
+
+
 def build_corpus(target: Any, prompts: Sequence[PreparedInputs], max_new_tokens: int,
                  cache_dir: str | Path, progress: bool = True,
                  responses: Sequence[list[int]] | None = None,

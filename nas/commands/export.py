@@ -52,7 +52,7 @@ from nas.export import (
 )
 from nas.run_context import RunContext, TargetConfig
 from supernet import draft_config
-from supernet.corpus import cached_corpus, corpus_key
+from supernet.corpus import cached_corpus, features_dir
 from userdata import DataConfig, UserData
 
 FORMATS = ("draftnas", "eagle3")
@@ -111,8 +111,8 @@ def run(cfg: Config, ctx: RunContext) -> Result:
                                responses=prompts.responses,
                                shorten="fewer prompts= or max_new_tokens=")
         # The features the supernet's training cached for this corpus (train's features=disk).
-        features = ctx.home / "features" / corpus_key(target, prompts.inputs, cfg.max_new_tokens,
-                                                      prompts.responses)
+        features = features_dir(ctx.home, target, prompts.inputs, cfg.max_new_tokens,
+                                prompts.responses)
         refinement = refine(superdraft, selection.candidate.arch, corpus, meta.intermediate_tap,
                             cfg.refine_steps, cfg.refinement, features,
                             Path(cfg.run_dir) / "refine-checkpoints")

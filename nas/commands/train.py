@@ -42,7 +42,7 @@ from nas.user_errors import UserError
 from search_spaces import ResolvedSpace, TargetDims, load_space
 from specdec.shape import DecodeShape
 from supernet.checkpoint import SupernetMeta, load_supernet, save_supernet
-from supernet.corpus import cached_corpus, corpus_key, vocabulary_ranking
+from supernet.corpus import cached_corpus, features_dir, vocabulary_ranking
 from supernet.distributed import World, barrier, init_world
 from supernet.extract import extract
 from supernet.superdraft import SuperDraft
@@ -123,13 +123,13 @@ def run(cfg: Config, ctx: RunContext) -> Result:
                            prompts.responses, shorten="fewer prompts= or max_new_tokens=")
     vocab_ranking = vocabulary_ranking(resolved.draft_vocab_size, corpus, target)
     intermediate_tap = calibration.candidate_taps[0] if calibration else None
-    features_dir = None
+    cache = None
     if cfg.features == "disk":
-        features_dir = ctx.home / "features" / corpus_key(target, prompts.inputs,
-                                                          cfg.max_new_tokens, prompts.responses)
+        cache = features_dir(ctx.home, target, prompts.inputs, cfg.max_new_tokens,
+                             prompts.responses)
     recipe = SupernetRecipe(cfg.train, run_dir, world)
     try:
-        recipe.setup(target, resolved, corpus, vocab_ranking, intermediate_tap, features_dir,
+        recipe.setup(target, resolved, corpus, vocab_ranking, intermediate_tap, cache,
                      cfg.resume)
         summary = recipe.train()
         outputs = save_outputs(recipe, resolved, space.decode, intermediate_tap, run_dir, world)

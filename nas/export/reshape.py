@@ -3,8 +3,9 @@
 The search chose the draft's shape with the supernet's weights: an under-trained draft accepts
 little, so short chains win (on smollm2, chain 1 after 120 supernet steps). Trained alone, the
 same draft accepts more, and deeper shapes gain the most (there: tau +0.18 on chain 1, +0.51 on
-tree 3/2/6, which came within 1% of chain 1), so which shape pays can change. Every shape the supernet was trained for is decoded
-on held-out prompts with the refined draft (the search's measured-shapes stage:
+tree 3/2/6, which came within 1% of chain 1), so which shape pays can change. Every shape the
+supernet was trained for is decoded on held-out prompts with the refined draft (the search's
+measured-shapes stage:
 nas.measured_shapes.decoded_tau, drafting every step) and priced on the search's latency table at
 the search's context; the fastest within the search's latency budget is recommended, and its
 measured tau and predicted speedup replace the search's in the export's provenance.
